@@ -1,0 +1,112 @@
+"""`rag` command line: ingest, ask, repl, sources. Thin: parsing, then one engine call, then output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from rag.errors import BadQuestion, ConfigError, RagError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rag", description="Ask questions about a folder of documents; answers cite their sources.")
+    sub = p.add_subparsers(dest="command")
+    ing = sub.add_parser("ingest", help="build or update the index from the documents folder")
+    ing.add_argument("--json", action="store_true", help="print the report as JSON")
+    ing.add_argument("--rebuild", action="store_true", help="re-embed everything")
+    ask = sub.add_parser("ask", help="answer one question")
+    ask.add_argument("question", nargs="+")
+    ask.add_argument("--json", action="store_true", help="print the answer as JSON")
+    sub.add_parser("repl", help="ask questions interactively (the default)")
+    src = sub.add_parser("sources", help="list the indexed documents")
+    src.add_argument("--json", action="store_true")
+    return p
+
+
+def _setup(level: str) -> None:
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("bm25s", "sentence_transformers", "transformers", "httpx", "faiss"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    from dotenv import load_dotenv
+
+    from rag.config import load_settings
+
+    load_dotenv()
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as err:
+        print(f"configuration error: {err}", file=sys.stderr)
+        return 2
+    _setup(settings.log_level)
+    from rag.engine import build_engine
+
+    engine = build_engine(settings)
+    try:
+        if args.command == "ingest":
+            report = engine.ingest(rebuild=args.rebuild, progress=sys.stderr.isatty() and not args.json)
+            if args.json:
+                r = report.to_json()
+                print(json.dumps({k: r[k] for k in ("added", "updated", "removed", "unchanged", "chunks_embedded", "seconds")}
+                                 | {"chunks_total": r["chunks_total"], "skipped": r["skipped"], "rebuilt": r["rebuilt"]}))
+            else:
+                if report.rebuilt:
+                    print(f"full rebuild: {report.rebuilt}")
+                for s in report.skipped:
+                    print(f"skipped {s['source']}: {s['reason']}", file=sys.stderr)
+                print(f"{report.added} added, {report.updated} updated, {report.removed} removed, "
+                      f"{report.unchanged} unchanged; {report.chunks_embedded} chunks embedded "
+                      f"({report.chunks_total} in the index) in {report.seconds:.1f} s")
+            return 0
+        if args.command == "ask":
+            return _ask(engine, " ".join(args.question), args.json)
+        if args.command == "sources":
+            docs = engine.sources()
+            if args.json:
+                print(json.dumps(docs, ensure_ascii=False, indent=1))
+            else:
+                for d in docs:
+                    print(f"{d['source']}  {d['chunks']:>3} chunks  [{d['language']}]  {d.get('date') or '':10}  {d['title']}")
+            return 0
+        from rag.repl import run_repl
+
+        return run_repl(engine)
+    except BadQuestion as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except RagError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _ask(engine, question: str, as_json: bool) -> int:
+    from rag.render import render_answer
+
+    if as_json:
+        answer = engine.ask(question)
+        print(json.dumps(answer.to_json(), ensure_ascii=False, indent=1))
+        return 0
+    from rag.records import Answer
+
+    answer = None
+    for piece in engine.ask_stream(question):
+        if isinstance(piece, Answer):
+            answer = piece
+        else:
+            print(piece, end="", flush=True)
+    print()
+    from rag.render import render_footer
+
+    print(render_footer(answer))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

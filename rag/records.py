@@ -1,0 +1,92 @@
+"""Typed records passed between pipeline stages (documents → chunks → hits → answer)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class SourceDoc:
+    """A cleaned document, ready to split. `source` is the path relative to the seeds folder."""
+
+    source: str
+    text: str
+    title: str
+    date: str | None
+    language: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Chunk:
+    id: str
+    source: str
+    n: int
+    text: str
+    title: str
+    date: str | None
+    language: str
+    # Sentences of this chunk as (start, end) character offsets into `text`.
+    sentences: tuple[tuple[int, int], ...] = ()
+
+    def sentence_texts(self) -> list[str]:
+        return [self.text[a:b] for a, b in self.sentences]
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["sentences"] = [list(s) for s in self.sentences]
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> Chunk:
+        return cls(**{**d, "sentences": tuple(tuple(s) for s in d.get("sentences", ()))})
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A retrieved chunk with its fused score and per-channel ranks (1-based, None if absent)."""
+
+    chunk_index: int
+    chunk: Chunk
+    score: float
+    dense: float = 0.0
+    ranks: dict[str, int | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Citation:
+    n: int
+    source: str
+    title: str
+    date: str | None
+    snippet: str
+    score: float
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Answer:
+    question: str
+    text: str
+    abstained: bool
+    citations: list[Citation]
+    backend: str = "extractive"
+    notes: list[str] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    confidence: float = 0.0
+    retrieved: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {
+            "question": self.question,
+            "answer": self.text,
+            "abstained": self.abstained,
+            "backend": self.backend,
+            "notes": list(self.notes),
+            "citations": [c.to_json() for c in self.citations],
+            "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+            "confidence": round(self.confidence, 4),
+            "retrieved": list(self.retrieved),
+        }
