@@ -35,7 +35,7 @@ _DATE = re.compile(
     rf"\b{_MONTH}\s+\d{{1,2}}(?:,\s*\d{{4}})?|\b\d{{1,2}}\.?\s+{_MONTH}(?:\s+\d{{4}})?|\b\d{{1,2}}\.\s+{_MONAT}(?:\s+\d{{4}})?"
     rf"|\b\d{{4}}-\d{{2}}-\d{{2}}\b|\b(?:in|im|since|seit)\s+(?:19|20)\d{{2}}\b"
 )
-_NUMBER = re.compile(r"\b\d[\d,.]*(?:\s+(?:million|billion|thousand|percent|%))?")
+_NUMBER = re.compile(r"[$€£]?\b\d[\d,.]*\b(?!\.?\d|th\b|st\b|nd\b|rd\b|-)(?:\s+(?:million|billion|thousand|percent|%))?")
 _WHEN = re.compile(r"^\s*(when|wann|what date|on what date|what day|in what year|in which year|what year)\b", re.I)
 _HOW_MANY = re.compile(r"^\s*(how many|how much|wie viele|wie viel)\b", re.I)
 

@@ -28,7 +28,7 @@ class Settings:
     chunk_overlap: int = 40
     faiss_index: str = "Flat"
     retriever: str = "hybrid"
-    min_confidence: float = 0.5
+    min_confidence: float = 0.44
     max_question_chars: int = 2000
     answer_sentences: int = 3
     sentence_vectors: bool = True

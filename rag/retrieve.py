@@ -21,7 +21,7 @@ CHANNELS_BY_MODE = {
     "ngram": ("ngram",),
     "lexical": ("bm25", "ngram"),
 }
-DEFAULT_WEIGHTS = {"dense": 1.0, "bm25": 1.0, "ngram": 0.5}
+DEFAULT_WEIGHTS = {"dense": 1.0, "bm25": 1.0, "ngram": 1.0}
 
 
 @dataclass(frozen=True)

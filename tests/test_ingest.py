@@ -1,0 +1,124 @@
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from rag.chunk import chunk_document, make_splitter
+from rag.engine import Engine
+from rag.errors import IndexCorrupt, SeedsMissing
+from rag.ingest import ingest_folder
+from rag.load import load_documents
+from rag.sentences import split_sentence_texts
+from rag.store import load_snapshot
+
+
+def test_documents_have_metadata_and_german_is_detected(built):
+    docs = {d.source: d for d in load_documents(built.seeds_dir)[0]}
+    assert len(docs) == 5
+    assert docs["002_ddc9d047bacb3bd0.txt"].language == "de"
+    assert all(d.language == "en" for s, d in docs.items() if s != "002_ddc9d047bacb3bd0.txt")
+    assert docs["000_f95afc1178a02e7b.txt"].date == "2024-10-15"
+    assert docs["003_07e049bc62076820.txt"].date == "2016-11-18"
+    assert "161117_koreacentralasia_art1.jpg" not in docs["003_07e049bc62076820.txt"].text
+    assert "Leave a review" not in docs["001_693447a3f6ff537d.txt"].text
+    assert "commvisory" not in docs["002_ddc9d047bacb3bd0.txt"].text.lower()
+
+
+def test_chunks_cover_every_sentence_and_ids_are_stable(built, embedder):
+    splitter = make_splitter(built.chunk_size, built.chunk_overlap, embedder.token_ids)
+    for doc in load_documents(built.seeds_dir)[0]:
+        chunks = chunk_document(doc, splitter)
+        joined = [" ".join(c.text.split()) for c in chunks]
+        for sentence in split_sentence_texts(doc.text):
+            s = " ".join(sentence.split())
+            assert any(s in j for j in joined), f"{doc.source}: sentence lost: {s[:60]}"
+        assert [c.id for c in chunks] == [c.id for c in chunk_document(doc, splitter)]
+        assert all(len(embedder.token_ids(c.text)) <= built.chunk_size for c in chunks)
+
+
+def test_saved_index_loads_with_identical_results(built, embedder):
+    snap = load_snapshot(built.index_dir)
+    again = load_snapshot(built.index_dir)
+    q = embedder.embed_batch(["Where was the parliamentary meeting with South Korea held?"])
+    d1, i1 = snap.faiss_index.search(q, 5)
+    d2, i2 = again.faiss_index.search(q, 5)
+    assert (i1 == i2).all() and (d1 == d2).all()
+    assert [c.id for c in snap.chunks] == [c.id for c in again.chunks]
+    # The stored vectors are the model's vectors for the stored chunk texts.
+    fresh = embedder.embed_batch([snap.chunks[0].text])[0]
+    assert float(fresh @ snap.vectors[0]) > 0.9999
+
+
+def test_second_ingest_embeds_nothing_and_a_changed_file_only_its_chunks(workspace, embedder):
+    assert ingest_folder(workspace, embedder=embedder).chunks_embedded == 0
+    path = workspace.seeds_dir / "004_9ed8f173f51d1787.txt"
+    path.write_text(path.read_text(encoding="utf-8") + "\n\nThe delegation also visited Ghent on a Tuesday.", encoding="utf-8")
+    report = ingest_folder(workspace, embedder=embedder)
+    n_doc_chunks = len(load_snapshot(workspace.index_dir).manifest["documents"][path.name]["chunk_ids"])
+    assert (report.updated, report.unchanged, report.chunks_embedded) == (1, 4, n_doc_chunks)
+    (workspace.seeds_dir / "003_07e049bc62076820.txt").unlink()
+    report = ingest_folder(workspace, embedder=embedder)
+    assert (report.removed, report.chunks_embedded) == (1, 0)
+    assert "003_07e049bc62076820.txt" not in load_snapshot(workspace.index_dir).manifest["documents"]
+
+
+def test_changed_chunking_triggers_full_rebuild(workspace, embedder):
+    report = ingest_folder(workspace.with_(chunk_size=128, chunk_overlap=20), embedder=embedder)
+    assert report.rebuilt and "chunking" in report.rebuilt
+    assert report.chunks_embedded == report.chunks_total > 0
+
+
+def test_bad_files_are_skipped_with_a_warning_and_the_rest_indexed(workspace, embedder, caplog):
+    (workspace.seeds_dir / "empty.txt").write_bytes(b"")
+    (workspace.seeds_dir / "binary.txt").write_bytes(b"\x00\x01\x02PK\x00" * 50)
+    (workspace.seeds_dir / "latin1.txt").write_bytes("Caf\xe9 na\xefve".encode("latin-1"))
+    with caplog.at_level(logging.WARNING):
+        report = ingest_folder(workspace, embedder=embedder)
+    assert {s["source"] for s in report.skipped} == {"empty.txt", "binary.txt", "latin1.txt"}
+    assert report.unchanged == 5
+    for name in ("empty.txt", "binary.txt", "latin1.txt"):
+        assert name in caplog.text
+
+
+def test_missing_seeds_folder_is_a_clear_error(workspace, tmp_path):
+    with pytest.raises(SeedsMissing, match="does not exist"):
+        ingest_folder(workspace.with_(seeds_dir=tmp_path / "nowhere"))
+
+
+def test_interrupted_ingest_leaves_the_previous_index_usable(workspace, embedder, monkeypatch):
+    import faiss
+
+    before = load_snapshot(workspace.index_dir).folder
+    path = workspace.seeds_dir / "000_f95afc1178a02e7b.txt"
+    path.write_text(path.read_text(encoding="utf-8") + "\n\nA new paragraph.", encoding="utf-8")
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(faiss, "write_index", boom)
+    with pytest.raises(KeyboardInterrupt):
+        ingest_folder(workspace, embedder=embedder)
+    monkeypatch.undo()
+    snap = load_snapshot(workspace.index_dir)
+    assert snap.folder == before
+    assert not [p for p in (workspace.index_dir / "snapshots").iterdir() if p.name.startswith(".tmp")]
+
+
+def test_corrupt_index_gives_the_fix_not_a_traceback(workspace):
+    folder = load_snapshot(workspace.index_dir).folder
+    (folder / "faiss.index").write_bytes(b"garbage")
+    with pytest.raises(IndexCorrupt, match="rag ingest --rebuild"):
+        load_snapshot(workspace.index_dir)
+    engine = Engine(workspace.with_(seeds_dir=workspace.seeds_dir), auto_ingest=True)
+    with pytest.raises(IndexCorrupt):
+        engine.ask("When did the meeting take place?")
+
+
+def test_stale_index_is_refreshed_on_ask(workspace, embedder):
+    (workspace.seeds_dir / "extra.md").write_text(
+        "# Falcon survey\n\nThe Saker falcon census in the Altyn-Emel park counted 412 birds.", encoding="utf-8")
+    answer = Engine(workspace).ask("How many Saker falcons were counted in Altyn-Emel?")
+    assert not answer.abstained
+    assert answer.citations[0].source == "extra.md"
+    assert "412" in answer.text
