@@ -47,9 +47,9 @@ class HybridRetriever:
         self.channels = CHANNELS_BY_MODE[mode]
         self.params = params
 
-    def rankings(self, qvec: np.ndarray | None, text: str) -> dict[str, np.ndarray]:
+    def rankings(self, qvec: np.ndarray | None, text: str, top_k: int = 0) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
-        depth = min(self.params.depth, len(self.snapshot.chunks))
+        depth = min(max(self.params.depth, top_k), len(self.snapshot.chunks))
         if depth == 0:
             return out
         if "dense" in self.channels and qvec is not None:
@@ -61,7 +61,7 @@ class HybridRetriever:
         return out
 
     def retrieve(self, qvec: np.ndarray | None, text: str, top_k: int) -> list[Hit]:
-        ranked = self.rankings(qvec, text)
+        ranked = self.rankings(qvec, text, top_k)
         weights = dict(self.params.weights)
         fused: dict[int, float] = {}
         ranks: dict[int, dict[str, int]] = {}
