@@ -188,7 +188,7 @@ class Engine:
         query = self.retrieval_query(q, history)
         hits, qvec, timings = self.retrieve(query)
         t = time.perf_counter()
-        result = state.extractive.answer(q, qvec, hits)
+        result = state.extractive.answer(query, qvec, hits)
         timings["answer"] = (time.perf_counter() - t) * 1000
         timings["total"] = (time.perf_counter() - start) * 1000
         if load_ms > 50:
