@@ -157,11 +157,14 @@ class Engine:
         return q, notes
 
     def retrieval_query(self, question: str, history: list[tuple[str, str]] | None) -> str:
-        """With no LLM to rewrite follow-ups, the previous question joins the retrieval query."""
-        if not history:
+        """With no LLM to rewrite follow-ups, the previous question joins the retrieval query.
+
+        Only for questions that lean on the conversation ("and who chaired it?"): a new,
+        self-contained question must not inherit the last topic.
+        """
+        if not history or not is_follow_up(question):
             return question
-        last_q = history[-1][0]
-        return f"{question} {last_q}"
+        return f"{question} {history[-1][0]}"
 
     def retrieve(self, query: str, top_k: int | None = None):
         """Hits for `query` plus the query vector; the eval harness calls this directly."""
@@ -229,6 +232,22 @@ class Engine:
              "chunks": len(d["chunk_ids"])}
             for src, d in sorted(docs.items())
         ]
+
+
+_REFERRING = {
+    "he", "she", "it", "they", "him", "her", "them", "his", "its", "their", "this", "that", "these",
+    "those", "there", "then", "er", "sie", "es", "ihn", "ihm", "ihr", "dort", "dann", "dies", "das",
+}
+
+
+def is_follow_up(question: str) -> bool:
+    """Does the question refer back ('he', 'it', 'there', 'and …') or is it too short to stand alone?"""
+    import re
+
+    words = re.findall(r"\w+", question.casefold())
+    if not words:
+        return False
+    return words[0] in ("and", "und", "also", "what about") or bool(_REFERRING & set(words)) or len(words) <= 3
 
 
 def build_engine(settings: Settings, auto_ingest: bool = True) -> Engine:
