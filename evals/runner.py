@@ -22,6 +22,7 @@ from rag.errors import RagError
 CONFIGS: dict[str, dict] = {
     "default": {},
     "hybrid": {"retriever": "hybrid"},
+    "hybrid-rrf": {"retriever": "hybrid", "fusion": "rrf"},
     "dense": {"retriever": "dense"},
     "bm25": {"retriever": "bm25"},
     "ngram": {"retriever": "ngram"},
@@ -44,7 +45,7 @@ def _progress(items, desc: str):
 
 
 def describe(settings: Settings, name: str) -> dict:
-    keys = ("embed_model", "retriever", "top_k", "chunk_size", "chunk_overlap", "faiss_index", "min_confidence")
+    keys = ("embed_model", "retriever", "fusion", "top_k", "chunk_size", "chunk_overlap", "faiss_index", "min_confidence")
     d = {k: getattr(settings, k) for k in keys}
     return {"name": name, **d, "backend": "llm" if settings.llm_base_url else "extractive"}
 

@@ -28,6 +28,7 @@ class Settings:
     chunk_overlap: int = 40
     faiss_index: str = "Flat"
     retriever: str = "hybrid"
+    fusion: str = "cc"
     min_confidence: float = 0.44
     max_question_chars: int = 2000
     answer_sentences: int = 3
@@ -143,6 +144,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         chunk_overlap=chunk_overlap,
         faiss_index=env.get("RAG_FAISS_INDEX", "").strip() or "Flat",
         retriever=_choice(env, "RAG_RETRIEVER", "hybrid", RETRIEVERS),
+        fusion=_choice(env, "RAG_FUSION", "cc", ("cc", "rrf")),
         min_confidence=min_conf,
         max_question_chars=_int(env, "RAG_MAX_QUESTION_CHARS", 2000, lo=20),
         answer_sentences=_int(env, "RAG_ANSWER_SENTENCES", 3, lo=1),
