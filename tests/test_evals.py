@@ -1,0 +1,100 @@
+"""The eval harness: metric arithmetic, report shapes, BEIR caching, and the CI quality gate."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from evals import metrics as M
+from evals.datasets import load_beir, load_qa
+from evals.runner import run_beir, run_qa
+from tests.conftest import ROOT
+
+QA = ROOT / "evals" / "seeds_qa.jsonl"
+
+
+def test_metric_arithmetic():
+    assert M.ndcg_at_k(["a", "b", "c"], {"a"}, 10) == 1.0
+    assert M.ndcg_at_k(["x", "a"], {"a"}, 10) == 0.6309
+    assert M.ndcg_at_k(["x"] * 10 + ["a"], {"a"}, 10) == 0.0
+    assert M.mrr(["x", "y", "a"], {"a"}) == pytest.approx(1 / 3)
+    assert M.recall_at_k(["a", "x"], {"a", "b"}, 100) == 0.5
+    assert M.answer_contains("It was on August 9, 2024 [1].", ["august 9, 2024"]) == 1.0
+    assert M.answer_contains("Central Asia – 2040 [1]", ['Central Asia - 2040']) == 1.0  # dashes unified
+    assert M.token_f1("August 9, 2024 [1]", ["August 9, 2024"]) == 1.0
+    assert M.citation_validity("a [1] b [3]", {1, 2}) == 0.0
+    assert M.citation_precision(["a", "b"], {"a"}) == 0.5
+    assert M.percentile([1, 2, 3, 4], 50) == 2
+
+
+def test_seeds_qa_file_is_well_formed():
+    items = load_qa(QA)
+    assert len(items) >= 40
+    assert {i.kind for i in items} >= {"fact", "paraphrase", "crosslingual", "german", "multi", "unanswerable"}
+    assert sum(not i.answerable for i in items) >= 6
+    assert {i.split for i in items} == {"dev", "test"}
+    seeds = {p.name for p in (ROOT / "seeds").iterdir()}
+    assert all(set(i.sources) <= seeds for i in items)
+
+
+def test_ci_gate_on_the_seeds_test_split(built):
+    """Fails CI when retrieval, answers, citations or abstention regress on questions never tuned on."""
+    report = run_qa(built, load_qa(QA, "test"), "default", str(QA))
+    s = report["summary"]
+    assert s["hit@1"] >= 0.85, s
+    assert s["hit@5"] >= 0.95, s
+    assert s["answer_contains"] >= 0.65, s
+    assert s["citation_validity"] == 1.0, s
+    assert s["citation_precision"] >= 0.9, s
+    assert s["abstention_accuracy"] >= 0.8, s
+    assert s["false_abstention_rate"] <= 0.25, s
+    assert len(report["rows"]) == len(load_qa(QA, "test"))
+    assert set(report["by_kind"]) >= {"fact", "crosslingual", "unanswerable"}
+
+
+def test_cli_writes_report_markdown_and_compare_chart(built, tmp_path):
+    env_out = tmp_path / "r.json"
+    cmd = [sys.executable, "-m", "evals", "run", "--dataset", str(QA), "--limit", "6", "--seeds", str(built.seeds_dir),
+           "--compare", "dense,hybrid", "--out", str(env_out), "--markdown", str(tmp_path / "r.md")]
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "| dense | 6 |" in out.stdout and "| hybrid | 6 |" in out.stdout
+    report = json.loads((tmp_path / "r-hybrid.json").read_text())
+    assert set(report) == {"dataset", "config", "summary", "by_kind", "rows"}
+    row = report["rows"][0]
+    assert {"id", "question", "retrieved", "answer", "abstained", "cited_sources", "latency_ms"} <= set(row)
+    assert (tmp_path / "r.png").stat().st_size > 1000
+    assert (tmp_path / "r.md").read_text().startswith("| config |")
+
+
+@pytest.fixture
+def tiny_beir(tmp_path):
+    folder = tmp_path / "tiny"
+    (folder / "qrels").mkdir(parents=True)
+    docs = [
+        ("d1", "Falcon census", "The saker falcon census counted 412 birds in the Altyn-Emel park."),
+        ("d2", "Water policy", "Central Asian states agreed on a consolidated water policy for the Aral basin."),
+        ("d3", "Rail link", "A new railway links Kazakhstan and Turkmenistan across the Caspian region."),
+    ]
+    with open(folder / "corpus.jsonl", "w") as fh:
+        for i, t, x in docs:
+            fh.write(json.dumps({"_id": i, "title": t, "text": x, "metadata": {}}) + "\n")
+    with open(folder / "queries.jsonl", "w") as fh:
+        fh.write(json.dumps({"_id": "q1", "text": "How many falcons were counted?", "metadata": {}}) + "\n")
+        fh.write(json.dumps({"_id": "q2", "text": "Which railway connects Kazakhstan?", "metadata": {}}) + "\n")
+    (folder / "qrels" / "test.tsv").write_bytes(b"query-id\tcorpus-id\tscore\r\nq1\td1\t1\r\nq2\td3\t1\r\n")
+    return folder
+
+
+def test_beir_run_ranks_documents_and_caches_the_index(built, tiny_beir, tmp_path, monkeypatch):
+    import evals.runner as runner
+
+    monkeypatch.setattr(runner, "CACHE", tmp_path / "cache")
+    beir = load_beir(tiny_beir)
+    report = run_beir(built, beir, "default", str(tiny_beir))
+    assert report["summary"]["ndcg@10"] == 1.0
+    assert report["rows"][0]["retrieved"][0] == "d1"
+    snapshots = list((tmp_path / "cache").glob("*/snapshots/*"))
+    run_beir(built, beir, "bm25", str(tiny_beir))
+    assert list((tmp_path / "cache").glob("*/snapshots/*")) == snapshots, "second run re-used the cached index"
