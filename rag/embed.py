@@ -1,15 +1,17 @@
 """Text → unit vectors. Two interchangeable embedders behind one method, `embed_batch`.
 
-sentence-transformers (torch) is the reference and the ingest path. Importing it costs seconds, so
-at ingest the same model is also exported to ONNX next to the index, and queries run it through
-onnxruntime + tokenizers: the query path never imports torch. The export is checked against the
-reference (cosine ≥ 0.9999) before it is written.
+sentence-transformers (torch) is the reference. Importing it costs seconds and its encode() is
+slower on CPU, so the first ingest with a model exports that model to ONNX (checked against the
+reference: cosine ≥ 0.9999 or the export is refused) into a cache beside the index; from then on
+ingest and queries both run it through onnxruntime + tokenizers and never import torch.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import shutil
 from pathlib import Path
 from typing import Protocol
 
@@ -21,6 +23,7 @@ log = logging.getLogger(__name__)
 
 ONNX_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
+META_FILE = "embedder.json"
 
 
 class Embedder(Protocol):
@@ -106,6 +109,7 @@ class SentenceTransformerEmbedder:
                 opset_version=17, dynamo=False,
             )
         self.model.tokenizer.backend_tokenizer.save(str(folder / TOKENIZER_FILE))
+        (folder / META_FILE).write_text(json.dumps({"model": self.name, "max_tokens": self.max_tokens}))
         probe = [
             "The VI Consultative Meeting took place on August 9, 2024.",
             "Präsident Tokajew betonte die Rolle der Neutralität Turkmenistans. " * 12,
@@ -118,13 +122,21 @@ class SentenceTransformerEmbedder:
 
 
 class OnnxEmbedder:
-    """Query-time embedder: onnxruntime + tokenizers, mean pooling, L2 normalization."""
+    """onnxruntime + tokenizers, mean pooling, L2 normalization: the query path and the ingest path.
+
+    For many texts it sorts them by token length and runs small batches, so almost no padding is
+    computed (measured here: 1.4x the tokens/s of sentence-transformers' encode on 2 cores).
+    """
 
     def __init__(self, folder: Path, name: str, max_tokens: int = 256, threads: int = 0) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
         self.name = name
+        self.max_tokens = max_tokens
+        self._counter = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
+        self._counter.no_truncation()
+        self._counter.no_padding()
         self.tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
         # The bundled tokenizer.json pads and truncates at 128; the model reads up to 256.
         self.tokenizer.enable_truncation(max_tokens)
@@ -137,7 +149,23 @@ class OnnxEmbedder:
         )
         self.dim = int(self.session.get_outputs()[0].shape[-1] or 0) or 384
 
-    def embed_batch(self, texts: list[str]) -> np.ndarray:
+    def token_ids(self, text: str) -> list[int]:
+        return self._counter.encode(text, add_special_tokens=False).ids
+
+    def embed_batch(self, texts: list[str], progress: bool = False, batch_size: int = 8) -> np.ndarray:
+        if len(texts) <= batch_size:
+            return self._run(texts)
+        from tqdm import tqdm
+
+        lengths = [len(e.ids) for e in self.tokenizer.encode_batch(texts)]
+        order = np.argsort(lengths, kind="stable")
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for start in tqdm(range(0, len(texts), batch_size), disable=not progress, desc="embedding", unit="batch"):
+            idx = order[start:start + batch_size]
+            out[idx] = self._run([texts[i] for i in idx])
+        return out
+
+    def _run(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         encs = self.tokenizer.encode_batch(texts)
@@ -155,3 +183,35 @@ class OnnxEmbedder:
         vecs = (hidden * m).sum(axis=1) / np.clip(m.sum(axis=1), 1e-9, None)
         vecs /= np.clip(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12, None)
         return vecs.astype(np.float32)
+
+
+def model_cache_dir(index_dir: Path, model: str) -> Path:
+    import hashlib
+
+    return index_dir / "models" / hashlib.sha1(model.encode()).hexdigest()[:12]
+
+
+def load_ingest_embedder(index_dir: Path, model: str, embedder=None):
+    """The embedder ingest should use, and the folder of the exported ONNX model (None if unavailable).
+
+    The first ingest with a model loads sentence-transformers once to export and verify the ONNX
+    copy; every later ingest embeds with onnxruntime and never imports torch.
+    """
+    cache = model_cache_dir(index_dir, model)
+    if not (cache / ONNX_FILE).exists():
+        reference = embedder if isinstance(embedder, SentenceTransformerEmbedder) else SentenceTransformerEmbedder(model)
+        tmp = cache.with_name(cache.name + f".tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        try:
+            reference.export_onnx(tmp)
+            shutil.rmtree(cache, ignore_errors=True)
+            os.rename(tmp, cache)
+        except Exception as err:  # an exotic model may not export; then torch does all the work
+            shutil.rmtree(tmp, ignore_errors=True)
+            log.warning("ONNX export of %s failed (%s); using sentence-transformers", model, err)
+            return embedder or reference, None
+    if embedder is None:
+        meta = json.loads((cache / META_FILE).read_text()) if (cache / META_FILE).exists() else {}
+        embedder = OnnxEmbedder(cache, model, int(meta.get("max_tokens", 256)))
+    return embedder, cache

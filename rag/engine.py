@@ -113,11 +113,9 @@ class Engine:
 
     def ingest(self, rebuild: bool = False, progress: bool = False):
         """Re-index the seeds folder and swap the new index in; questions keep using the old one meanwhile."""
-        from rag.embed import SentenceTransformerEmbedder
         from rag.ingest import ingest_folder
 
-        embedder = self._embedder if isinstance(self._embedder, SentenceTransformerEmbedder) else None
-        report = ingest_folder(self.settings, embedder=embedder, rebuild=rebuild, progress=progress)
+        report = ingest_folder(self.settings, rebuild=rebuild, progress=progress)
         if self._state is not None:
             with self._lock:
                 new = self._load_without_ingest()

@@ -16,7 +16,7 @@ import numpy as np
 
 from rag.chunk import chunk_document, make_splitter
 from rag.config import Settings
-from rag.embed import ONNX_FILE, TOKENIZER_FILE, SentenceTransformerEmbedder
+from rag.embed import ONNX_FILE, TOKENIZER_FILE, load_ingest_embedder
 from rag.errors import IndexCorrupt, IndexIncompatible, IndexMissing, SeedsMissing
 from rag.lexical import LexicalIndex
 from rag.load import Skipped, load_documents
@@ -91,7 +91,7 @@ def ingest_folder(settings: Settings, embedder=None, rebuild: bool = False, prog
 def build_index(
     docs: list[SourceDoc],
     settings: Settings,
-    embedder: SentenceTransformerEmbedder | None = None,
+    embedder=None,
     rebuild: bool = False,
     progress: bool = False,
     skipped: list[Skipped] = (),
@@ -103,7 +103,7 @@ def build_index(
     prev_docs = prev.manifest.get("documents", {}) if prev else {}
     prev_rows = {c.id: i for i, c in enumerate(prev.chunks)} if prev else {}
 
-    embedder = embedder or SentenceTransformerEmbedder(settings.embed_model)
+    embedder, onnx_dir = load_ingest_embedder(settings.index_dir, settings.embed_model, embedder)
     splitter = None
     chunks: list[Chunk] = []
     reuse: list[int | None] = []  # row in the previous snapshot, or None for a new chunk
@@ -165,29 +165,13 @@ def build_index(
         "seed_stats": seed_stats,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
-    extra, writer = {}, None
-    if prev and (prev.folder / ONNX_FILE).exists():
-        extra = {ONNX_FILE: prev.folder / ONNX_FILE, TOKENIZER_FILE: prev.folder / TOKENIZER_FILE}
-    elif hasattr(embedder, "export_onnx"):
-        writer = _safe_export(embedder)
+    extra = {name: onnx_dir / name for name in (ONNX_FILE, TOKENIZER_FILE)} if onnx_dir else {}
     write_snapshot(
         settings.index_dir, manifest, chunks, vectors, sentence_vectors,
-        build_faiss(vectors, settings.faiss_index), lexical, extra_files=extra, writer=writer,
+        build_faiss(vectors, settings.faiss_index), lexical, extra_files=extra,
     )
     report.seconds = round(time.perf_counter() - start, 3)
     return report
-
-
-def _safe_export(embedder):
-    def write(folder: Path) -> None:
-        try:
-            embedder.export_onnx(folder)
-        except Exception as err:  # an exotic model may not export; queries then use torch
-            for name in (ONNX_FILE, TOKENIZER_FILE):
-                (folder / name).unlink(missing_ok=True)
-            log.warning("ONNX export failed (%s); queries will load sentence-transformers", err)
-
-    return write
 
 
 def _sentence_vectors(chunks, reuse, prev, embedder, progress) -> np.ndarray:

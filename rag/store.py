@@ -145,7 +145,6 @@ def write_snapshot(
     faiss_index,
     lexical: dict,
     extra_files: dict[str, Path] | None = None,
-    writer=None,
 ) -> Path:
     """Write everything into a temp folder, then atomically point `current` at it."""
     import faiss
@@ -170,8 +169,6 @@ def write_snapshot(
                 os.link(src, tmp / name)  # unchanged model files are shared, not copied
             except OSError:
                 shutil.copy2(src, tmp / name)
-        if writer is not None:
-            writer(tmp)  # e.g. the ONNX export, written straight into the new snapshot
         manifest = {**manifest, "format_version": FORMAT_VERSION, "pipeline_version": PIPELINE_VERSION}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False), encoding="utf-8")
         final = snaps / stamp

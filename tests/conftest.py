@@ -26,12 +26,12 @@ def embedder() -> SentenceTransformerEmbedder:
 
 
 @pytest.fixture(scope="session")
-def built(tmp_path_factory, embedder) -> Settings:
+def built(tmp_path_factory) -> Settings:
     """Settings whose index over a copy of the seeds has been built once."""
     base = tmp_path_factory.mktemp("built")
     shutil.copytree(SEEDS, base / "seeds")
     settings = Settings(seeds_dir=base / "seeds", index_dir=base / "index")
-    ingest_folder(settings, embedder=embedder)
+    ingest_folder(settings)  # the product's own path: ONNX export, then onnxruntime embedding
     return settings
 
 
