@@ -37,10 +37,10 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def sources_embed(answer: Answer) -> discord.Embed | None:
-    if not answer.citations:
-        return None
+def sources_embed(answer: Answer) -> discord.Embed:
     embed = discord.Embed(title="Sources", colour=discord.Colour.blurple())
+    if not answer.citations:
+        embed.description = "None: the documents do not hold this."
     used = len(embed.title)
     for c in answer.citations[:EMBED_FIELDS]:
         name = _clip(f"[{c.n}] {c.source} — {c.title}", EMBED_FIELD_NAME)

@@ -134,9 +134,8 @@ class OnnxEmbedder:
 
         self.name = name
         self.max_tokens = max_tokens
-        self._counter = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
-        self._counter.no_truncation()
-        self._counter.no_padding()
+        self._folder = folder
+        self._counter = None  # an untruncated tokenizer for chunk sizing, made only at ingest
         self.tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
         # The bundled tokenizer.json pads and truncates at 128; the model reads up to 256.
         self.tokenizer.enable_truncation(max_tokens)
@@ -150,6 +149,12 @@ class OnnxEmbedder:
         self.dim = int(self.session.get_outputs()[0].shape[-1] or 0) or 384
 
     def token_ids(self, text: str) -> list[int]:
+        if self._counter is None:
+            from tokenizers import Tokenizer
+
+            self._counter = Tokenizer.from_file(str(self._folder / TOKENIZER_FILE))
+            self._counter.no_truncation()
+            self._counter.no_padding()
         return self._counter.encode(text, add_special_tokens=False).ids
 
     def embed_batch(self, texts: list[str], progress: bool = False, batch_size: int = 8) -> np.ndarray:

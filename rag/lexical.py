@@ -75,12 +75,20 @@ TOKENIZERS: dict[str, Callable[[str], list[str]]] = {"bm25": word_tokens, "ngram
 
 
 class LexicalIndex:
-    """A bm25s index over chunk texts with a fixed tokenizer; scores every chunk for a query."""
+    """BM25 over chunk texts with a fixed tokenizer; bm25s builds and saves it.
 
-    def __init__(self, kind: str, model=None) -> None:
+    Queries read bm25s's saved sparse matrix directly with numpy (the same sum bm25s computes in
+    `get_scores`), because importing bm25s pulls in scipy and costs a third of the cold-start budget.
+    """
+
+    def __init__(self, kind: str, data: np.ndarray, indices: np.ndarray, indptr: np.ndarray,
+                 vocab: dict[str, int], num_docs: int) -> None:
         self.kind = kind
         self.tokenize = TOKENIZERS[kind]
-        self.model = model
+        self.data, self.indices, self.indptr = data, indices, indptr
+        self.vocab = vocab
+        self.num_docs = num_docs
+        self._model = None
 
     @classmethod
     def build(cls, kind: str, texts: list[str]) -> LexicalIndex:
@@ -90,25 +98,37 @@ class LexicalIndex:
         corpus = [tokenize(t) or ["\x00empty"] for t in texts]
         model = bm25s.BM25(k1=1.2, b=0.75)
         model.index(corpus, show_progress=False)
-        return cls(kind, model)
+        sc = model.scores
+        index = cls(kind, np.asarray(sc["data"]), np.asarray(sc["indices"]), np.asarray(sc["indptr"]),
+                    dict(model.vocab_dict), int(sc["num_docs"]))
+        index._model = model
+        return index
 
     def scores(self, query: str) -> np.ndarray:
-        ids = self.model.get_tokens_ids(self.tokenize(query))
-        if not ids:
-            return np.zeros(self.model.scores["num_docs"], dtype=np.float32)
-        return np.asarray(self.model.get_scores_from_ids(ids), dtype=np.float32)
+        scores = np.zeros(self.num_docs, dtype=np.float32)
+        for tok in self.tokenize(query):
+            t = self.vocab.get(tok)
+            if t is not None and t + 1 < len(self.indptr):
+                a, b = self.indptr[t], self.indptr[t + 1]
+                np.add.at(scores, self.indices[a:b], self.data[a:b])
+        return scores
 
     def document_frequencies(self) -> dict[str, int]:
-        """Chunks containing each token (the column lengths of bm25s's sparse score matrix)."""
+        """Chunks containing each token (the column lengths of the sparse score matrix)."""
         if not hasattr(self, "_df"):
-            counts = np.diff(np.asarray(self.model.scores["indptr"]))
-            self._df = {tok: int(counts[i]) for tok, i in self.model.vocab_dict.items() if i < len(counts)}
+            counts = np.diff(self.indptr)
+            self._df = {tok: int(counts[i]) for tok, i in self.vocab.items() if i < len(counts)}
         return self._df
 
     def save(self, folder: Path) -> None:
-        self.model.save(str(folder / self.kind), show_progress=False)
+        self._model.save(str(folder / self.kind), show_progress=False)
 
     @classmethod
     def load(cls, kind: str, folder: Path) -> LexicalIndex:
-        model = _bm25s().BM25.load(str(folder / kind), load_vocab=True, show_progress=False)
-        return cls(kind, model)
+        import json
+
+        d = folder / kind
+        params = json.loads((d / "params.index.json").read_text(encoding="utf-8"))
+        vocab = json.loads((d / "vocab.index.json").read_text(encoding="utf-8"))
+        return cls(kind, np.load(d / "data.csc.index.npy"), np.load(d / "indices.csc.index.npy"),
+                   np.load(d / "indptr.csc.index.npy"), vocab, int(params["num_docs"]))

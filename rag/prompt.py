@@ -50,5 +50,14 @@ def rewrite_messages(question: str, history: list[tuple[str, str]]) -> list[tupl
     return [("system", REWRITE), ("user", f"{convo}\nUser: {question}")]
 
 
+LANGUAGE_NAMES = {
+    "en": "English", "de": "German", "fr": "French", "es": "Spanish", "it": "Italian", "pt": "Portuguese",
+    "nl": "Dutch", "ru": "Russian", "uk": "Ukrainian", "kk": "Kazakh", "tr": "Turkish", "zh-cn": "Chinese",
+    "ja": "Japanese", "ko": "Korean", "ar": "Arabic", "pl": "Polish",
+}
+
+
 def expand_messages(question: str, languages: list[str]) -> list[tuple[str, str]]:
-    return [("system", EXPAND.format(languages=", ".join(languages))), ("user", question)]
+    """`languages` are ISO codes as language detection reports them."""
+    names = [LANGUAGE_NAMES.get(code, code) for code in languages]
+    return [("system", EXPAND.format(languages=", ".join(names))), ("user", question)]

@@ -116,8 +116,8 @@ def load_snapshot(index_dir: Path, lexical_kinds: tuple[str, ...] = ("bm25", "ng
     if sentence_vectors is not None and len(sentence_vectors) != int(snap.sentence_offsets[-1]):
         problems.append("sentence vectors do not match the chunks")
     for kind, lex in lexical.items():
-        if lex.model.scores["num_docs"] != n:
-            problems.append(f"{kind} index holds {lex.model.scores['num_docs']} chunks for {n}")
+        if lex.num_docs != n:
+            problems.append(f"{kind} index holds {lex.num_docs} chunks for {n}")
     if problems:
         raise IndexCorrupt(f"index in {folder} is inconsistent ({'; '.join(problems)}); {FIX}")
     return snap

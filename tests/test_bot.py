@@ -122,6 +122,31 @@ async def test_reply_to_an_answer_continues_the_conversation(bot, spy):
     assert "000_f95afc1178a02e7b.txt" in reply.embeds[0].fields[0].name
 
 
+async def test_questions_asked_while_loading_wait_and_are_answered(engine, settings):
+    class SlowStart(Spy):
+        def warm_up(self):
+            time.sleep(1.5)
+            super().warm_up()
+
+    b = create_bot(engine=SlowStart(engine), settings=settings)
+    b._connection._intents.members = True
+    b._connection.member_cache_flags = discord.MemberCacheFlags.from_intents(b._connection._intents)
+    await b._async_setup_hook()
+    dpytest.configure(b, members=2)
+    dpytest.backend.get_state().loop = asyncio.get_running_loop()
+    await b.setup_hook()
+    assert not b.questions.ready.is_set()
+    await dpytest.message(mention(b, MEETING_Q))
+    assert "August 9, 2024" in dpytest.get_message().content
+
+
+async def test_abstention_still_says_which_backend_answered(bot):
+    await dpytest.message(mention(bot, "Who won the 2024 European football championship?"))
+    reply = dpytest.get_message()
+    assert "couldn't find" in reply.content
+    assert "answered by: extractive" in reply.embeds[0].footer.text
+
+
 async def test_cooldown_tells_the_user_how_long_to_wait(engine, settings):
     b = await make_bot(engine, settings.with_(discord_cooldown=60))
     await dpytest.message(mention(b, MEETING_Q))

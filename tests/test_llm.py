@@ -108,6 +108,16 @@ def test_follow_up_is_rewritten_by_the_llm_before_retrieval(built, server):
     assert "Who chaired the VI Consultative Meeting" in server.last_user_message()
 
 
+def test_query_expansion_translates_before_retrieval(built, server):
+    engine = llm_engine(built, server, llm_expand_query=True)
+    server.script = [{"content": "Was sagte Tokajew über die Neutralität Turkmenistans?"},
+                     {"content": "He stressed its role for stability [1]."}]
+    a = engine.ask("What did Tokayev say about Turkmenistan's neutrality?")
+    assert "German, English" in server.requests[0]["messages"][0]["content"]  # the corpus's languages
+    assert a.retrieved[0] == "002_ddc9d047bacb3bd0.txt"
+    assert a.citations[0].source == "002_ddc9d047bacb3bd0.txt"
+
+
 def test_prompt_fences_sources_and_the_rules():
     from rag.prompt import SYSTEM, render_sources
 
