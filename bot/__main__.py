@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 
 
 def main() -> int:
-    from dotenv import load_dotenv
+    from rag.startup import startup
 
-    from rag.config import load_settings
-    from rag.errors import ConfigError
-
-    load_dotenv()
-    try:
-        settings = load_settings()
-    except ConfigError as err:
-        print(f"configuration error: {err}", file=sys.stderr)
+    settings = startup(min_level="INFO")
+    if settings is None:
         return 2
     if not settings.discord_token:
         print("DISCORD_TOKEN is not set: put the bot token in .env (see README, 'Discord setup').", file=sys.stderr)
@@ -25,9 +18,6 @@ def main() -> int:
 
     from bot.app import create_bot
 
-    logging.basicConfig(level=min(logging.INFO, logging.getLevelName(settings.log_level)),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("bm25s").setLevel(logging.WARNING)
     bot = create_bot(settings=settings)
     try:
         bot.run(settings.discord_token, log_handler=None)

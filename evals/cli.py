@@ -34,22 +34,13 @@ def _with_suffix(path: Path, name: str) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from dotenv import load_dotenv
+    from rag.errors import RagError
+    from rag.startup import startup
 
-    from rag.config import load_settings
-    from rag.errors import ConfigError, RagError
-
-    load_dotenv()
     args = _parser().parse_args(argv)
-    try:
-        settings = load_settings()
-    except ConfigError as err:
-        print(f"configuration error: {err}", file=sys.stderr)
+    settings = startup()
+    if settings is None:
         return 2
-    import logging
-
-    logging.basicConfig(level=settings.log_level)
-    logging.getLogger("bm25s").setLevel(logging.WARNING)
     try:
         if args.command == "bench":
             from evals.bench import run_bench

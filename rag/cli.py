@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 
-from rag.errors import BadQuestion, ConfigError, RagError
+from rag.errors import BadQuestion, RagError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -25,25 +24,13 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _setup(level: str) -> None:
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("bm25s", "sentence_transformers", "transformers", "httpx", "faiss"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
-
-
 def main(argv: list[str] | None = None) -> int:
-    from dotenv import load_dotenv
+    from rag.startup import startup
 
-    from rag.config import load_settings
-
-    load_dotenv()
     args = _parser().parse_args(argv)
-    try:
-        settings = load_settings()
-    except ConfigError as err:
-        print(f"configuration error: {err}", file=sys.stderr)
+    settings = startup()
+    if settings is None:
         return 2
-    _setup(settings.log_level)
     from rag.engine import build_engine
 
     engine = build_engine(settings)
@@ -87,23 +74,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _ask(engine, question: str, as_json: bool) -> int:
-    from rag.render import render_answer
-
     if as_json:
-        answer = engine.ask(question)
-        print(json.dumps(answer.to_json(), ensure_ascii=False, indent=1))
+        print(json.dumps(engine.ask(question).to_json(), ensure_ascii=False, indent=1))
         return 0
     from rag.records import Answer
+    from rag.render import render_footer
 
     answer = None
-    for piece in engine.ask_stream(question):
+    for piece in engine.ask_stream(question):  # LLM answers print as they arrive
         if isinstance(piece, Answer):
             answer = piece
         else:
             print(piece, end="", flush=True)
     print()
-    from rag.render import render_footer
-
     print(render_footer(answer))
     return 0
 

@@ -34,7 +34,3 @@ def render_footer(answer: Answer) -> str:
     total = answer.timings_ms.get("total")
     lines.append(f"({answer.backend}" + (f", {total:.0f} ms)" if total is not None else ")"))
     return "\n".join(lines)
-
-
-def render_answer(answer: Answer) -> str:
-    return f"{answer.text}\n{render_footer(answer)}"
