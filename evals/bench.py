@@ -165,7 +165,7 @@ def worker_matmul() -> dict:
     for n in (1024, 2048):
         a, b = torch.randn(n, n), torch.randn(n, n)
         torch.mm(a, b)
-        for _ in range(5):
+        for _ in range(10):
             t = time.perf_counter()
             torch.mm(a, b)
             best = max(best, 2 * n**3 / (time.perf_counter() - t))
@@ -205,11 +205,15 @@ def run_bench(settings, out: Path, quick: bool = False) -> int:
         print("warm questions …", file=sys.stderr)
         res["warm_ours"] = _worker("warm-ours", str(tmp / "index"), str(ROOT / "seeds"), env=env)
         res["warm_base"] = _worker("warm-base", str(tmp / "base"), env=env)
-        print("matrix-multiply rate …", file=sys.stderr)
-        res["matmul"] = _worker("matmul", env=env)
         print(f"ingest throughput on SciFact ({'500 docs' if quick else 'all 5,183 docs'}) …", file=sys.stderr)
+        # The GEMM rate drifts between runs on a shared machine: measure it right before each
+        # ingest and use the highest reading for both floors (the conservative choice).
+        rates = [_worker("matmul", env=env)]
         res["ingest_ours"] = _worker("ingest-ours", limit, str(tmp / "index"), env=env)
+        rates.append(_worker("matmul", env=env))
         res["ingest_base"] = _worker("ingest-base", limit, env=env)
+        res["matmul"] = max(rates, key=lambda r: r["gflops"])
+        res["matmul"]["readings"] = [round(r["gflops"], 1) for r in rates]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     for key in ("ingest_ours", "ingest_base"):

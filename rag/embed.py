@@ -158,22 +158,21 @@ class OnnxEmbedder:
         return self._counter.encode(text, add_special_tokens=False).ids
 
     def embed_batch(self, texts: list[str], progress: bool = False, batch_size: int = 8) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        encs = self.tokenizer.encode_batch(texts)  # tokenized once, then batched by length
         if len(texts) <= batch_size:
-            return self._run(texts)
+            return self._run(encs)
         from tqdm import tqdm
 
-        lengths = [len(e.ids) for e in self.tokenizer.encode_batch(texts)]
-        order = np.argsort(lengths, kind="stable")
+        order = np.argsort([len(e.ids) for e in encs], kind="stable")
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for start in tqdm(range(0, len(texts), batch_size), disable=not progress, desc="embedding", unit="batch"):
             idx = order[start:start + batch_size]
-            out[idx] = self._run([texts[i] for i in idx])
+            out[idx] = self._run([encs[i] for i in idx])
         return out
 
-    def _run(self, texts: list[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        encs = self.tokenizer.encode_batch(texts)
+    def _run(self, encs) -> np.ndarray:
         width = max(len(e.ids) for e in encs)
         ids = np.zeros((len(encs), width), dtype=np.int64)
         mask = np.zeros_like(ids)
