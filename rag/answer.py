@@ -113,8 +113,7 @@ class ExtractiveAnswerer:
         total = sum(w for _, w in terms)
         return sum(w for t, w in terms if _matches(t, vocab)) / total
 
-    def evidence(self, question: str, qvec: np.ndarray, hits: list[Hit]) -> list[Evidence]:
-        terms = self.key_terms(question)
+    def evidence(self, question: str, qvec: np.ndarray, hits: list[Hit], terms) -> list[Evidence]:
         wants = _WHEN if _WHEN.match(question) else _HOW_MANY if _HOW_MANY.match(question) else None
         offsets = self.snapshot.sentence_offsets
         sv = self.snapshot.sentence_vectors
@@ -140,17 +139,18 @@ class ExtractiveAnswerer:
         out.sort(key=lambda e: -e.score)
         return out
 
-    def confidence(self, question: str, evidence: list[Evidence], hits: list[Hit]) -> float:
+    def confidence(self, terms, evidence: list[Evidence], hits: list[Hit]) -> float:
         if not evidence:
             return 0.0
         best = evidence[0]
-        chunk_cov = self.coverage(self.key_terms(question), hits[0].chunk.text) if hits else 0.0
+        chunk_cov = self.coverage(terms, hits[0].chunk.text) if hits else 0.0
         raw = 0.45 * max(best.dense, 0.0) + 0.35 * best.coverage + 0.2 * chunk_cov
         return float(min(max(raw, 0.0), 1.0))
 
     def answer(self, question: str, qvec: np.ndarray, hits: list[Hit]) -> Extracted:
-        evidence = self.evidence(question, qvec, hits)
-        conf = self.confidence(question, evidence, hits)
+        terms = self.key_terms(question)
+        evidence = self.evidence(question, qvec, hits, terms)
+        conf = self.confidence(terms, evidence, hits)
         if not evidence or conf < self.min_confidence:
             return Extracted(ABSTAIN_TEXT, True, [], conf)
         best = evidence[0]

@@ -53,13 +53,13 @@ class Engine:
             return False  # serve the index we have; ingest will say the folder is missing
         return manifest.get("seed_stats") != seed_signature(self.settings.seeds_dir)
 
-    def _load(self) -> _State:
+    def _load(self, ingest_if_stale: bool = True) -> _State:
         from rag.answer import ExtractiveAnswerer
         from rag.retrieve import HybridRetriever
         from rag.store import check_compatible, load_snapshot
 
         s = self.settings
-        if self.auto_ingest and self._index_is_stale():
+        if ingest_if_stale and self.auto_ingest and self._index_is_stale():
             if not s.seeds_dir.is_dir() and not (s.index_dir / "current").exists():
                 raise SeedsMissing(
                     f"documents folder {str(s.seeds_dir)!r} does not exist and there is no index yet; "
@@ -118,17 +118,10 @@ class Engine:
         report = ingest_folder(self.settings, rebuild=rebuild, progress=progress)
         if self._state is not None:
             with self._lock:
-                new = self._load_without_ingest()
+                new = self._load(ingest_if_stale=False)
                 self._state = new
                 self._embedder = None if report.rebuilt else self._embedder
         return report
-
-    def _load_without_ingest(self) -> _State:
-        auto, self.auto_ingest = self.auto_ingest, False
-        try:
-            return self._load()
-        finally:
-            self.auto_ingest = auto
 
     # ----- questions -----------------------------------------------------------------------
     def embed_query(self, text: str) -> np.ndarray:
@@ -168,7 +161,7 @@ class Engine:
         """Hits for `query` plus the query vector; the eval harness calls this directly."""
         state = self.state
         t0 = time.perf_counter()
-        qvec = self.embed_query(query) if "dense" in state.retriever.channels or state.extractive else None
+        qvec = self.embed_query(query)  # needed by the dense channel and by the answerer's sentence scores
         t1 = time.perf_counter()
         hits = state.retriever.retrieve(qvec, query, top_k or self.settings.top_k)
         t2 = time.perf_counter()
