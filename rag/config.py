@@ -34,6 +34,7 @@ class Settings:
     answer_sentences: int = 3
     sentence_vectors: bool = True
     query_backend: str = "onnx"
+    ingest_precision: str = "fp32"
     # LLM answering (OpenAI-compatible chat endpoint); empty base URL = extractive answers.
     llm_base_url: str = ""
     llm_model: str = "gpt-4o-mini"
@@ -150,6 +151,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         answer_sentences=_int(env, "RAG_ANSWER_SENTENCES", 3, lo=1),
         sentence_vectors=_bool(env, "RAG_SENTENCE_VECTORS", True),
         query_backend=_choice(env, "RAG_QUERY_BACKEND", "onnx", ("onnx", "torch")),
+        ingest_precision=_choice(env, "RAG_INGEST_PRECISION", "fp32", ("fp32", "int8")),
         llm_base_url=base_url,
         llm_model=env.get("RAG_LLM_MODEL", "").strip() or "gpt-4o-mini",
         llm_api_key=env.get("RAG_LLM_API_KEY", "").strip(),

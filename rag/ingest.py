@@ -16,9 +16,10 @@ import numpy as np
 
 from rag.chunk import chunk_document, make_splitter
 from rag.config import Settings
-from rag.embed import ONNX_FILE, TOKENIZER_FILE, load_ingest_embedder
+from rag.embed import ONNX_FILE, TOKENIZER_FILE
 from rag.errors import IndexCorrupt, IndexIncompatible, IndexMissing, SeedsMissing
 from rag.lexical import LexicalIndex
+from rag.onnx_export import load_ingest_embedder
 from rag.load import Skipped, load_documents
 from rag.records import Chunk, SourceDoc
 from rag.store import build_faiss, check_compatible, load_snapshot, write_snapshot
@@ -62,6 +63,9 @@ def _previous(settings: Settings, rebuild: bool, report: IngestReport):
         check_compatible(snap.manifest, settings.embed_model, settings.chunk_size, settings.chunk_overlap)
         if snap.manifest.get("sentence_vectors") != settings.sentence_vectors:
             raise IndexIncompatible("sentence vectors setting changed")
+        old = snap.manifest.get("ingest_precision", "fp32")
+        if old != settings.ingest_precision:
+            raise IndexIncompatible(f"ingest precision {old} → {settings.ingest_precision}")
         return snap
     except IndexMissing:
         return None
@@ -103,7 +107,9 @@ def build_index(
     prev_docs = prev.manifest.get("documents", {}) if prev else {}
     prev_rows = {c.id: i for i, c in enumerate(prev.chunks)} if prev else {}
 
-    embedder, onnx_dir = load_ingest_embedder(settings.index_dir, settings.embed_model, embedder)
+    embedder, onnx_dir = load_ingest_embedder(
+        settings.index_dir, settings.embed_model, embedder, settings.ingest_precision
+    )
     splitter = None
     chunks: list[Chunk] = []
     reuse: list[int | None] = []  # row in the previous snapshot, or None for a new chunk
@@ -160,6 +166,7 @@ def build_index(
         "chunk_overlap": settings.chunk_overlap,
         "faiss_index": settings.faiss_index,
         "sentence_vectors": settings.sentence_vectors,
+        "ingest_precision": settings.ingest_precision,
         "documents": documents,
         "skipped": report.skipped,
         "seed_stats": seed_stats,

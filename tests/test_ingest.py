@@ -2,6 +2,7 @@ import json
 import logging
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rag.chunk import chunk_document, make_splitter
@@ -9,6 +10,7 @@ from rag.engine import Engine
 from rag.errors import IndexCorrupt, SeedsMissing
 from rag.ingest import ingest_folder
 from rag.load import load_documents
+from rag.onnx_export import load_ingest_embedder
 from rag.sentences import split_sentence_texts
 from rag.store import load_snapshot
 
@@ -122,3 +124,27 @@ def test_stale_index_is_refreshed_on_ask(workspace, embedder):
     assert not answer.abstained
     assert answer.citations[0].source == "extra.md"
     assert "412" in answer.text
+
+
+def test_parallel_bulk_embedding_matches_one_text_at_a_time(built):
+    embedder, _ = load_ingest_embedder(built.index_dir, built.embed_model)
+    embedder.workers = 2  # also on a one-core CI runner
+    texts = [c.text for c in load_snapshot(built.index_dir).chunks]
+    bulk = embedder.embed_batch(texts)
+    single = np.stack([embedder.embed_batch([t])[0] for t in texts])
+    assert float((bulk * single).sum(axis=1).min()) > 0.99999
+
+
+def test_int8_ingest_is_opt_in_rebuilds_and_still_cites_the_right_source(workspace):
+    fp32 = load_snapshot(workspace.index_dir).vectors.copy()
+    int8 = workspace.with_(ingest_precision="int8")
+    report = ingest_folder(int8)
+    assert report.rebuilt == "ingest precision fp32 → int8"
+    snap = load_snapshot(workspace.index_dir)
+    assert snap.manifest["ingest_precision"] == "int8"
+    cos = (snap.vectors * fp32).sum(axis=1)
+    assert cos.min() > 0.97 and cos.mean() < 0.9999  # the quantized model, close to fp32
+    answer = Engine(int8).ask("When did the VI Consultative Meeting of the Heads of State of Central Asia take place?")
+    assert answer.citations[0].source == "001_693447a3f6ff537d.txt"
+    assert answer.text.startswith("August 9, 2024 [1]")
+    assert ingest_folder(int8).chunks_embedded == 0
