@@ -7,6 +7,7 @@ chunking or pipeline version makes the old vectors meaningless, so that triggers
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -107,8 +108,9 @@ def build_index(
     prev_docs = prev.manifest.get("documents", {}) if prev else {}
     prev_rows = {c.id: i for i, c in enumerate(prev.chunks)} if prev else {}
 
-    embedder, onnx_dir = load_ingest_embedder(
-        settings.index_dir, settings.embed_model, embedder, settings.ingest_precision
+    # Loaded only when something changed: a no-op ingest opens no model at all.
+    model = functools.cache(
+        lambda: load_ingest_embedder(settings.index_dir, settings.embed_model, embedder, settings.ingest_precision)
     )
     splitter = None
     chunks: list[Chunk] = []
@@ -125,7 +127,7 @@ def build_index(
                 report.updated += 1
             else:
                 report.added += 1
-            splitter = splitter or make_splitter(settings.chunk_size, settings.chunk_overlap, embedder.token_ids)
+            splitter = splitter or make_splitter(settings.chunk_size, settings.chunk_overlap, model()[0].token_ids)
             doc_chunks = chunk_document(doc, splitter)
             reuse.extend([None] * len(doc_chunks))
         chunks.extend(doc_chunks)
@@ -145,6 +147,7 @@ def build_index(
 
     new_rows = [i for i, r in enumerate(reuse) if r is None]
     report.chunks_embedded = len(new_rows)
+    embedder, onnx_dir = model()
     new_vecs = embedder.embed_batch([chunks[i].text for i in new_rows], progress=progress)
     dim = new_vecs.shape[1] if len(new_rows) else prev.vectors.shape[1]
     vectors = np.zeros((len(chunks), dim), dtype=np.float32)

@@ -125,6 +125,14 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(axis=1)
 
 
+def _drop_older_exports(keep: Path, model: str) -> None:
+    """Remove this model's copies from earlier export versions (snapshots hold their own links)."""
+    for folder in keep.parent.iterdir():
+        meta = folder / META_FILE
+        if folder != keep and meta.exists() and json.loads(meta.read_text()).get("model") == model:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def load_ingest_embedder(index_dir: Path, model: str, embedder=None, precision: str = "fp32"):
     """The embedder ingest should use, and the folder of the fp32 ONNX copy (None if unavailable).
 
@@ -140,6 +148,7 @@ def load_ingest_embedder(index_dir: Path, model: str, embedder=None, precision: 
             export_onnx(reference, tmp)
             shutil.rmtree(cache, ignore_errors=True)
             os.rename(tmp, cache)
+            _drop_older_exports(cache, model)
         except Exception as err:  # an exotic model may not export; then torch does all the work
             shutil.rmtree(tmp, ignore_errors=True)
             log.warning("ONNX export of %s failed (%s); using sentence-transformers", model, err)

@@ -1,5 +1,6 @@
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -148,3 +149,9 @@ def test_int8_ingest_is_opt_in_rebuilds_and_still_cites_the_right_source(workspa
     assert answer.citations[0].source == "001_693447a3f6ff537d.txt"
     assert answer.text.startswith("August 9, 2024 [1]")
     assert ingest_folder(int8).chunks_embedded == 0
+
+
+def test_no_op_ingest_opens_no_model(workspace):
+    shutil.rmtree(workspace.index_dir / "models")  # a model load would re-export it (seconds)
+    assert ingest_folder(workspace).chunks_embedded == 0
+    assert not (workspace.index_dir / "models").exists()
