@@ -155,3 +155,18 @@ def test_no_op_ingest_opens_no_model(workspace):
     shutil.rmtree(workspace.index_dir / "models")  # a model load would re-export it (seconds)
     assert ingest_folder(workspace).chunks_embedded == 0
     assert not (workspace.index_dir / "models").exists()
+
+
+def test_onnx_copy_matches_sentence_transformers_on_hundreds_of_texts(built, embedder):
+    from evals.datasets import load_qa
+
+    snap = load_snapshot(built.index_dir)
+    sentences = [s for c in snap.chunks for s in c.sentence_texts()]
+    texts = [c.text for c in snap.chunks] + sentences + [" ".join(p) for p in zip(sentences, sentences[1:])]
+    texts += [d.text for d in load_documents(built.seeds_dir)[0]]  # longer than 256 tokens: truncated alike
+    texts += [s.upper() for s in sentences[:40]]
+    texts += [q.question for q in load_qa(Path(__file__).parents[1] / "evals" / "seeds_qa.jsonl")]
+    assert len(texts) >= 300
+    onnx, _ = load_ingest_embedder(built.index_dir, built.embed_model)
+    cos = (onnx.embed_batch(texts) * embedder.embed_batch(texts)).sum(axis=1)
+    assert float(cos.min()) >= 0.9999, texts[int(cos.argmin())][:80]
