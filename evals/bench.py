@@ -232,8 +232,9 @@ def run_bench(settings, out: Path, quick: bool = False) -> int:
         res["warm_ours"] = _worker("warm-ours", str(tmp / "index"), str(ROOT / "seeds"), env=env)
         res["warm_base"] = _worker("warm-base", str(tmp / "base"), env=env)
         print(f"ingest throughput on SciFact ({'500 docs' if quick else 'all 5,183 docs'}) …", file=sys.stderr)
-        # The GEMM rate drifts by ±15% on this shared machine: measure it between the ingests and
-        # use the highest reading for every floor (the conservative choice).
+        # The GEMM rate of this shared machine drifts (single readings of about 100-178 GFLOP/s):
+        # measure it between the ingests and use the highest reading for every floor (the
+        # conservative choice).
         rates = [_worker("matmul", env=env)]
         res["ingest_ours"] = _worker("ingest-ours", limit, str(tmp / "index"), "fp32", env=env)
         rates.append(_worker("matmul", env=env))

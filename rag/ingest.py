@@ -20,8 +20,8 @@ from rag.config import Settings
 from rag.embed import ONNX_FILE, TOKENIZER_FILE
 from rag.errors import IndexCorrupt, IndexIncompatible, IndexMissing, SeedsMissing
 from rag.lexical import LexicalIndex
-from rag.onnx_export import load_ingest_embedder
 from rag.load import Skipped, load_documents
+from rag.onnx_export import load_ingest_embedder
 from rag.records import Chunk, SourceDoc
 from rag.store import build_faiss, check_compatible, load_snapshot, write_snapshot
 
