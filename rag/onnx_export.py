@@ -128,8 +128,11 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _drop_older_exports(keep: Path, model: str) -> None:
     """Remove this model's copies from earlier export versions (snapshots hold their own links)."""
     for folder in keep.parent.iterdir():
-        meta = folder / META_FILE
-        if folder != keep and meta.exists() and json.loads(meta.read_text()).get("model") == model:
+        try:
+            same_model = json.loads((folder / META_FILE).read_text()).get("model") == model
+        except (OSError, ValueError, AttributeError):  # not an export folder of ours: leave it
+            continue
+        if folder != keep and same_model:
             shutil.rmtree(folder, ignore_errors=True)
 
 
