@@ -1,6 +1,6 @@
 """The one facade every front end calls: `Engine.ask(question, history) -> Answer`.
 
-The engine owns the lazily loaded state (snapshot, query embedder, retriever, answerer) and
+The engine owns the lazily loaded state (stored index, query embedder, retriever, answerer) and
 swaps it as a unit after a re-index, so questions in flight finish on the old index. Nothing
 loads at import or construction time; the first `ask` (or `warm_up`) pays for it once.
 """
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class _State:
-    snapshot: object
+    index: object  # rag.index.Index: snapshot files or PostgreSQL
     retriever: object
     extractive: object
 
@@ -43,10 +43,10 @@ class Engine:
 
     # ----- loading -------------------------------------------------------------------------
     def _index_is_stale(self) -> bool:
+        from rag.index import stored_manifest
         from rag.ingest import seed_signature
-        from rag.store import read_manifest
 
-        manifest = read_manifest(self.settings.index_dir)
+        manifest = stored_manifest(self.settings)
         if manifest is None:
             return True
         if not self.settings.seeds_dir.is_dir():
@@ -55,12 +55,13 @@ class Engine:
 
     def _load(self, ingest_if_stale: bool = True) -> _State:
         from rag.answer import ExtractiveAnswerer
+        from rag.index import open_index, stored_manifest
         from rag.retrieve import HybridRetriever
-        from rag.store import check_compatible, load_snapshot
+        from rag.store import check_compatible
 
         s = self.settings
         if ingest_if_stale and self.auto_ingest and self._index_is_stale():
-            if not s.seeds_dir.is_dir() and not (s.index_dir / "current").exists():
+            if not s.seeds_dir.is_dir() and stored_manifest(s) is None:
                 raise SeedsMissing(
                     f"documents folder {str(s.seeds_dir)!r} does not exist and there is no index yet; "
                     "create it or set RAG_SEEDS_DIR"
@@ -70,15 +71,15 @@ class Engine:
                 f"indexed {report.chunks_total} chunks from {report.added + report.updated + report.unchanged} "
                 f"documents in {report.seconds:.1f} s"
             )
-        snap = load_snapshot(s.index_dir)
+        index = open_index(s)
         try:
-            check_compatible(snap.manifest, s.embed_model, s.chunk_size, s.chunk_overlap)
+            check_compatible(index.manifest, s.embed_model, s.chunk_size, s.chunk_overlap)
         except IndexIncompatible as err:
             raise IndexIncompatible(str(err).replace("--rebuild", "")) from None
         return _State(
-            snapshot=snap,
-            retriever=HybridRetriever(snap, mode=s.retriever, fusion=s.fusion),
-            extractive=ExtractiveAnswerer(snap, s.min_confidence, s.answer_sentences),
+            index=index,
+            retriever=HybridRetriever(index, mode=s.retriever, fusion=s.fusion),
+            extractive=ExtractiveAnswerer(index, s.min_confidence, s.answer_sentences),
         )
 
     @property
@@ -104,10 +105,10 @@ class Engine:
         return self._embedder
 
     def _make_query_embedder(self):
-        from rag.embed import ONNX_FILE, OnnxEmbedder, SentenceTransformerEmbedder
+        from rag.embed import OnnxEmbedder, SentenceTransformerEmbedder
 
-        folder = self.state.snapshot.folder
-        if self.settings.query_backend == "onnx" and (folder / ONNX_FILE).exists():
+        folder = self.state.index.model_dir if self.settings.query_backend == "onnx" else None
+        if folder is not None:
             return OnnxEmbedder(folder, self.settings.embed_model)
         return SentenceTransformerEmbedder(self.settings.embed_model)
 
@@ -217,12 +218,9 @@ class Engine:
         return "llm" if self._llm is not None else "extractive"
 
     def sources(self) -> list[dict]:
-        docs = self.state.snapshot.manifest.get("documents", {})
-        return [
-            {"source": src, "title": d["title"], "date": d["date"], "language": d["language"],
-             "chunks": len(d["chunk_ids"])}
-            for src, d in sorted(docs.items())
-        ]
+        from dataclasses import asdict
+
+        return [asdict(d) for d in self.state.index.documents()]
 
 
 _REFERRING = {
