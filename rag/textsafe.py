@@ -1,16 +1,18 @@
-"""Make untrusted text safe to print: no terminal escapes, no control characters, no secrets.
+"""Make untrusted text safe to show on a terminal or in a chat: pure string functions, no I/O.
 
-Model output and document text reach terminals and Discord. An ESC sequence can recolour or
-rewrite the terminal (or hide text), a carriage return can overwrite the line before it, and
-bidirectional overrides can make text read differently from what it is ("Trojan Source"). All of
-these are removed; newlines and tabs stay. Secrets (the LLM API key) are replaced by "***".
+Documents, questions and LLM replies are untrusted. Printed raw, an escape sequence in any of
+them can clear the screen, retitle the window or hide text, and a lone surrogate (how Python
+carries undecodable bytes from argv or file names) makes `print` raise. Tabs and newlines stay.
 
-`StreamCleaner` does the same for text that arrives in pieces: it holds back an unfinished escape
-sequence and any tail that could be the start of a secret, so the concatenated output equals
-`clean(whole text)`.
+>>> strip_controls("ok\\x1b[2J\\x1b]0;pwned\\x07 done\\r\\n")
+'ok done\\n'
+>>> replace_surrogates("caf\\udce9")
+'caf\\ufffd'
 
->>> clean("ok\\x1b[31m red\\x1b[0m\\r\\x07!")
-'ok red!'
+Secrets (the LLM API key) are replaced by "***" (`redact`, `clean`). `StreamCleaner` does the
+same for text that arrives in pieces: it holds back an unfinished escape sequence and any tail
+that could begin a secret, so the concatenated output equals `clean(whole text)`.
+
 >>> redact("key=sk-123", ["sk-123"])
 'key=***'
 """
@@ -20,27 +22,54 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-# CSI (ESC [ ... final), OSC (ESC ] ... BEL or ST), other two-character escapes, and their
-# 8-bit C1 forms (CSI = U+009B, OSC = U+009D).
-_ESCAPES = re.compile(
-    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"
-    r"|(?:\x1b\]|\x9d)[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)"
-    r"|\x1b[ -/]*[0-~]"
+# CSI (ESC [ ... final), OSC (ESC ] ... BEL or ESC \), other two-byte escapes, and C1 CSI/OSC.
+_ESCAPE = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]|(?:\x1b\]|\x9d)[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?|\x1b[ -/]*[0-~]"
 )
 # The start of an escape that the next piece of a stream may complete (held back, at most 256 chars).
 _OPEN_ESCAPE = re.compile(
     r"(?:(?:\x1b\[|\x9b)[0-?]*[ -/]*|(?:\x1b\]|\x9d)[^\x07\x1b\x9c]*\x1b?|\x1b[ -/]*)$"
 )
-# C0 controls except \t and \n, DEL, C1 controls, bidi embeddings/overrides/isolates, and the
-# zero-width no-break "BOM" in the middle of text.
-_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ufeff]")
-MASK = "***"
+# C0 controls except tab and newline, DEL, C1 controls, and bidi overrides that reorder what is shown.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_NAME_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def replace_surrogates(text: str) -> str:
+    """Lone surrogates (undecodable bytes smuggled in by surrogateescape) become U+FFFD."""
+    return _SURROGATE.sub("\ufffd", text)
 
 
 def strip_controls(text: str) -> str:
-    """Remove escape sequences and control characters; keep newlines and tabs (\\r\\n becomes \\n)."""
-    text = text.replace("\r\n", "\n")
-    return _CONTROLS.sub("", _ESCAPES.sub("", text))
+    """Drop terminal escape sequences and control characters; keep tabs and newlines."""
+    return _CONTROL.sub("", _ESCAPE.sub("", text))
+
+
+def safe_text(text: str) -> str:
+    """Both of the above: what every front end should do before printing untrusted text."""
+    return strip_controls(replace_surrogates(text))
+
+
+def escape_name(name: str) -> str:
+    r"""A file name on one readable line: undecodable bytes and control characters as \xNN.
+
+    >>> escape_name("caf\udce9\n.txt")
+    'caf\\xe9\\x0a.txt'
+    """
+    try:
+        name = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that no undecodable byte produces
+        name = replace_surrogates(name)
+    return _NAME_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", name)
+
+
+def has_undecodable(name: str) -> bool:
+    """True when a name decoded by the OS layer carries bytes that are not valid UTF-8."""
+    return bool(_SURROGATE.search(name))
+
+
+MASK = "***"
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
@@ -51,15 +80,15 @@ def redact(text: str, secrets: Iterable[str]) -> str:
 
 
 def clean(text: str, secrets: Iterable[str] = ()) -> str:
-    """`strip_controls` then `redact`: what every string from a model or a document goes through."""
-    return redact(strip_controls(text), secrets)
+    """`safe_text` then `redact`: what every string from a model or a document goes through."""
+    return redact(safe_text(text), secrets)
 
 
 class StreamCleaner:
     """`clean` for text arriving in pieces: `feed` returns what is safe to show now, `finish` the rest.
 
-    Two stages, as in `clean`: strip (holding back an unfinished escape or a lone \\r), then
-    redact the stripped text (holding back a tail that could begin a secret).
+    Two stages, as in `clean`: strip (holding back an unfinished escape sequence or a lone \\r),
+    then redact the stripped text (holding back a tail that could begin a secret).
     """
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
@@ -73,14 +102,12 @@ class StreamCleaner:
         m = _OPEN_ESCAPE.search(buf, max(0, len(buf) - 256))
         if m:
             keep = m.start()
-        elif buf.endswith("\r"):
-            keep -= 1  # may be the first half of \r\n
         self._raw = buf[keep:]
-        return self._redact(strip_controls(buf[:keep]), final=False)
+        return self._redact(safe_text(buf[:keep]), final=False)
 
     def finish(self) -> str:
         rest, self._raw = self._raw, ""
-        return self._redact(strip_controls(rest), final=True)
+        return self._redact(safe_text(rest), final=True)
 
     def _redact(self, text: str, final: bool) -> str:
         buf = self._stripped + text
