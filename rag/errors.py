@@ -31,3 +31,7 @@ class IndexIncompatible(RagError):
 
 class LLMUnavailable(RagError):
     """The LLM endpoint failed after retries; callers fall back to extractive answers."""
+
+
+class StoreUnavailable(RagError):
+    """The database holding the index cannot be reached (after retries); the message never holds a password."""

@@ -102,6 +102,10 @@ def build_index(
     skipped: list[Skipped] = (),
     seed_stats: dict | None = None,
 ) -> IngestReport:
+    if settings.store_url:  # the index lives in PostgreSQL: rag/pgingest.py updates it in place
+        from rag.pgingest import ingest_into_postgres
+
+        return ingest_into_postgres(docs, settings, embedder, rebuild, progress, skipped, seed_stats)
     start = time.perf_counter()
     report = IngestReport(skipped=[{"source": s.source, "reason": s.reason} for s in skipped])
     prev = _previous(settings, rebuild, report)
