@@ -150,27 +150,50 @@ def test_both_stores_give_the_same_answers_citations_and_abstentions(pair):
         assert abs(b.confidence - a.confidence) < 1e-4, q
 
 
-def test_bm25_scores_are_the_file_store_scores_after_updates(pg_store, built):
-    """PostgreSQL sums BM25 from postings with live statistics; it must equal bm25s on a fresh build."""
+def test_bm25_scores_are_the_file_store_scores_after_updates(pg_store, built, monkeypatch):
+    """PostgreSQL sums BM25 from postings with live statistics; it must equal bm25s on a fresh build,
+    both while deleted chunks are tombstones masked at query time and after segments are merged."""
+    import rag.pgstore as pgstore
+
     store = pg_store
+    files = store.with_(store_url="", index_dir=store.index_dir / "files")
+    shutil.copytree(built.index_dir / "models", files.index_dir / "models")
+
+    def same_rankings():
+        ingest_folder(files)
+        pg_index, file_index = open_index(store), open_index(files)
+        for q in ["Central Asia cooperation", "Tokayev meeting Ghent tram", "Neutralität Turkmenistan", "parliament"]:
+            for kind in ("bm25", "ngram"):
+                for k in (3, 50):
+                    f_ids, f_scores = file_index.read(lambda v: v.lexical(kind, q, k))
+                    p_ids, p_scores = pg_index.read(lambda v: v.lexical(kind, q, k))
+                    f_keys = [c.chunk.id for c in file_index.read(lambda v: v.fetch(f_ids.tolist(), None))]
+                    p_keys = [c.chunk.id for c in pg_index.read(lambda v: v.fetch(p_ids.tolist(), None))]
+                    assert p_keys == f_keys, (q, kind, k)
+                    np.testing.assert_allclose(p_scores, f_scores, rtol=1e-5)
+
+    def count(sql):
+        import psycopg
+
+        with psycopg.connect(store.store_url) as conn:
+            return conn.execute(sql.replace("{s}", store.pg_schema)).fetchone()[0]
+
+    monkeypatch.setattr(pgstore, "MERGE_TOMBSTONES", 2.0)  # deleted chunks stay tombstones for now
     ingest_folder(store)
     path = store.seeds_dir / EU_SOURCE
     path.write_text(path.read_text(encoding="utf-8") + "\n\nCentral Asia and Ghent signed a tram pact.",
                     encoding="utf-8")
     (store.seeds_dir / VI_SOURCE).unlink()
-    ingest_folder(store)  # incremental: a tombstoned source, a re-added one
-    files = store.with_(store_url="", index_dir=store.index_dir / "files")
-    shutil.copytree(built.index_dir / "models", files.index_dir / "models")
-    ingest_folder(files)
-    pg_index, file_index = open_index(store), open_index(files)
-    for q in ["Central Asia cooperation", "Tokayev meeting Ghent tram", "Neutralität Turkmenistan", "parliament"]:
-        for kind in ("bm25", "ngram"):
-            f_ids, f_scores = file_index.read(lambda v: v.lexical(kind, q, 50))
-            p_ids, p_scores = pg_index.read(lambda v: v.lexical(kind, q, 50))
-            f_keys = [c.chunk.id for c in file_index.read(lambda v: v.fetch(f_ids.tolist(), None))]
-            p_keys = [c.chunk.id for c in pg_index.read(lambda v: v.fetch(p_ids.tolist(), None))]
-            assert p_keys == f_keys, (q, kind)
-            np.testing.assert_allclose(p_scores, f_scores, rtol=1e-5)
+    ingest_folder(store)  # incremental: a deleted source, a replaced one
+    assert count("SELECT count(*) FROM {s}.tombstones") > 0
+    same_rankings()
+
+    monkeypatch.setattr(pgstore, "MERGE_TOMBSTONES", 0.0)  # the next ingest merges the segments
+    (store.seeds_dir / "003_07e049bc62076820.txt").unlink()
+    ingest_folder(store)
+    assert count("SELECT count(*) FROM {s}.tombstones") == 0
+    assert count("SELECT count(DISTINCT segment) FROM {s}.postings WHERE channel = 1") == 1
+    same_rankings()
 
 
 # ----- several readers, one writer ---------------------------------------------------------
