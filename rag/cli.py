@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.json:
                 r = report.to_json()
                 print(json.dumps({k: r[k] for k in ("added", "updated", "removed", "unchanged", "chunks_embedded", "seconds")}
-                                 | {"chunks_total": r["chunks_total"], "skipped": r["skipped"], "rebuilt": r["rebuilt"]}))
+                                 | {"chunks_total": r["chunks_total"], "skipped": r["skipped"], "rebuilt": r["rebuilt"],
+                                    "model_export": r["model_export"]}))
             else:
                 if report.rebuilt:
                     print(f"full rebuild: {report.rebuilt}")
@@ -49,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{report.added} added, {report.updated} updated, {report.removed} removed, "
                       f"{report.unchanged} unchanged; {report.chunks_embedded} chunks embedded "
                       f"({report.chunks_total} in the index) in {report.seconds:.1f} s")
+                if report.model_export:
+                    print(f"model: {report.model_export}")
             return 0
         if args.command == "ask":
             return _ask(engine, " ".join(args.question), args.json)
