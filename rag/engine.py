@@ -124,6 +124,15 @@ class Engine:
                 self._embedder = None if report.rebuilt else self._embedder
         return report
 
+    def reload(self) -> None:
+        """Swap in the snapshot on disk, e.g. after `rag ingest` ran in another process.
+
+        Questions already running finish on the state they started with; the query embedder
+        and its cache stay (same model: the settings that choose it cannot change at run time).
+        """
+        with self._lock:
+            self._state = self._load(ingest_if_stale=False)
+
     # ----- questions -----------------------------------------------------------------------
     def embed_query(self, text: str) -> np.ndarray:
         hit = self._qcache.get(text)
