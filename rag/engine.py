@@ -63,7 +63,7 @@ class Engine:
             if not s.seeds_dir.is_dir() and not (s.index_dir / "current").exists():
                 raise SeedsMissing(
                     f"documents folder {str(s.seeds_dir)!r} does not exist and there is no index yet; "
-                    "create it or set RAG_SEEDS_DIR"
+                    "create it, or set RAG_SEEDS_DIR in the environment or in a .env file in the working directory"
                 )
             report = self.ingest()
             self.load_notes.append(
