@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     engine = build_engine(settings)
     try:
         if args.command == "ingest":
-            report = engine.ingest(rebuild=args.rebuild, progress=sys.stderr.isatty() and not args.json)
+            report = engine.ingest(rebuild=args.rebuild, progress=True)  # a bar, or lines off a terminal
             if args.json:
                 r = report.to_json()
                 print(json.dumps({k: r[k] for k in ("added", "updated", "removed", "unchanged", "chunks_embedded", "seconds")}

@@ -65,7 +65,7 @@ class Engine:
                     f"documents folder {str(s.seeds_dir)!r} does not exist and there is no index yet; "
                     "create it, or set RAG_SEEDS_DIR in the environment or in a .env file in the working directory"
                 )
-            report = self.ingest()
+            report = self.ingest(progress=True)  # silent unless it takes a while (rag.progress)
             self.load_notes.append(
                 f"indexed {report.chunks_total} chunks from {report.added + report.updated + report.unchanged} "
                 f"documents in {report.seconds:.1f} s"

@@ -21,6 +21,7 @@ from rag.errors import IndexCorrupt, IndexIncompatible, IndexMissing, SeedsMissi
 from rag.lexical import LexicalIndex
 from rag.load import Skipped, load_documents
 from rag.model_cache import ensure_export, load_ingest_embedder
+from rag.progress import Progress, track
 from rag.records import Chunk, SourceDoc
 from rag.store import build_faiss, check_compatible, load_snapshot, write_snapshot
 
@@ -116,7 +117,7 @@ def build_index(
     chunks: list[Chunk] = []
     reuse: list[int | None] = []  # row in the previous snapshot, or None for a new chunk
     documents = {}
-    for doc in docs:
+    for doc in track(docs, "chunking", "document", enabled=progress):
         old = prev_docs.get(doc.source)
         if old and old["sha256"] == doc.sha256 and all(cid in prev_rows for cid in old["chunk_ids"]):
             report.unchanged += 1
@@ -165,7 +166,8 @@ def build_index(
     if settings.sentence_vectors:
         sentence_vectors = _sentence_vectors(chunks, reuse, prev, embedder, progress)
 
-    lexical = {k: LexicalIndex.build(k, [c.text for c in chunks]) for k in ("bm25", "ngram")}
+    with Progress(None, "building the lexical indexes", enabled=progress):
+        lexical = {k: LexicalIndex.build(k, [c.text for c in chunks]) for k in ("bm25", "ngram")}
     manifest = {
         "model": settings.embed_model,
         "dim": int(dim),
