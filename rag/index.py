@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol, TypeVar
 
 import numpy as np
@@ -70,10 +69,6 @@ class Index(Protocol):
 
     @property
     def languages(self) -> frozenset[str]: ...
-
-    @property
-    def model_dir(self) -> Path | None:
-        """Folder holding the ONNX query embedder (model.onnx, tokenizer.json), if there is one."""
 
     def read(self, fn: Callable[[IndexView], T]) -> T:
         """Run fn on one consistent view (retried on a lost database connection)."""

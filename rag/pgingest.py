@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 BATCH_CHUNKS = 4096  # chunks embedded and written per step of a large ingest
 
 
-def manifest_for(settings: Settings, dim: int, seed_stats: dict | None, skipped: list) -> dict:
+def manifest_for(settings: Settings, dim: int, seed_stats: dict | None, skipped: list, export=None) -> dict:
     from rag.pgstore import CHANNELS, lexical_fingerprint
     from rag.store import FORMAT_VERSION, PIPELINE_VERSION
 
@@ -42,6 +42,7 @@ def manifest_for(settings: Settings, dim: int, seed_stats: dict | None, skipped:
         "lexical_fingerprint": lexical_fingerprint(),
         "seed_stats": seed_stats,
         "skipped": skipped,
+        "embedder": export.record() if export else None,  # the model cache entry, with its checksums
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
 
@@ -74,7 +75,7 @@ def _rebuild_reason(settings: Settings, rebuild: bool) -> tuple[dict | None, str
 def ingest_into_postgres(docs: list[SourceDoc], settings: Settings, embedder=None, rebuild: bool = False,
                          progress: bool = False, skipped=(), seed_stats: dict | None = None):
     from rag.ingest import IngestReport
-    from rag.onnx_export import load_ingest_embedder
+    from rag.model_cache import ensure_export, load_ingest_embedder
     from rag.pgstore import PgWriter, stored_sources
 
     start = time.perf_counter()
@@ -90,7 +91,11 @@ def ingest_into_postgres(docs: list[SourceDoc], settings: Settings, embedder=Non
     removed = sorted(set(previous) - {d.source for d in docs})
     report.removed = len(removed)
 
+    export = None
     if not fresh and not changed and not removed:
+        # Opens no model, but checks (and if damaged, repairs) the export the questions will use.
+        export = ensure_export(settings.model_cache, settings.embed_model, embedder)
+        report.model_export = export.describe() if export else None
         if manifest.get("seed_stats") != seed_stats:
             with PgWriter.begin(settings, int(manifest["dim"]), fresh=False) as w:
                 w.set_seed_stats(seed_stats, report.skipped)
@@ -104,7 +109,9 @@ def ingest_into_postgres(docs: list[SourceDoc], settings: Settings, embedder=Non
     writer = None
     try:
         if changed:
-            emb = load_ingest_embedder(settings.index_dir, settings.embed_model, embedder, settings.ingest_precision)[0]
+            emb, export = load_ingest_embedder(settings.model_cache, settings.embed_model, embedder,
+                                               settings.ingest_precision)
+            report.model_export = export.describe() if export else "no ONNX export: embedded with sentence-transformers"
             splitter = make_splitter(settings.chunk_size, settings.chunk_overlap, emb.token_ids)
         for batch in _batches(changed):
             chunks = [c for d in batch for c in chunk_document(d, splitter)]
@@ -117,7 +124,9 @@ def ingest_into_postgres(docs: list[SourceDoc], settings: Settings, embedder=Non
         if writer is None:  # only removals
             writer = PgWriter.begin(settings, int(manifest["dim"]), fresh=False)
             writer.delete_sources(removed)
-        report.chunks_total = writer.commit(manifest_for(settings, writer.dim, seed_stats, report.skipped))
+        if export is None:  # only removals: the manifest still names the export questions use
+            export = ensure_export(settings.model_cache, settings.embed_model, embedder)
+        report.chunks_total = writer.commit(manifest_for(settings, writer.dim, seed_stats, report.skipped, export))
     finally:
         if writer is not None:
             writer.__exit__(None, None, None)

@@ -223,7 +223,6 @@ class PgIndex:
         self._tombstones = np.zeros(0, dtype=np.int64)
         self._languages: frozenset[str] | None = None
         self._df = {kind: _DocFreqs(self, CHANNELS[kind]) for kind in CHANNELS}
-        self._model_dir: Path | None = None
         self._lock = threading.Lock()
 
     @classmethod
@@ -248,19 +247,6 @@ class PgIndex:
                 _q(self.db.schema, "SELECT DISTINCT language FROM {s}.documents")).fetchall())
             self._languages = frozenset(r[0] for r in rows) - {"und", None}
         return self._languages
-
-    @property
-    def model_dir(self) -> Path | None:
-        """The local ONNX copy of the model (exported once per machine, as ingest does)."""
-        if self._model_dir is None:
-            from rag.embed import ONNX_FILE
-            from rag.onnx_export import load_ingest_embedder, model_cache_dir
-
-            folder = model_cache_dir(self.settings.index_dir, self.settings.embed_model)
-            if not (folder / ONNX_FILE).exists():  # a machine that never ingested: export once
-                folder = load_ingest_embedder(self.settings.index_dir, self.settings.embed_model)[1]
-            self._model_dir = folder
-        return self._model_dir
 
     def read(self, fn):
         def once(conn):

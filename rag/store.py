@@ -67,12 +67,6 @@ class FileIndex:
     def languages(self) -> frozenset[str]:
         return frozenset(d.get("language") for d in self.manifest.get("documents", {}).values()) - {"und", None}
 
-    @property
-    def model_dir(self) -> Path | None:
-        from rag.embed import ONNX_FILE
-
-        return self.snapshot.folder if (self.snapshot.folder / ONNX_FILE).exists() else None
-
     def read(self, fn):
         return fn(self)
 

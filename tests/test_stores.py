@@ -157,7 +157,6 @@ def test_bm25_scores_are_the_file_store_scores_after_updates(pg_store, built, mo
 
     store = pg_store
     files = store.with_(store_url="", index_dir=store.index_dir / "files")
-    shutil.copytree(built.index_dir / "models", files.index_dir / "models")
 
     def same_rankings():
         ingest_folder(files)
