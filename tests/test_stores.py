@@ -204,10 +204,12 @@ from rag.engine import Engine
 conf = json.loads(sys.argv[1])
 s = Settings(**{**conf, "seeds_dir": Path(conf["seeds_dir"]), "index_dir": Path(conf["index_dir"])})
 engine = Engine(s, auto_ingest=False)
-deadline = time.time() + float(sys.argv[2])
-while time.time() < deadline:
-    a = engine.ask("Which city hosted the delegation's closing dinner?")
-    print(json.dumps({"text": a.text, "snippets": [c.snippet for c in a.citations]}), flush=True)
+stop, deadline = Path(sys.argv[2]), time.time() + 120
+with open(sys.argv[3], "w") as out:
+    while not stop.exists() and time.time() < deadline:
+        a = engine.ask("Which city hosted the delegation's closing dinner?")
+        out.write(json.dumps({"text": a.text, "snippets": [c.snippet for c in a.citations]}) + "\n")
+        out.flush()
 """
 VERSION = "\n\nThe delegation's closing dinner was hosted in {city}. The dinner in {city} ended the visit."
 
@@ -220,27 +222,28 @@ def test_two_processes_answer_while_a_third_ingests(store, tmp_path):
     conf = {"seeds_dir": str(store.seeds_dir), "index_dir": str(store.index_dir), "store_url": store.store_url,
             "pg_schema": store.pg_schema}
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    readers = [subprocess.Popen([sys.executable, "-c", READER, json.dumps(conf), "15"], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path) for _ in range(2)]
-    time.sleep(4)  # let them load and start answering
-    ingests = 0
-    while any(r.poll() is None for r in readers) and ingests < 8:
-        city = "Bukhara" if ingests % 2 == 0 else "Samarkand"
-        path.write_text(original + VERSION.format(city=city), encoding="utf-8")
-        ingest_folder(store)
-        ingests += 1
-    outputs = [r.communicate(timeout=120) for r in readers]
+    stop, outs = tmp_path / "stop", [tmp_path / f"answers{i}.jsonl" for i in range(2)]
+    readers = [subprocess.Popen([sys.executable, "-c", READER, json.dumps(conf), str(stop), str(out)],
+                                stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path) for out in outs]
+    deadline = time.time() + 120
+    while not all(o.exists() and o.stat().st_size for o in outs):  # both are answering
+        assert time.time() < deadline and all(r.poll() is None for r in readers), "readers did not start"
+        time.sleep(0.2)
+    for i in range(6):  # the third process: ingests flipping the document between two versions
+        path.write_text(original + VERSION.format(city="Bukhara" if i % 2 == 0 else "Samarkand"), encoding="utf-8")
+        assert ingest_folder(store).updated == 1
+        time.sleep(0.3)
+    stop.touch()
+    errors = [r.communicate(timeout=120)[1] for r in readers]
     seen = set()
-    for r, (out, err) in zip(readers, outputs):
-        assert r.returncode == 0, err[-2000:]
-        assert "Traceback" not in err
-        answers = [json.loads(line) for line in out.splitlines() if line.strip()]
+    for r, err, out in zip(readers, errors, outs):
+        assert r.returncode == 0 and "Traceback" not in err, err[-2000:]
+        answers = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
         assert len(answers) >= 5
         for a in answers:
             cities = {c for c in ("Samarkand", "Bukhara") if c in a["text"] or any(c in s for s in a["snippets"])}
             assert len(cities) == 1, f"mixed or missing answer: {a}"
             seen |= cities
-    assert ingests >= 2
     if store.store_url:  # PostgreSQL readers follow the ingests live; file-store bots keep their snapshot
         assert seen == {"Samarkand", "Bukhara"}
 
