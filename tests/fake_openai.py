@@ -23,6 +23,7 @@ Requests and their headers are recorded.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -147,7 +148,12 @@ class FakeOpenAI:
                 while not outer.stopping.is_set():
                     self._chunk(b"la " * 1000)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request, client_address):
+                if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+                    super().handle_error(request, client_address)  # a client hanging up is expected
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -169,8 +175,6 @@ class FakeOpenAI:
 
 
 def main() -> None:  # `python -m tests.fake_openai "reply"`: a server to try the CLI against by hand
-    import sys
-
     fake = FakeOpenAI()
     if len(sys.argv) > 1:
         fake.default = json.loads(sys.argv[1]) if sys.argv[1].startswith("{") else {"content": sys.argv[1]}
