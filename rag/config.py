@@ -159,10 +159,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     hnsw_m = _int(env, "RAG_PG_HNSW_M", Settings.pg_hnsw_m, lo=2)
     if hnsw_m > 100:
         raise ConfigError(f"RAG_PG_HNSW_M={hnsw_m} must be at most 100 (pgvector's limit)")
-    ef_construction = _int(env, "RAG_PG_HNSW_EF_CONSTRUCTION", Settings.pg_hnsw_ef_construction, lo=4)
+    ef_construction = _int(env, "RAG_PG_EF_CONSTRUCTION", Settings.pg_hnsw_ef_construction, lo=4)
     if not 2 * hnsw_m <= ef_construction <= 1000:
         raise ConfigError(
-            f"RAG_PG_HNSW_EF_CONSTRUCTION={ef_construction} must be between 2 × RAG_PG_HNSW_M ({2 * hnsw_m}) and 1000"
+            f"RAG_PG_EF_CONSTRUCTION={ef_construction} must be between 2 × RAG_PG_HNSW_M ({2 * hnsw_m}) and 1000"
         )
     ef_search = _int(env, "RAG_PG_EF_SEARCH", Settings.pg_ef_search, lo=10)
     if ef_search > 1000:

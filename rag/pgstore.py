@@ -4,7 +4,7 @@ Tables, in one schema (RAG_PG_SCHEMA, default `seedrag`), versioned by `meta.sch
     meta(key, value)            the manifest (model, dim, chunking, pipeline version, seed_stats…) and a generation
     documents(source, …)        one row per indexed file
     chunks(id, source, …)       text, metadata, sentence offsets, sentence vectors (bytea) and the chunk
-                                vector (`vector(dim)`, HNSW index, RAG_PG_HNSW_M / RAG_PG_HNSW_EF_CONSTRUCTION)
+                                vector (`vector(dim)`, HNSW index, RAG_PG_HNSW_M / RAG_PG_EF_CONSTRUCTION)
     terms(channel, term, id, df)       vocabulary of both lexical channels with document frequencies
     postings(channel, term_id, segment, chunk_ids, tfs, dls)   the inverted index
     lexstats(channel, n_docs, total_len)   BM25's N and average length
