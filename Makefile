@@ -5,7 +5,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench eval eval-scifact bot clean
+.PHONY: help install run test bench eval eval-scifact bot clean
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@echo "seedrag: make TARGET (the first call creates .venv; see README.md)"
+	@awk -F':.*## ' '/^[a-z-]+:.*## /{printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -14,29 +19,29 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) ## create .venv and install the project with the CPU build of torch
 
-run: $(STAMP)
+run: $(STAMP) ## answer Q="..." (index the documents first if needed), or open the REPL
 ifdef Q
 	$(BIN)/rag ask "$(Q)"
 else
 	$(BIN)/rag repl
 endif
 
-test: $(STAMP)
+test: $(STAMP) ## run the whole test suite (what CI runs)
 	$(BIN)/python -m pytest -q
 
-eval: $(STAMP)
+eval: $(STAMP) ## seeds QA eval: reports/seeds.json and reports/seeds.md
 	$(BIN)/python -m evals run --dataset evals/seeds_qa.jsonl --out reports/seeds.json --markdown reports/seeds.md
 
-eval-scifact: $(STAMP)
+eval-scifact: $(STAMP) ## BEIR SciFact, dense vs bm25 vs hybrid, with a chart
 	$(BIN)/python -m evals run --dataset ../shared/benchmarks/beir-scifact --compare dense,bm25,hybrid --out reports/scifact.json
 
-bench: $(STAMP)
+bench: $(STAMP) ## speed benchmark against plain llama-index (about 25 min)
 	$(BIN)/python -m evals bench
 
-bot: $(STAMP)
+bot: $(STAMP) ## run the Discord bot (needs DISCORD_TOKEN in .env)
 	$(BIN)/python -m bot
 
-clean:
+clean: ## delete the index, eval caches and reports (not the model cache)
 	rm -rf .rag_index .rag_cache reports

@@ -5,8 +5,22 @@ from __future__ import annotations
 import sys
 
 
-def main() -> int:
+def _parser():
+    from rag.helptext import BOT_EXIT, make_parser
+
+    return make_parser(
+        "python -m bot", "Run the Discord bot: it answers /ask, @mentions and replies in the allowed "
+        "channels from the indexed documents, with citations. The index is built or refreshed in the "
+        "background while the bot connects. Needs DISCORD_TOKEN (see README, 'Discord setup'). Also "
+        "installed as `rag-bot`.",
+        BOT_EXIT, "discord", "documents", "answering", "logging",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
     from rag.startup import startup
+
+    _parser().parse_args(argv)  # --help and --version exit here; there are no other arguments
 
     settings = startup(min_level="INFO")
     if settings is None:

@@ -10,17 +10,44 @@ from rag.errors import BadQuestion, RagError
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rag", description="Ask questions about a folder of documents; answers cite their sources.")
-    sub = p.add_subparsers(dest="command")
-    ing = sub.add_parser("ingest", help="build or update the index from the documents folder")
-    ing.add_argument("--json", action="store_true", help="print the report as JSON")
-    ing.add_argument("--rebuild", action="store_true", help="re-embed everything")
-    ask = sub.add_parser("ask", help="answer one question")
-    ask.add_argument("question", nargs="+")
-    ask.add_argument("--json", action="store_true", help="print the answer as JSON")
-    sub.add_parser("repl", help="ask questions interactively (the default)")
-    src = sub.add_parser("sources", help="list the indexed documents")
-    src.add_argument("--json", action="store_true")
+    from rag.helptext import RAG_EXIT, epilog, make_parser, wrap
+
+    def command(name: str, summary: str, description: str, *groups: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=summary, description=wrap(description), epilog=epilog(RAG_EXIT, *groups),
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    p = make_parser(
+        "rag", "Ask questions about a folder of documents; answers cite their sources, and say so when "
+        "the documents don't hold the answer. Without a command, opens the REPL.",
+        RAG_EXIT, "documents", "answering", "logging",
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    ing = command("ingest", "build or update the index from the documents folder",
+                  "Build or update the index from RAG_SEEDS_DIR into RAG_INDEX_DIR. Incremental: only new "
+                  "and changed files are embedded, removed ones are dropped. The first run for a model "
+                  "exports it to ONNX into RAG_MODEL_CACHE; later runs and other index folders reuse that "
+                  "export (the summary line says which was used).", "documents", "logging")
+    ing.add_argument("--json", action="store_true",
+                     help="print the report as one JSON object (added, updated, removed, unchanged, "
+                          "chunks_embedded, seconds, ...) instead of the summary")
+    ing.add_argument("--rebuild", action="store_true",
+                     help="re-embed every document (after a damaged index, or to start clean)")
+    ask = command("ask", "answer one question",
+                  "Answer one question from the indexed documents, with numbered citations. If the "
+                  "documents changed since the last ingest (or there is no index yet), the index is "
+                  "updated first.", "documents", "answering", "logging")
+    ask.add_argument("question", nargs="+", metavar="QUESTION",
+                     help="the question; several words need no quotes (quote it if it holds shell characters)")
+    ask.add_argument("--json", action="store_true",
+                     help="print the answer as JSON: question, answer, abstained, backend, notes, citations, timings_ms")
+    command("repl", "ask questions interactively (the default)",
+            "Ask questions one after another, with line editing and history on a terminal. Commands: "
+            ":sources, :docs, :new, :help, :quit. Reads questions line by line when stdin is piped.",
+            "documents", "answering", "logging")
+    src = command("sources", "list the indexed documents",
+                  "List the indexed documents with their chunk counts, languages, dates and titles.",
+                  "documents", "logging")
+    src.add_argument("--json", action="store_true", help="print a JSON list of {source, title, date, language, chunks}")
     return p
 
 
@@ -40,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.json:
                 r = report.to_json()
                 print(json.dumps({k: r[k] for k in ("added", "updated", "removed", "unchanged", "chunks_embedded", "seconds")}
-                                 | {"chunks_total": r["chunks_total"], "skipped": r["skipped"], "rebuilt": r["rebuilt"]}))
+                                 | {"chunks_total": r["chunks_total"], "skipped": r["skipped"], "rebuilt": r["rebuilt"],
+                                    "model_export": r["model_export"]}))
             else:
                 if report.rebuilt:
                     print(f"full rebuild: {report.rebuilt}")
@@ -49,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{report.added} added, {report.updated} updated, {report.removed} removed, "
                       f"{report.unchanged} unchanged; {report.chunks_embedded} chunks embedded "
                       f"({report.chunks_total} in the index) in {report.seconds:.1f} s")
+                if report.model_export:
+                    print(f"model: {report.model_export}")
             return 0
         if args.command == "ask":
             return _ask(engine, " ".join(args.question), args.json)

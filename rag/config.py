@@ -18,10 +18,20 @@ BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
 RETRIEVERS = ("hybrid", "dense", "bm25", "ngram", "lexical")
 
 
+def default_model_cache(env: Mapping[str, str] | None = None) -> Path:
+    """`$XDG_CACHE_HOME/seedrag/models`, else `~/.cache/seedrag/models` (a relative XDG value is ignored, per the spec)."""
+    env = os.environ if env is None else env
+    xdg = env.get("XDG_CACHE_HOME", "").strip()
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
+    return base / "seedrag" / "models"
+
+
 @dataclass(frozen=True)
 class Settings:
     seeds_dir: Path = Path("seeds")
     index_dir: Path = Path(".rag_index")
+    # One ONNX export per model for the whole user account, shared by every index (rag.model_cache).
+    model_cache: Path = field(default_factory=default_model_cache)
     embed_model: str = BUNDLED_MODEL
     top_k: int = 5
     chunk_size: int = 200
@@ -139,6 +149,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     return Settings(
         seeds_dir=Path(env.get("RAG_SEEDS_DIR", "").strip() or "seeds"),
         index_dir=Path(env.get("RAG_INDEX_DIR", "").strip() or ".rag_index"),
+        model_cache=Path(env.get("RAG_MODEL_CACHE", "").strip()).expanduser()
+        if env.get("RAG_MODEL_CACHE", "").strip() else default_model_cache(env),
         embed_model=env.get("RAG_EMBED_MODEL", "").strip() or BUNDLED_MODEL,
         top_k=_int(env, "RAG_TOP_K", 5, lo=1),
         chunk_size=chunk_size,

@@ -16,6 +16,7 @@ import numpy as np
 from rag.config import resolve_model_path
 
 ONNX_FILE = "model.onnx"
+INT8_FILE = "model.int8.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 META_FILE = "embedder.json"
 

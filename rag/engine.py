@@ -63,7 +63,7 @@ class Engine:
             if not s.seeds_dir.is_dir() and not (s.index_dir / "current").exists():
                 raise SeedsMissing(
                     f"documents folder {str(s.seeds_dir)!r} does not exist and there is no index yet; "
-                    "create it or set RAG_SEEDS_DIR"
+                    "create it, or set RAG_SEEDS_DIR in the environment or in a .env file in the working directory"
                 )
             report = self.ingest()
             self.load_notes.append(
@@ -104,12 +104,13 @@ class Engine:
         return self._embedder
 
     def _make_query_embedder(self):
-        from rag.embed import ONNX_FILE, OnnxEmbedder, SentenceTransformerEmbedder
+        from rag.embed import SentenceTransformerEmbedder
+        from rag.model_cache import load_query_embedder
 
-        folder = self.state.snapshot.folder
-        if self.settings.query_backend == "onnx" and (folder / ONNX_FILE).exists():
-            return OnnxEmbedder(folder, self.settings.embed_model)
-        return SentenceTransformerEmbedder(self.settings.embed_model)
+        s = self.settings
+        if s.query_backend == "onnx":
+            return load_query_embedder(s.model_cache, s.embed_model, self.state.snapshot.manifest)
+        return SentenceTransformerEmbedder(s.embed_model)
 
     def ingest(self, rebuild: bool = False, progress: bool = False):
         """Re-index the seeds folder and swap the new index in; questions keep using the old one meanwhile."""

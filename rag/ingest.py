@@ -17,11 +17,10 @@ import numpy as np
 
 from rag.chunk import chunk_document, make_splitter
 from rag.config import Settings
-from rag.embed import ONNX_FILE, TOKENIZER_FILE
 from rag.errors import IndexCorrupt, IndexIncompatible, IndexMissing, SeedsMissing
 from rag.lexical import LexicalIndex
 from rag.load import Skipped, load_documents
-from rag.onnx_export import load_ingest_embedder
+from rag.model_cache import ensure_export, load_ingest_embedder
 from rag.records import Chunk, SourceDoc
 from rag.store import build_faiss, check_compatible, load_snapshot, write_snapshot
 
@@ -39,6 +38,7 @@ class IngestReport:
     chunks_total: int = 0
     rebuilt: str | None = None
     skipped: list[dict] = field(default_factory=list)
+    model_export: str | None = None  # which ONNX export embedded (cached or new), for the user
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -110,7 +110,7 @@ def build_index(
 
     # Loaded only when something changed: a no-op ingest opens no model at all.
     model = functools.cache(
-        lambda: load_ingest_embedder(settings.index_dir, settings.embed_model, embedder, settings.ingest_precision)
+        lambda: load_ingest_embedder(settings.model_cache, settings.embed_model, embedder, settings.ingest_precision)
     )
     splitter = None
     chunks: list[Chunk] = []
@@ -140,6 +140,9 @@ def build_index(
 
     nothing_changed = prev is not None and not (report.added or report.updated or report.removed)
     if nothing_changed:
+        # Opens no model, but checks (and if damaged, repairs) the export the questions will use.
+        export = ensure_export(settings.model_cache, settings.embed_model, embedder)
+        report.model_export = export.describe() if export else None
         report.seconds = round(time.perf_counter() - start, 3)
         if seed_stats is not None and prev.manifest.get("seed_stats") != seed_stats:
             _rewrite_manifest(prev, {"seed_stats": seed_stats, "skipped": report.skipped})
@@ -147,7 +150,8 @@ def build_index(
 
     new_rows = [i for i, r in enumerate(reuse) if r is None]
     report.chunks_embedded = len(new_rows)
-    embedder, onnx_dir = model()
+    embedder, export = model()
+    report.model_export = export.describe() if export else "no ONNX export: embedded with sentence-transformers"
     new_vecs = embedder.embed_batch([chunks[i].text for i in new_rows], progress=progress)
     dim = new_vecs.shape[1] if len(new_rows) else prev.vectors.shape[1]
     vectors = np.zeros((len(chunks), dim), dtype=np.float32)
@@ -173,12 +177,12 @@ def build_index(
         "documents": documents,
         "skipped": report.skipped,
         "seed_stats": seed_stats,
+        "embedder": export.record() if export else None,  # the model cache entry, with its checksums
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
-    extra = {name: onnx_dir / name for name in (ONNX_FILE, TOKENIZER_FILE)} if onnx_dir else {}
     write_snapshot(
         settings.index_dir, manifest, chunks, vectors, sentence_vectors,
-        build_faiss(vectors, settings.faiss_index), lexical, extra_files=extra,
+        build_faiss(vectors, settings.faiss_index), lexical,
     )
     report.seconds = round(time.perf_counter() - start, 3)
     return report

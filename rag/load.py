@@ -33,7 +33,8 @@ class Skipped:
 def list_sources(seeds_dir: Path) -> list[Path]:
     if not seeds_dir.is_dir():
         raise SeedsMissing(
-            f"documents folder {str(seeds_dir)!r} does not exist; create it or set RAG_SEEDS_DIR"
+            f"documents folder {str(seeds_dir)!r} does not exist; create it, "
+            "or set RAG_SEEDS_DIR in the environment or in a .env file in the working directory"
         )
     return sorted(
         p for p in seeds_dir.rglob("*")

@@ -1,0 +1,123 @@
+"""The words every command's `--help` shares: where settings come from, which ones, exit codes.
+
+Kept apart from the parsers so `rag`, `python -m bot` and `python -m evals` say the same thing,
+and so a test can check that every variable in `.env.example` is described by some `--help`.
+Nothing here is imported on the question path except by argparse when help is asked for.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+ENV = """settings:
+  Read from the environment, then from the first .env file found: the working
+  directory's, else the project root's (UTF-8; the environment wins). Relative
+  paths are resolved against the .env file's folder. .env.example in the
+  project documents every variable."""
+
+GROUPS: dict[str, tuple[tuple[str, str], ...]] = {
+    "documents": (
+        ("RAG_SEEDS_DIR", "documents folder (seeds)"),
+        ("RAG_INDEX_DIR", "index folder (.rag_index)"),
+        ("RAG_MODEL_CACHE", "ONNX model exports per user (~/.cache/seedrag/models)"),
+        ("RAG_EMBED_MODEL", "embedding model (bundled:all-MiniLM-L6-v2)"),
+        ("RAG_CHUNK_SIZE", "chunk size in model tokens (200)"),
+        ("RAG_CHUNK_OVERLAP", "chunk overlap in model tokens (40)"),
+        ("RAG_FAISS_INDEX", "FAISS factory string (Flat)"),
+        ("RAG_SENTENCE_VECTORS", "per-sentence vectors for the answerer (true)"),
+        ("RAG_INGEST_PRECISION", "fp32 or int8 document embedding (fp32)"),
+    ),
+    "answering": (
+        ("RAG_TOP_K", "chunks retrieved per question (5)"),
+        ("RAG_RETRIEVER", "hybrid, dense, bm25, ngram or lexical (hybrid)"),
+        ("RAG_FUSION", "cc or rrf (cc)"),
+        ("RAG_MIN_CONFIDENCE", "abstention threshold, 0-1 (0.44)"),
+        ("RAG_ANSWER_SENTENCES", "sentences in an extractive answer (3)"),
+        ("RAG_MAX_QUESTION_CHARS", "longer questions are cut (2000)"),
+        ("RAG_QUERY_BACKEND", "onnx or torch (onnx)"),
+        ("RAG_LLM_BASE_URL", "OpenAI-compatible endpoint; empty: extractive, no LLM"),
+        ("RAG_LLM_MODEL", "model name at that endpoint (gpt-4o-mini)"),
+        ("RAG_LLM_API_KEY", "API key, if the endpoint needs one (never printed)"),
+        ("RAG_LLM_TIMEOUT", "seconds per request (30)"),
+        ("RAG_LLM_RETRIES", "retries after a failure (2)"),
+        ("RAG_LLM_MAX_TOKENS", "answer length (400)"),
+        ("RAG_LLM_TEMPERATURE", "sampling temperature (0.1)"),
+        ("RAG_LLM_EXPAND_QUERY", "translate questions before retrieval (false)"),
+    ),
+    "discord": (
+        ("DISCORD_TOKEN", "bot token (required to connect)"),
+        ("DISCORD_CHANNEL_IDS", "channels it answers in (empty: all)"),
+        ("DISCORD_ADMIN_IDS", "users allowed to /reindex besides Manage Server"),
+        ("DISCORD_GUILD_ID", "server for instant slash-command sync while developing"),
+        ("DISCORD_COOLDOWN_SECONDS", "seconds a user waits between questions (10)"),
+        ("DISCORD_HANDLE_MENTIONS", "answer @mentions; needs the Message Content intent (true)"),
+        ("DISCORD_CONCURRENCY", "questions answered at once (2)"),
+        ("DISCORD_FEEDBACK_FILE", "where votes are appended (feedback.jsonl)"),
+    ),
+    "logging": (("RAG_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR (WARNING)"),),
+}
+
+RAG_EXIT = """exit codes:
+  0    done; an answer, including "I couldn't find this in the documents."
+  1    a documents or index problem; the message says how to fix it
+       (for example `rag ingest --rebuild`)
+  2    a usage error, an empty question or a bad setting (the message names
+       the variable)
+  130  interrupted (Ctrl-C)"""
+
+BOT_EXIT = """exit codes:
+  0    the bot was stopped
+  2    a bad setting, or DISCORD_TOKEN missing or rejected, or the Message
+       Content intent refused (the message says what to change)"""
+
+EVALS_EXIT = """exit codes:
+  0    done (reports written)
+  1    a dataset, documents or index problem (the message says which)
+  2    a usage error or a bad setting"""
+
+
+def settings_help(*groups: str) -> str:
+    lines = [ENV, "", "settings read by this command:"]
+    for group in groups:
+        lines += [f"  {name:<26}{text}" for name, text in GROUPS[group]]
+    return "\n".join(lines)
+
+
+def epilog(exit_codes: str, *groups: str) -> str:
+    return settings_help(*groups) + "\n\n" + exit_codes
+
+
+class VersionAction(argparse.Action):
+    """`--version` that imports nothing until asked, and says which installed copy runs."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0,
+                         help=help or "print the version and where it is installed, then exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version_text(parser.prog))
+        parser.exit(0)
+
+
+def version_text(prog: str) -> str:
+    import platform
+    from pathlib import Path
+
+    import rag
+
+    return (f"{prog} (seedrag) {rag.__version__}\n"
+            f"package: {Path(rag.__file__).resolve().parent}\n"
+            f"python: {platform.python_version()}")
+
+
+def wrap(text: str) -> str:
+    import textwrap
+
+    return textwrap.fill(text, 79)
+
+
+def make_parser(prog: str, description: str, exit_codes: str, *groups: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=wrap(description), epilog=epilog(exit_codes, *groups),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action=VersionAction)
+    return p
