@@ -28,10 +28,13 @@ QUESTION = "When did the VI Consultative Meeting of the Heads of State of Centra
 # ----- child-process helpers --------------------------------------------------------------------
 def _run_measured(cmd: list[str], env: dict | None = None) -> tuple[float, float, str]:
     """Wall seconds, the child's own peak RSS (MiB, through wait4) and its stdout."""
+    from rag.progress import Progress
+
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=ROOT)
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
+    with Progress(None, "bench: " + " ".join(cmd[1:5])):  # workers run for minutes with stderr muted
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=ROOT)
+        out = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:

@@ -138,7 +138,7 @@ def _run(argv: list[str] | None, out: TextIO) -> int:
 
     engine = build_engine(settings)
     if args.command == "ingest":
-        report = engine.ingest(rebuild=args.rebuild, progress=sys.stderr.isatty() and not args.json)
+        report = engine.ingest(rebuild=args.rebuild, progress=True)  # a bar, or lines off a terminal
         if args.json:
             r = report.to_json()
             print(dumps({k: r[k] for k in ("added", "updated", "removed", "unchanged", "chunks_embedded", "seconds")}

@@ -70,6 +70,7 @@ class Settings:
     discord_concurrency: int = 2
     feedback_file: Path = Path("feedback.jsonl")
     log_level: str = "WARNING"
+    progress_seconds: float = 15.0  # off a terminal, long runs print a progress line this often
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)
@@ -206,6 +207,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         discord_concurrency=_int(env, "DISCORD_CONCURRENCY", 2, lo=1, hi=64),
         feedback_file=Path(env.get("DISCORD_FEEDBACK_FILE", "").strip() or "feedback.jsonl"),
         log_level=level,
+        progress_seconds=_progress_seconds(env),
     )
 
 
@@ -262,6 +264,13 @@ def check_model(name: str) -> None:
             f"RAG_EMBED_MODEL={name!r} is neither {BUNDLED_MODEL!r}, a model folder, nor a model in the local "
             "Hugging Face cache (nothing is downloaded at run time); download it once or give its folder"
         )
+
+
+def _progress_seconds(env: Mapping[str, str]) -> float:
+    value = _float(env, "RAG_PROGRESS_SECONDS", 15.0, lo=0.01)
+    if not value <= 3600:  # also rejects nan
+        raise ConfigError(f"RAG_PROGRESS_SECONDS={value} must be between 0.01 and 3600")
+    return value
 
 
 def resolve_model_path(name: str) -> str:

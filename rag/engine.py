@@ -69,7 +69,7 @@ class Engine:
                     "create it, or set RAG_SEEDS_DIR in the environment or in a .env file in the working directory"
                 )
             try:
-                report = self.ingest()
+                report = self.ingest(progress=True)  # silent unless it takes a while (rag.progress)
             except (IngestBusy, IngestFailed, SeedsMissing) as err:
                 if not (s.index_dir / "current").exists():
                     raise

@@ -54,7 +54,10 @@ GROUPS: dict[str, tuple[tuple[str, str], ...]] = {
         ("DISCORD_CONCURRENCY", "questions answered at once (2)"),
         ("DISCORD_FEEDBACK_FILE", "where votes are appended (feedback.jsonl)"),
     ),
-    "logging": (("RAG_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR (WARNING)"),),
+    "logging": (
+        ("RAG_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR (WARNING)"),
+        ("RAG_PROGRESS_SECONDS", "off a terminal, a progress line this often (15)"),
+    ),
 }
 
 RAG_EXIT = """exit codes:

@@ -27,6 +27,7 @@ from rag.errors import IndexCorrupt, IndexIncompatible, IndexMissing, IngestFail
 from rag.lexical import LexicalIndex
 from rag.load import Reader, Skipped, scan
 from rag.model_cache import ensure_export, load_ingest_embedder
+from rag.progress import Progress, track
 from rag.records import Chunk, SourceDoc
 from rag.store import build_faiss, check_compatible, ingest_lock, load_snapshot, write_error, write_snapshot
 
@@ -158,7 +159,7 @@ def _build_index(docs, settings, embedder, rebuild, progress, skipped, seed_stat
     chunks: list[Chunk] = []
     reuse: list[int | None] = []  # row in the previous snapshot, or None for a new chunk
     documents = {}
-    for doc in clock.timed("read", docs):
+    for doc in track(clock.timed("read", docs), "reading and chunking", "document", enabled=progress):
         t = time.perf_counter()
         old = prev_docs.get(doc.source)
         if old and old["sha256"] == doc.sha256 and all(cid in prev_rows for cid in old["chunk_ids"]):
@@ -221,7 +222,8 @@ def _build_index(docs, settings, embedder, rebuild, progress, skipped, seed_stat
         sentence_vectors = _sentence_vectors(chunks, reuse, prev, embedder, progress, dim)
     t = clock.add("embed", t)
 
-    lexical = {k: LexicalIndex.build(k, [c.text for c in chunks]) for k in ("bm25", "ngram")}
+    with Progress(None, "building the lexical indexes", enabled=progress):
+        lexical = {k: LexicalIndex.build(k, [c.text for c in chunks]) for k in ("bm25", "ngram")}
     faiss_index, faiss_spec = build_faiss(vectors, settings.faiss_index)
     if faiss_spec != settings.faiss_index:
         report.notes.append(
@@ -255,11 +257,9 @@ def _embed_into(out: np.ndarray, pairs: Iterable[tuple[int, str]], total: int, e
     """out[row] = the vector of text for each (row, text), EMBED_WINDOW texts at a time; NaN is refused."""
     if not total:
         return
-    from tqdm import tqdm
-
     rows: list[int] = []
     texts: list[str] = []
-    with tqdm(total=total, disable=not progress, desc=f"embedding {what}", unit="text") as bar:
+    with Progress(total, f"embedding {what}", "text", enabled=progress) as bar:
         def flush() -> None:
             vecs = embedder.embed_batch(texts)
             if not np.isfinite(vecs).all():

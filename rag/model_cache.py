@@ -157,7 +157,10 @@ def _export_into(cache: Path, folder: Path, model: str, reference) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        export_onnx(reference, tmp)
+        from rag.progress import Progress
+
+        with Progress(None, f"exporting {model} to ONNX"):
+            export_onnx(reference, tmp)
         meta = _read_json(tmp / META_FILE)
         meta.update(export_version=EXPORT_VERSION, sha256={n: sha256_file(tmp / n) for n in BASE_FILES})
         _write_json(tmp / META_FILE, meta)

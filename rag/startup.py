@@ -114,6 +114,9 @@ def startup(min_level: str | None = None) -> Settings | None:
         print(f"configuration error: {err}", file=sys.stderr)
         return None
     configure_logging(settings, min_level)
+    from rag import progress
+
+    progress.configure(settings.progress_seconds)
     return settings
 
 
