@@ -215,7 +215,7 @@ def _build_index(docs, settings, embedder, rebuild, progress, skipped, seed_stat
     for i, r in enumerate(reuse):
         if r is not None:
             vectors[i] = prev.vectors[r]
-    _embed_into(vectors, ((i, chunks[i].text) for i in new_rows), len(new_rows), embedder, progress, "chunks")
+    _embed_into(vectors, ((i, chunks[i].text) for i in new_rows), len(new_rows), embedder, progress)
 
     sentence_vectors = None
     if settings.sentence_vectors:
@@ -252,14 +252,13 @@ def _build_index(docs, settings, embedder, rebuild, progress, skipped, seed_stat
     return report
 
 
-def _embed_into(out: np.ndarray, pairs: Iterable[tuple[int, str]], total: int, embedder, progress: bool,
-                what: str) -> None:
+def _embed_into(out: np.ndarray, pairs: Iterable[tuple[int, str]], total: int, embedder, progress: bool) -> None:
     """out[row] = the vector of text for each (row, text), EMBED_WINDOW texts at a time; NaN is refused."""
     if not total:
         return
     rows: list[int] = []
     texts: list[str] = []
-    with Progress(total, f"embedding {what}", "text", enabled=progress) as bar:
+    with Progress(total, "embedding", "text", enabled=progress) as bar:
         def flush() -> None:
             vecs = embedder.embed_batch(texts)
             if not np.isfinite(vecs).all():
@@ -293,7 +292,7 @@ def _sentence_vectors(chunks, reuse, prev, embedder, progress, dim: int) -> np.n
         else:
             fresh.append(i)
     pairs = ((int(starts[i]) + j, text) for i in fresh for j, text in enumerate(chunks[i].sentence_texts()))
-    _embed_into(out, pairs, sum(len(chunks[i].sentences) for i in fresh), embedder, progress, "sentences")
+    _embed_into(out, pairs, sum(len(chunks[i].sentences) for i in fresh), embedder, progress)
     return out
 
 
