@@ -63,7 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     engine = build_engine(settings)
     try:
         if args.command == "ingest":
-            report = engine.ingest(rebuild=args.rebuild, progress=True)  # a bar, or lines off a terminal
+            from rag.progress import Progress
+
+            with Progress(None, "ingest"):  # lines off a terminal, also for phases that have no count
+                report = engine.ingest(rebuild=args.rebuild, progress=True)
             if args.json:
                 r = report.to_json()
                 print(json.dumps({k: r[k] for k in ("added", "updated", "removed", "unchanged", "chunks_embedded", "seconds")}
