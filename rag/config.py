@@ -49,8 +49,9 @@ class Settings:
     llm_base_url: str = ""
     llm_model: str = "gpt-4o-mini"
     llm_api_key: str = field(default="", repr=False)
-    llm_timeout: float = 30.0
+    llm_timeout: float = 30.0  # seconds for all LLM requests of one answer, retries included
     llm_max_tokens: int = 400
+    llm_max_chars: int = 4000  # characters of a reply read; the rest is not read
     llm_temperature: float = 0.1
     llm_retries: int = 2
     llm_expand_query: bool = False
@@ -170,6 +171,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         llm_api_key=env.get("RAG_LLM_API_KEY", "").strip(),
         llm_timeout=_float(env, "RAG_LLM_TIMEOUT", 30.0, lo=0.1),
         llm_max_tokens=_int(env, "RAG_LLM_MAX_TOKENS", 400, lo=16),
+        llm_max_chars=_int(env, "RAG_LLM_MAX_CHARS", 4000, lo=100),
         llm_temperature=_float(env, "RAG_LLM_TEMPERATURE", 0.1),
         llm_retries=_int(env, "RAG_LLM_RETRIES", 2, lo=0),
         llm_expand_query=_bool(env, "RAG_LLM_EXPAND_QUERY", False),
