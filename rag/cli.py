@@ -138,7 +138,10 @@ def _run(argv: list[str] | None, out: TextIO) -> int:
 
     engine = build_engine(settings)
     if args.command == "ingest":
-        report = engine.ingest(rebuild=args.rebuild, progress=True)  # a bar, or lines off a terminal
+        from rag.progress import Progress
+
+        with Progress(None, "ingest"):  # lines off a terminal, also for phases that have no count
+            report = engine.ingest(rebuild=args.rebuild, progress=True)
         if args.json:
             r = report.to_json()
             print(dumps({k: r[k] for k in ("added", "updated", "removed", "unchanged", "chunks_embedded", "seconds")}
