@@ -108,6 +108,13 @@ def open_index(settings: Settings) -> Index:
     return FileIndex(load_snapshot(settings.index_dir))
 
 
+def has_index(settings: Settings) -> bool:
+    """Whether an index has been built (without reading it)."""
+    if uses_postgres(settings):
+        return stored_manifest(settings) is not None
+    return (settings.index_dir / "current").exists()
+
+
 def stored_manifest(settings: Settings) -> dict | None:
     """The stored index's manifest, or None when nothing has been ingested yet (cheap: no vectors)."""
     if uses_postgres(settings):

@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 
 import numpy as np
 
 from rag.chunk import chunk_document, make_splitter
 from rag.config import Settings
-from rag.errors import IndexIncompatible
+from rag.errors import IndexIncompatible, IngestFailed, SeedsMissing
 from rag.records import SourceDoc
 
 log = logging.getLogger(__name__)
 
-BATCH_CHUNKS = 4096  # chunks embedded and written per step of a large ingest
+BATCH_CHARS = 2_500_000  # document text chunked, embedded and written per step (about 4,000 chunks)
 
 
 def manifest_for(settings: Settings, dim: int, seed_stats: dict | None, skipped: list, export=None) -> dict:
@@ -72,79 +73,100 @@ def _rebuild_reason(settings: Settings, rebuild: bool) -> tuple[dict | None, str
         return None, reason
 
 
-def ingest_into_postgres(docs: list[SourceDoc], settings: Settings, embedder=None, rebuild: bool = False,
+def ingest_into_postgres(docs: Iterable[SourceDoc], settings: Settings, embedder=None, rebuild: bool = False,
                          progress: bool = False, skipped=(), seed_stats: dict | None = None):
+    """Index `docs` (consumed one at a time) into the PostgreSQL index; one ingest per schema at once.
+
+    `skipped` and `seed_stats` are read after `docs` is exhausted, so a lazy reader may fill them.
+    """
     from rag.ingest import IngestReport
-    from rag.model_cache import ensure_export, load_ingest_embedder
-    from rag.pgstore import PgWriter, stored_sources
+    from rag.model_cache import ensure_export
+    from rag.pgstore import PgIndex, PgWriter, ingest_lock, stored_sources
 
     start = time.perf_counter()
-    report = IngestReport(skipped=[{"source": s.source, "reason": s.reason} for s in skipped])
-    manifest, reason = _rebuild_reason(settings, rebuild)
-    fresh = manifest is None
-    report.rebuilt = reason
-    previous = {} if fresh else stored_sources(settings)
-    changed = [d for d in docs if previous.get(d.source) != d.sha256]
-    report.updated = sum(1 for d in changed if d.source in previous)
-    report.added = len(changed) - report.updated
-    report.unchanged = len(docs) - len(changed)
-    removed = sorted(set(previous) - {d.source for d in docs})
-    report.removed = len(removed)
-
-    export = None
-    if not fresh and not changed and not removed:
-        # Opens no model, but checks (and if damaged, repairs) the export the questions will use.
-        export = ensure_export(settings.model_cache, settings.embed_model, embedder)
-        report.model_export = export.describe() if export else None
-        if manifest.get("seed_stats") != seed_stats:
-            with PgWriter.begin(settings, int(manifest["dim"]), fresh=False) as w:
-                w.set_seed_stats(seed_stats, report.skipped)
-                w.conn.commit()
-        from rag.pgstore import PgIndex
-
-        report.chunks_total = PgIndex(settings, manifest).read(lambda view: view.num_chunks)
-        report.seconds = round(time.perf_counter() - start, 3)
-        return report
-
-    writer = None
-    try:
-        if changed:
-            emb, export = load_ingest_embedder(settings.model_cache, settings.embed_model, embedder,
-                                               settings.ingest_precision)
-            report.model_export = export.describe() if export else "no ONNX export: embedded with sentence-transformers"
-            splitter = make_splitter(settings.chunk_size, settings.chunk_overlap, emb.token_ids)
-        for batch in _batches(changed):
-            chunks = [c for d in batch for c in chunk_document(d, splitter)]
-            vectors = emb.embed_batch([c.text for c in chunks], progress=progress)
-            if writer is None:
-                writer = PgWriter.begin(settings, vectors.shape[1] if len(chunks) else emb.dim, fresh=fresh)
-                writer.delete_sources([d.source for d in changed if d.source in previous] + removed)
-            writer.add([_doc_row(d) for d in batch], chunks, vectors, _sentence_vectors(chunks, emb, settings))
-            report.chunks_embedded += len(chunks)
-        if writer is None:  # only removals
-            writer = PgWriter.begin(settings, int(manifest["dim"]), fresh=False)
-            writer.delete_sources(removed)
-        if export is None:  # only removals: the manifest still names the export questions use
-            export = ensure_export(settings.model_cache, settings.embed_model, embedder)
-        report.chunks_total = writer.commit(manifest_for(settings, writer.dim, seed_stats, report.skipped, export))
-    finally:
-        if writer is not None:
-            writer.__exit__(None, None, None)
+    report = IngestReport()
+    with ingest_lock(settings):
+        manifest, report.rebuilt = _rebuild_reason(settings, rebuild)
+        fresh = manifest is None
+        previous = {} if fresh else stored_sources(settings)
+        step = _Step(settings, embedder, fresh, previous, report, progress)
+        seen: set[str] = set()
+        try:
+            batch, size = [], 0
+            for doc in docs:
+                seen.add(doc.source)
+                old = previous.get(doc.source)
+                if old == doc.sha256:
+                    report.unchanged += 1
+                    continue
+                report.added += old is None
+                report.updated += old is not None
+                batch.append(doc)
+                size += len(doc.text)
+                if size >= BATCH_CHARS:
+                    step.write(batch)
+                    batch, size = [], 0
+            if batch:
+                step.write(batch)
+            report.skipped = [{"source": s.source, "reason": s.reason} for s in skipped]
+            seed_stats = dict(seed_stats) if seed_stats is not None else None
+            if not seen:
+                raise SeedsMissing(
+                    f"no readable documents in {str(settings.seeds_dir)!r} (.txt, .md, .html, .pdf)"
+                    + (f"; skipped: {', '.join(s.source for s in skipped)}" if skipped else "")
+                )
+            removed = sorted(set(previous) - seen)
+            report.removed = len(removed)
+            if step.writer is None and not removed:  # nothing changed (a fresh index always has documents)
+                export = ensure_export(settings.model_cache, settings.embed_model, embedder)
+                report.model_export = export.describe() if export else None
+                if manifest.get("seed_stats") != seed_stats or manifest.get("skipped") != report.skipped:
+                    with PgWriter.begin(settings, int(manifest["dim"]), fresh=False) as w:
+                        w.set_seed_stats(seed_stats, report.skipped)
+                        w.conn.commit()
+                report.chunks_total = PgIndex(settings, manifest).read(lambda view: view.num_chunks)
+            else:
+                writer = step.writer or PgWriter.begin(settings, int(manifest["dim"]), fresh=False)
+                step.writer = writer
+                writer.delete_sources(removed)
+                export = step.export or ensure_export(settings.model_cache, settings.embed_model, embedder)
+                report.chunks_total = writer.commit(
+                    manifest_for(settings, writer.dim, seed_stats, report.skipped, export))
+        finally:
+            if step.writer is not None:
+                step.writer.__exit__(None, None, None)
     report.seconds = round(time.perf_counter() - start, 3)
     return report
 
 
-def _batches(docs: list[SourceDoc], target: int = BATCH_CHUNKS * 600):
-    """Documents grouped to roughly `target` characters (about BATCH_CHUNKS chunks) per batch."""
-    batch, size = [], 0
-    for d in docs:
-        batch.append(d)
-        size += len(d.text)
-        if size >= target:
-            yield batch
-            batch, size = [], 0
-    if batch:
-        yield batch
+class _Step:
+    """Chunk, embed and write one batch of changed documents; the model loads with the first batch."""
+
+    def __init__(self, settings, embedder, fresh, previous, report, progress) -> None:
+        self.settings, self.embedder, self.fresh, self.previous = settings, embedder, fresh, previous
+        self.report, self.progress = report, progress
+        self.writer = None
+        self.emb = self.export = self.splitter = None
+
+    def write(self, batch: list[SourceDoc]) -> None:
+        from rag.model_cache import load_ingest_embedder
+        from rag.pgstore import PgWriter
+
+        s = self.settings
+        if self.emb is None:
+            self.emb, self.export = load_ingest_embedder(s.model_cache, s.embed_model, self.embedder, s.ingest_precision)
+            self.report.model_export = (self.export.describe() if self.export
+                                        else "no ONNX export: embedded with sentence-transformers")
+            self.splitter = make_splitter(s.chunk_size, s.chunk_overlap, self.emb.token_ids)
+        chunks = [c for d in batch for c in chunk_document(d, self.splitter)]
+        vectors = self.emb.embed_batch([c.text for c in chunks], progress=self.progress)
+        if len(chunks) and not np.isfinite(vectors).all():
+            raise IngestFailed("the embedding model returned NaN or infinite vectors; the index is unchanged")
+        if self.writer is None:
+            self.writer = PgWriter.begin(s, vectors.shape[1] if len(chunks) else int(self.emb.dim), fresh=self.fresh)
+        self.writer.delete_sources([d.source for d in batch if d.source in self.previous])
+        self.writer.add([_doc_row(d) for d in batch], chunks, vectors, _sentence_vectors(chunks, self.emb, s))
+        self.report.chunks_embedded += len(chunks)
 
 
 def _doc_row(d: SourceDoc) -> dict:

@@ -27,20 +27,21 @@ StoreUnavailable. The URL is shown only with its password masked.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from rag.config import Settings
-from rag.errors import ConfigError, IndexCorrupt, IndexMissing, StoreUnavailable
+from rag.errors import ConfigError, IndexCorrupt, IndexMissing, IngestBusy, StoreUnavailable
 from rag.index import DocInfo, StoredChunk, top_positive
 from rag.lexical import TOKENIZERS
 from rag.records import Chunk
@@ -102,6 +103,12 @@ class Database:
         self.where = redact(self.url)
         self._local = threading.local()
 
+    def unavailable(self, err: BaseException | None) -> StoreUnavailable:
+        return StoreUnavailable(
+            f"cannot reach the PostgreSQL index at {self.where} ({redact(_short(err), self.url)}); "
+            "check that the server is running and that RAG_STORE_URL is right"
+        )
+
     def connect(self, read_only: bool = True):
         psycopg = _psycopg()
         conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5, application_name="seedrag")
@@ -153,10 +160,7 @@ class Database:
                 last = err
                 log.warning("PostgreSQL at %s: %s; reconnecting", self.where, redact(_short(err), self.url))
                 self.drop()
-        raise StoreUnavailable(
-            f"cannot reach the PostgreSQL index at {self.where} ({redact(_short(last), self.url)}); "
-            "check that the server is running and that RAG_STORE_URL is right"
-        )
+        raise self.unavailable(last)
 
 
 def _q(schema: str, sql: str) -> str:
@@ -448,11 +452,8 @@ class PgWriter:
         try:
             conn = db.connect(read_only=False)
         except psycopg.OperationalError as err:
-            raise StoreUnavailable(f"cannot reach the PostgreSQL index at {db.where} "
-                                   f"({redact(_short(err), db.url)}); check that the server is running "
-                                   "and that RAG_STORE_URL is right") from None
+            raise db.unavailable(err) from None
         try:
-            conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"seedrag:{db.schema}",))  # one writer
             _ensure_extension(conn, db)
             live = db.schema
             exists = conn.execute("SELECT to_regclass(%s)", (f'"{live}".chunks',)).fetchone()[0] is not None
@@ -667,6 +668,24 @@ class PgWriter:
             for row in rows_out:
                 cp.write_row(row)
         self._x("DELETE FROM {s}.terms WHERE channel = %s AND df <= 0", (channel,))
+
+
+@contextlib.contextmanager
+def ingest_lock(settings: Settings) -> Iterator[None]:
+    """Hold this schema's writer lock (a session advisory lock) or raise IngestBusy at once."""
+    db = Database(settings)
+    psycopg = _psycopg()
+    try:
+        conn = db.connect(read_only=False)
+    except psycopg.OperationalError as err:
+        raise db.unavailable(err) from None
+    try:
+        if not conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (f"seedrag:{db.schema}",)).fetchone()[0]:
+            raise IngestBusy(f"ingest already running on the PostgreSQL index at {db.where} (schema {db.schema}); "
+                             "wait for it to finish, then try again")
+        yield
+    finally:
+        conn.close()  # ends the session, which releases the lock
 
 
 def _ensure_extension(conn, db: Database) -> None:
