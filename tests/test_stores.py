@@ -318,3 +318,14 @@ def test_old_schema_version_is_refused_then_rebuilt_by_ingest(pg_store):
     report = ingest_folder(store)
     assert report.rebuilt and "schema version 0" in report.rebuilt
     assert Engine(store, auto_ingest=False).ask(VI).text.startswith("August 9, 2024 [1]")
+
+
+def test_a_second_ingest_on_the_same_schema_is_refused_while_one_runs(pg_store):
+    from rag.errors import IngestBusy
+    from rag.pgstore import ingest_lock
+
+    ingest_folder(pg_store)
+    with ingest_lock(pg_store):  # what a running ingest holds
+        with pytest.raises(IngestBusy, match="ingest already running on the PostgreSQL index"):
+            ingest_folder(pg_store)
+    assert ingest_folder(pg_store).unchanged == 5  # released with its session
