@@ -28,7 +28,12 @@ def main(argv: list[str] | None = None) -> int:
     if not settings.discord_token:
         print("DISCORD_TOKEN is not set: put the bot token in .env (see README, 'Discord setup').", file=sys.stderr)
         return 2
-    import discord
+    try:
+        import discord
+    except ImportError:  # an optional extra: the CLI works without it
+        print("the Discord adapter is not installed: pip install 'seedrag[discord]' (make install includes it).",
+              file=sys.stderr)
+        return 2
 
     from bot.app import create_bot
 

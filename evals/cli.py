@@ -121,8 +121,11 @@ def _run(settings, args) -> int:
         args.markdown.write_text(table + extra + "\n", encoding="utf-8")
     if len(reports) > 1:
         chart = args.chart or out.with_suffix(".png")
-        draw_chart(reports, chart)
-        print(f"chart: {chart}", file=sys.stderr)
+        try:
+            draw_chart(reports, chart)
+            print(f"chart: {chart}", file=sys.stderr)
+        except ImportError:  # matplotlib is the optional `eval` extra; the reports are written anyway
+            print("chart skipped: matplotlib is not installed (pip install 'seedrag[eval]')", file=sys.stderr)
     return 0
 
 

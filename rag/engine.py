@@ -27,7 +27,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rag.config import Settings
-from rag.errors import BadQuestion, IndexIncompatible, IndexMissing, LLMUnavailable, SeedsMissing
+from rag.errors import (
+    BadQuestion, IndexIncompatible, IndexMissing, IngestBusy, IngestFailed, LLMUnavailable, SeedsMissing,
+)
 from rag.followup import is_follow_up, joined_query, sane_rewrite
 from rag.records import Answer, AnswerRequest, Citation, Draft, Hit
 from rag.textsafe import clean
@@ -67,7 +69,10 @@ class Engine:
             return True
         if not self.settings.seeds_dir.is_dir():
             return False  # serve the index we have; ingest will say the folder is missing
-        return manifest.get("seed_stats") != seed_signature(self.settings.seeds_dir)
+        try:
+            return manifest.get("seed_stats") != seed_signature(self.settings.seeds_dir, self.settings.allow_outside_links)
+        except (SeedsMissing, OSError):  # the folder vanished meanwhile: serve the index we have
+            return False
 
     def _load(self, ingest_if_stale: bool = True) -> _State:
         from rag.answer import ExtractiveAnswerer
@@ -83,11 +88,19 @@ class Engine:
                     f"documents folder {str(s.seeds_dir)!r} does not exist and there is no index yet; "
                     "create it, or set RAG_SEEDS_DIR in the environment or in a .env file in the working directory"
                 )
-            report = self.ingest(progress=True)  # silent unless it takes a while (rag.progress)
-            notes.append(
-                f"indexed {report.chunks_total} chunks from {report.added + report.updated + report.unchanged} "
-                f"documents in {report.seconds:.1f} s"
-            )
+            try:
+                report = self.ingest(progress=True)  # silent unless it takes a while (rag.progress)
+            except (IngestBusy, IngestFailed, SeedsMissing) as err:
+                if not (s.index_dir / "current").exists():
+                    raise
+                # Fail soft: the last good index still answers; the note says why it is not fresh.
+                log.info("answering from the last index: %s", err)
+                notes.append(f"answered from the last index; updating it failed: {err}")
+            else:
+                notes.append(
+                    f"indexed {report.chunks_total} chunks from {report.added + report.updated + report.unchanged} "
+                    f"documents in {report.seconds:.1f} s"
+                )
         snap = load_snapshot(s.index_dir)
         try:
             check_compatible(snap.manifest, s.embed_model, s.chunk_size, s.chunk_overlap)

@@ -74,6 +74,11 @@ BOT_EXIT = """exit codes:
   2    a bad setting, or DISCORD_TOKEN missing or rejected, or the Message
        Content intent refused (the message says what to change)"""
 
+MODEL_EXIT = """exit codes:
+  0    the export is in the cache (made now, or found and its checksums verified)
+  1    the model could not be exported, or the cache folder is not writable
+  2    a usage error or a bad setting"""
+
 EVALS_EXIT = """exit codes:
   0    done (reports written)
   1    a dataset, documents or index problem (the message says which)
@@ -103,15 +108,39 @@ class VersionAction(argparse.Action):
         parser.exit(0)
 
 
+TOP_LEVEL = ("rag", "bot", "evals")
+
+
+def shared_top_level() -> dict[str, list[str]]:
+    """Other installed distributions that also provide one of our top-level packages.
+
+    The names are generic (OpenAI's eval harness, for one, is also `evals`), and pip lets the
+    last install overwrite the other's files, so `--version` says when that has happened.
+    """
+    from importlib.metadata import packages_distributions
+
+    owners = packages_distributions()
+    out = {}
+    for name in TOP_LEVEL:
+        others = sorted({d for d in owners.get(name, []) if d.lower().replace("_", "-") != "seedrag"})
+        if others:
+            out[name] = others
+    return out
+
+
 def version_text(prog: str) -> str:
     import platform
     from pathlib import Path
 
     import rag
 
-    return (f"{prog} (seedrag) {rag.__version__}\n"
-            f"package: {Path(rag.__file__).resolve().parent}\n"
-            f"python: {platform.python_version()}")
+    lines = [f"{prog} (seedrag) {rag.__version__}",
+             f"package: {Path(rag.__file__).resolve().parent}",
+             f"python: {platform.python_version()}"]
+    for name, others in shared_top_level().items():
+        lines.append(f"warning: the top-level package '{name}' is also installed by {', '.join(others)}; "
+                     "they overwrite each other's files: install seedrag in its own virtualenv (pipx, uv tool, Docker)")
+    return "\n".join(lines)
 
 
 def wrap(text: str) -> str:

@@ -27,6 +27,7 @@ import logging
 import os
 import re
 import shutil
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -275,3 +276,33 @@ def load_query_embedder(cache: Path, model: str, manifest: Mapping):
         except Exception as err:
             log.warning("model in %s does not load (%s); using sentence-transformers", export.folder, err)
     return SentenceTransformerEmbedder(model)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m rag.model_cache`: export the configured model into the cache now.
+
+    Image builds run it (deploy/bake-model.sh) so a container starts offline with no export to do.
+    """
+    from rag.helptext import MODEL_EXIT, make_parser
+    from rag.startup import startup
+
+    make_parser("python -m rag.model_cache",
+                "Export RAG_EMBED_MODEL to ONNX into RAG_MODEL_CACHE now (and its int8 copy when "
+                "RAG_INGEST_PRECISION=int8), or check the cached export, and print where it is.",
+                MODEL_EXIT, "documents", "logging").parse_args(argv)
+    settings = startup()
+    if settings is None:
+        return 2
+    export = ensure_export(settings.model_cache, settings.embed_model, precision=settings.ingest_precision)
+    if export is None:
+        print(f"error: could not export {settings.embed_model} into {settings.model_cache} (see the warning above)",
+              file=sys.stderr)
+        return 1
+    print(export.describe())
+    return 0
+
+
+if __name__ == "__main__":  # run the module's own copy, so logs name rag.model_cache
+    from rag.model_cache import main as _main
+
+    sys.exit(_main())

@@ -29,6 +29,20 @@ def test_version_says_which_copy_runs():
     assert out.stdout.startswith(f"rag (seedrag) {rag.__version__}\n")
     assert rag.__version__ == version("seedrag")  # the installed metadata and the code agree
     assert str(Path(rag.__file__).resolve().parent) in out.stdout
+    assert "warning" not in out.stdout  # nothing else installed here claims rag, bot or evals
+
+
+def test_version_warns_when_another_distribution_ships_the_same_top_level_package(tmp_path):
+    info = tmp_path / "openai_evals-3.0.dist-info"  # a real-world clash: OpenAI's harness is `evals` too
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: openai-evals\nVersion: 3.0\n")
+    (info / "top_level.txt").write_text("evals\n")
+    (info / "RECORD").write_text("evals/__init__.py,,\n")
+    out = subprocess.run([sys.executable, "-m", "rag", "--version"], capture_output=True, text=True, timeout=60,
+                         env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0
+    assert "warning: the top-level package 'evals' is also installed by openai-evals" in out.stdout
+    assert "'rag'" not in out.stdout and "'bot'" not in out.stdout
 
 
 @pytest.mark.parametrize("command", ["ingest", "ask", "repl", "sources"])
