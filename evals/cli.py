@@ -37,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="comma-separated configurations run on the same index: default, hybrid, hybrid-rrf, "
                           "dense, bm25, ngram, lexical, no-abstain")
     run.add_argument("--chart", type=Path, metavar="PNG", help="chart path for --compare (default next to --out)")
+    run.add_argument("--store", metavar="files|URL",
+                     help="where the index lives: 'files' (a snapshot folder) or a postgresql:// URL; "
+                          "default RAG_STORE_URL (files when it is empty)")
     tune = command("tune-fusion", "grid-search the fusion (cc weights, or RRF weights and k) on a BEIR train split",
                    "Try convex-combination weights (the default fusion, RAG_FUSION=cc) and RRF weights and k "
                    "on a BEIR split (train by default, so test stays unseen) and print nDCG@10 per candidate.")
@@ -93,6 +96,10 @@ def _run(settings, args) -> int:
 
     names = args.compare.split(",") if args.compare else ["default"]
     dataset = str(args.dataset)
+    if args.store:
+        if args.store != "files" and not args.store.startswith(("postgresql://", "postgres://")):
+            raise ValueError(f"--store {args.store!r} must be 'files' or a postgresql:// URL")
+        settings = settings.with_(store_url="" if args.store == "files" else args.store)
     reports = []
     if is_beir(args.dataset):
         beir = load_beir(args.dataset, args.split or "test")
@@ -100,7 +107,8 @@ def _run(settings, args) -> int:
             reports.append(run_beir(settings, beir, name.strip(), dataset, args.limit))
     else:
         if args.seeds:
-            settings = settings.with_(seeds_dir=args.seeds, index_dir=index_dir_for_seeds(args.seeds))
+            settings = settings.with_(seeds_dir=args.seeds, index_dir=index_dir_for_seeds(args.seeds),
+                                      pg_schema=index_dir_for_seeds(args.seeds).name.replace("-", "_"))
         items = load_qa(args.dataset, args.split)[: args.limit] if args.limit else load_qa(args.dataset, args.split)
         if not items:
             raise ValueError(f"no questions in {dataset}" + (f" for split {args.split!r}" if args.split else ""))

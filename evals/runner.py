@@ -47,6 +47,7 @@ def _progress(items, desc: str):
 def describe(settings: Settings, name: str) -> dict:
     keys = ("embed_model", "retriever", "fusion", "top_k", "chunk_size", "chunk_overlap", "faiss_index", "min_confidence")
     d = {k: getattr(settings, k) for k in keys}
+    d["store"] = "postgresql" if settings.store_url else "files"
     return {"name": name, **d, "backend": "llm" if settings.llm_base_url else "extractive"}
 
 
@@ -143,11 +144,15 @@ def ensure_beir_index(beir: BeirSet, settings: Settings) -> Settings:
     from rag.ingest import build_index
     from rag.records import SourceDoc
 
+    from rag.index import has_index
+
     index_dir = beir_index_dir(beir, settings)
-    s = settings.with_(index_dir=index_dir, sentence_vectors=False)
-    if (index_dir / "current").exists():
+    # In PostgreSQL the cached index is a schema named like the cache folder.
+    s = settings.with_(index_dir=index_dir, sentence_vectors=False, pg_schema=index_dir.name.replace("-", "_"))
+    if has_index(s):
         return s
-    print(f"embedding {len(beir.corpus)} documents into {index_dir} (cached for later runs)…", file=sys.stderr)
+    where = f"PostgreSQL schema {s.pg_schema}" if s.store_url else str(index_dir)
+    print(f"embedding {len(beir.corpus)} documents into {where} (cached for later runs)…", file=sys.stderr)
     docs = [
         SourceDoc(source=d["id"], text=f"{d['title']} {d['text']}".strip(), title=d["title"], date=None,
                   language="en", sha256=hashlib.sha256((d["title"] + "\n" + d["text"]).encode()).hexdigest())

@@ -310,6 +310,8 @@ class _PgView:
 
     def dense(self, qvec: np.ndarray, k: int):
         q = np.asarray(qvec, dtype=np.float32)
+        if k > self.index.settings.pg_ef_search:  # HNSW returns at most ef_search rows
+            self.conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(min(k, 1000)),))
         rows = self.conn.execute(_q(self.s,
             "SELECT id, (embedding <#> %s) FROM {s}.chunks ORDER BY embedding <#> %s LIMIT %s"), (q, q, k)).fetchall()
         return np.array([r[0] for r in rows], dtype=np.int64), -np.array([r[1] for r in rows], dtype=np.float32)
