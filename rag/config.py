@@ -39,7 +39,7 @@ class Settings:
     top_k: int = 5
     chunk_size: int = 200
     chunk_overlap: int = 40
-    faiss_index: str = "Flat"
+    faiss_index: str = "auto"  # Flat below 100,000 chunks, HNSW32 above (rag.store.resolve_faiss_spec)
     retriever: str = "hybrid"
     fusion: str = "cc"
     min_confidence: float = 0.44
@@ -164,8 +164,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     base_url = _url(env, "RAG_LLM_BASE_URL")
     embed_model = env.get("RAG_EMBED_MODEL", "").strip() or BUNDLED_MODEL
     check_model(embed_model)
-    faiss_index = env.get("RAG_FAISS_INDEX", "").strip() or "Flat"
-    if faiss_index != "Flat" and embed_model == BUNDLED_MODEL:  # other models: checked at ingest, dim known
+    faiss_index = env.get("RAG_FAISS_INDEX", "").strip() or "auto"
+    if faiss_index not in ("Flat", "auto") and embed_model == BUNDLED_MODEL:  # other models: checked at ingest, dim known
         from rag.store import check_faiss_spec
 
         check_faiss_spec(faiss_index, BUNDLED_DIM)

@@ -24,12 +24,14 @@ import numpy as np
 from rag.chunk import chunk_document, make_splitter
 from rag.config import Settings
 from rag.errors import IndexCorrupt, IndexIncompatible, IndexMissing, IngestFailed, SeedsMissing
+from rag.index import lexical_kinds
 from rag.lexical import LexicalIndex
 from rag.load import Reader, Skipped, scan
 from rag.model_cache import ensure_export, load_ingest_embedder
 from rag.progress import Progress, track
 from rag.records import Chunk, SourceDoc
-from rag.store import build_faiss, check_compatible, ingest_lock, load_snapshot, write_error, write_snapshot
+from rag.store import (build_faiss, check_compatible, ingest_lock, load_snapshot, resolve_faiss_spec, write_error,
+                       write_snapshot)
 
 log = logging.getLogger(__name__)
 
@@ -227,9 +229,10 @@ def _build_index(docs, settings, embedder, rebuild, progress, skipped, seed_stat
     t = clock.add("embed", t)
 
     with Progress(None, "building the lexical indexes", enabled=progress):
-        lexical = {k: LexicalIndex.build(k, [c.text for c in chunks]) for k in ("bm25", "ngram")}
+        kinds = lexical_kinds({d["language"] for d in documents.values()}, len(chunks))
+        lexical = {k: LexicalIndex.build(k, [c.text for c in chunks]) for k in kinds}
     faiss_index, faiss_spec = build_faiss(vectors, settings.faiss_index)
-    if faiss_spec != settings.faiss_index:
+    if faiss_spec != resolve_faiss_spec(settings.faiss_index, len(chunks)):  # an untrainable IVF/PQ fell back
         report.notes.append(
             f"RAG_FAISS_INDEX={settings.faiss_index} needs more vectors to train than the {len(chunks)} chunks; "
             f"using {faiss_spec} (exact search) until the corpus grows"
@@ -243,6 +246,7 @@ def _build_index(docs, settings, embedder, rebuild, progress, skipped, seed_stat
         "faiss_index": faiss_spec,
         "sentence_vectors": settings.sentence_vectors,
         "ingest_precision": settings.ingest_precision,
+        "lexical_kinds": list(lexical),
         "documents": documents,
         "skipped": report.skipped,
         "seed_stats": seed_stats,

@@ -89,7 +89,8 @@ def ingest_into_postgres(docs: Iterable[SourceDoc], settings: Settings, embedder
         manifest, report.rebuilt = _rebuild_reason(settings, rebuild)
         fresh = manifest is None
         previous = {} if fresh else stored_sources(settings)
-        step = _Step(settings, embedder, fresh, previous, report, progress)
+        ngram_present = fresh or "ngram" in manifest.get("lexical_kinds", ())
+        step = _Step(settings, embedder, fresh, previous, report, progress, ngram_present)
         seen: set[str] = set()
         try:
             batch, size = [], 0
@@ -126,7 +127,8 @@ def ingest_into_postgres(docs: Iterable[SourceDoc], settings: Settings, embedder
                         w.conn.commit()
                 report.chunks_total = PgIndex(settings, manifest).read(lambda view: view.num_chunks)
             else:
-                writer = step.writer or PgWriter.begin(settings, int(manifest["dim"]), fresh=False)
+                writer = step.writer or PgWriter.begin(settings, int(manifest["dim"]), fresh=False,
+                                                       ngram_present=ngram_present)
                 step.writer = writer
                 writer.delete_sources(removed)
                 export = step.export or ensure_export(settings.model_cache, settings.embed_model, embedder)
@@ -142,8 +144,9 @@ def ingest_into_postgres(docs: Iterable[SourceDoc], settings: Settings, embedder
 class _Step:
     """Chunk, embed and write one batch of changed documents; the model loads with the first batch."""
 
-    def __init__(self, settings, embedder, fresh, previous, report, progress) -> None:
+    def __init__(self, settings, embedder, fresh, previous, report, progress, ngram_present: bool) -> None:
         self.settings, self.embedder, self.fresh, self.previous = settings, embedder, fresh, previous
+        self.ngram_present = ngram_present
         self.report, self.progress = report, progress
         self.writer = None
         self.emb = self.export = self.splitter = None
@@ -163,7 +166,8 @@ class _Step:
         if len(chunks) and not np.isfinite(vectors).all():
             raise IngestFailed("the embedding model returned NaN or infinite vectors; the index is unchanged")
         if self.writer is None:
-            self.writer = PgWriter.begin(s, vectors.shape[1] if len(chunks) else int(self.emb.dim), fresh=self.fresh)
+            self.writer = PgWriter.begin(s, vectors.shape[1] if len(chunks) else int(self.emb.dim), fresh=self.fresh,
+                                         ngram_present=self.ngram_present)
         self.writer.delete_sources([d.source for d in batch if d.source in self.previous])
         self.writer.add([_doc_row(d) for d in batch], chunks, vectors, _sentence_vectors(chunks, self.emb, s))
         self.report.chunks_embedded += len(chunks)

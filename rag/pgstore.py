@@ -35,14 +35,14 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from array import array
 from pathlib import Path
 
 import numpy as np
 
 from rag.config import Settings
 from rag.errors import ConfigError, IndexCorrupt, IndexMissing, IngestBusy, StoreUnavailable
-from rag.index import DocInfo, StoredChunk, top_positive
+from rag.index import DocInfo, StoredChunk, lexical_kinds, top_positive
 from rag.lexical import TOKENIZERS
 from rag.records import Chunk
 
@@ -55,7 +55,7 @@ K1, B = 1.2, 0.75  # as LexicalIndex (bm25s defaults it sets explicitly)
 RETRY_DELAYS = (0.2, 0.6, 1.5)
 MERGE_SEGMENTS = 24  # merge postings once a channel has more segments than this…
 MERGE_TOMBSTONES = 0.1  # …or once this share of its postings belong to deleted chunks
-FLUSH_POSTINGS = 4_000_000  # postings buffered before a segment is written during a large load
+FLUSH_POSTINGS = 16_000_000  # postings buffered (12 bytes each) before a segment is written
 
 
 # ----- connections -------------------------------------------------------------------------
@@ -423,16 +423,24 @@ def _hnsw_sql(settings: Settings) -> str:
             f"WITH (m = {int(settings.pg_hnsw_m)}, ef_construction = {int(settings.pg_hnsw_ef_construction)})")
 
 
-@dataclass
 class _Pending:
-    """Postings of chunks added in this transaction, not yet written as a segment."""
+    """Postings of chunks added in this transaction, not yet written as a segment: compact arrays
+    (12 bytes a posting) with terms numbered locally, so a large load stays small in memory."""
 
-    terms: list
-    ids: list
-    tfs: list
-    dls: list
-    n_docs: int = 0
-    total_len: int = 0
+    def __init__(self) -> None:
+        self.vocab: dict[str, int] = {}
+        self.terms, self.ids, self.tfs, self.dls = array("I"), array("I"), array("H"), array("H")
+        self.n_docs = self.total_len = 0
+
+    def add(self, chunk_id: int, tokens: list[str]) -> None:
+        counts = Counter(tokens)
+        vocab = self.vocab
+        self.terms.extend(vocab.setdefault(t, len(vocab)) for t in counts)
+        self.tfs.extend(min(v, 65535) for v in counts.values())
+        self.ids.extend([chunk_id] * len(counts))
+        self.dls.extend([min(len(tokens), 65535)] * len(counts))
+        self.n_docs += 1
+        self.total_len += len(tokens)
 
 
 class PgWriter:
@@ -442,13 +450,23 @@ class PgWriter:
     `fresh` builds a new schema beside the live one and swaps it in at commit.
     """
 
-    def __init__(self, settings: Settings, conn, schema: str, live: str, fresh: bool, dim: int) -> None:
+    def __init__(self, settings: Settings, conn, schema: str, live: str, fresh: bool, dim: int,
+                 ngram_present: bool = True) -> None:
         self.settings, self.conn, self.s, self.live, self.fresh, self.dim = settings, conn, schema, live, fresh, dim
-        self.pending = {c: _Pending([], [], [], []) for c in CHANNELS.values()}
+        self.pending = {c: _Pending() for c in CHANNELS.values()}
         self.added = 0
+        # The n-gram channel's postings are complete only if the index had them and this ingest
+        # keeps adding them; `commit` drops the channel or rebuilds it, as lexical_kinds decides.
+        self.ngram_live = ngram_present
+        self.languages: set[str] = set()
+        self.n_before = 0
+        if not fresh:
+            self.languages = {r[0] for r in self._x("SELECT DISTINCT language FROM {s}.documents").fetchall()}
+            row = self._x("SELECT n_docs FROM {s}.lexstats WHERE channel = 1").fetchone()
+            self.n_before = int(row[0]) if row else 0
 
     @classmethod
-    def begin(cls, settings: Settings, dim: int, fresh: bool) -> PgWriter:
+    def begin(cls, settings: Settings, dim: int, fresh: bool, ngram_present: bool = True) -> PgWriter:
         db = Database(settings)
         psycopg = _psycopg()
         try:
@@ -469,7 +487,7 @@ class PgWriter:
                 conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
                 conn.execute(f'CREATE SCHEMA "{schema}"')
                 conn.execute(_q(schema, _schema_sql(dim, settings)))
-            return cls(settings, conn, schema, live, fresh, dim)
+            return cls(settings, conn, schema, live, fresh, dim, ngram_present=fresh or ngram_present)
         except BaseException:
             conn.close()
             raise
@@ -544,40 +562,42 @@ class PgWriter:
                 flat = [x for pair in c.sentences for x in pair]
                 svb = np.ascontiguousarray(sv, dtype="<f4").tobytes() if sv is not None else None
                 cp.write_row((cid, c.source, c.n, c.id, c.text, c.title, c.date, c.language, flat, svb, vec))
+        self.added += len(chunks)
+        self.languages |= {d["language"] for d in docs}
+        if self.ngram_live and "ngram" not in lexical_kinds(self.languages, self.n_before + self.added):
+            self.ngram_live = False  # a large one-language corpus: stop; commit decides (drop or backfill)
+            self.pending[CHANNELS["ngram"]] = _Pending()
         for kind, channel in CHANNELS.items():
+            if kind == "ngram" and not self.ngram_live:
+                continue
             p = self.pending[channel]
             for cid, c in zip(ids, chunks):
-                toks = _tokens(kind, c.text)
-                counts = Counter(toks)
-                p.terms.extend(counts.keys())
-                p.tfs.extend(counts.values())
-                p.ids.extend([cid] * len(counts))
-                p.dls.extend([min(len(toks), 65535)] * len(counts))
-                p.total_len += len(toks)
-            p.n_docs += len(chunks)
+                p.add(cid, _tokens(kind, c.text))
             if len(p.ids) >= FLUSH_POSTINGS:
                 self._flush(channel)
-        self.added += len(chunks)
 
     def _flush(self, channel: int) -> None:
         """Write this channel's pending postings as one new segment and count them into df and stats."""
         p = self.pending[channel]
         if not p.ids:
             return
-        distinct = Counter(p.terms)  # postings per term = chunks per term = df increment
-        self._temp_terms(distinct)
+        local = np.frombuffer(p.terms, dtype=np.uint32)
+        names = list(p.vocab)
+        per_term = np.bincount(local, minlength=len(names))  # postings per term = chunks per term = df increment
+        self._temp_terms({names[i]: int(d) for i, d in enumerate(per_term.tolist()) if d})
         self._x("""INSERT INTO {s}.terms (channel, term) SELECT %s, term FROM _terms
                    ON CONFLICT (channel, term) DO NOTHING""", (channel,))
         self._x("""UPDATE {s}.terms t SET df = t.df + x.d FROM _terms x
                    WHERE t.channel = %s AND t.term = x.term""", (channel,))
         term_ids = dict(self._x("""SELECT t.term, t.id FROM {s}.terms t JOIN _terms x ON x.term = t.term
                                    WHERE t.channel = %s""", (channel,)).fetchall())
-        tid = np.fromiter((term_ids[t] for t in p.terms), dtype=np.int64, count=len(p.terms))
+        global_ids = np.array([term_ids[t] for t in names], dtype=np.int64)
+        tid = global_ids[local]
         order = np.argsort(tid, kind="stable")  # chunk ids stay ascending within a term
         tid = tid[order]
-        ids = np.asarray(p.ids, dtype="<u4")[order]
-        tfs = np.minimum(np.asarray(p.tfs, dtype=np.int64), 65535).astype("<u2")[order]
-        dls = np.asarray(p.dls, dtype="<u2")[order]
+        ids = np.frombuffer(p.ids, dtype=np.uint32).astype("<u4")[order]
+        tfs = np.frombuffer(p.tfs, dtype=np.uint16).astype("<u2")[order]
+        dls = np.frombuffer(p.dls, dtype=np.uint16).astype("<u2")[order]
         starts = np.flatnonzero(np.r_[True, tid[1:] != tid[:-1]])
         ends = np.r_[starts[1:], len(tid)]
         segment = self._x("SELECT nextval('{s}.segment_ids')").fetchone()[0]
@@ -589,7 +609,7 @@ class PgWriter:
         self._x("""INSERT INTO {s}.lexstats VALUES (%s, %s, %s) ON CONFLICT (channel) DO UPDATE
                    SET n_docs = lexstats.n_docs + excluded.n_docs, total_len = lexstats.total_len + excluded.total_len""",
                 (channel, p.n_docs, p.total_len))
-        self.pending[channel] = _Pending([], [], [], [])
+        self.pending[channel] = _Pending()
 
     def set_seed_stats(self, seed_stats: dict | None, skipped: list) -> None:
         import json
@@ -605,9 +625,19 @@ class PgWriter:
 
         for channel in CHANNELS.values():
             self._flush(channel)
-        for channel in CHANNELS.values():  # a corpus emptied by deletions still has its statistics row
-            self._x("INSERT INTO {s}.lexstats VALUES (%s, 0, 0) ON CONFLICT DO NOTHING", (channel,))
+        self._x("INSERT INTO {s}.lexstats VALUES (1, 0, 0) ON CONFLICT DO NOTHING")  # even when emptied
         n = self._x("SELECT n_docs FROM {s}.lexstats WHERE channel = 1").fetchone()[0]
+        languages = {r[0] for r in self._x("SELECT DISTINCT language FROM {s}.documents").fetchall()}
+        kinds = lexical_kinds(languages, int(n))
+        ngram = CHANNELS["ngram"]
+        if "ngram" not in kinds or not self.ngram_live:
+            for table in ("postings", "terms", "lexstats"):
+                self._x(f"DELETE FROM {{s}}.{table} WHERE channel = %s", (ngram,))
+        if "ngram" in kinds and not self.ngram_live:
+            self._backfill(ngram, "ngram")
+        if "ngram" in kinds:
+            self._x("INSERT INTO {s}.lexstats VALUES (%s, 0, 0) ON CONFLICT DO NOTHING", (ngram,))
+        manifest = {**manifest, "lexical_kinds": list(kinds)}
         # Building HNSW once over loaded rows is far faster than growing it row by row.
         mem_mb = int(min(4096, max(64, n * int(manifest["dim"]) * 4 * 2 / 2**20)))
         self._x(f"SET LOCAL maintenance_work_mem = '{mem_mb}MB'")
@@ -621,6 +651,22 @@ class PgWriter:
             self.conn.execute(f'ALTER SCHEMA "{self.s}" RENAME TO "{self.live}"')
         self.conn.commit()
         return int(n)
+
+    def _backfill(self, channel: int, kind: str) -> None:
+        """Index every stored chunk into one channel (it was skipped while the corpus was one large
+        one-language collection, and is needed now)."""
+        cur = self.conn.cursor(name=f"backfill{channel}")
+        cur.execute(_q(self.s, "SELECT id, text FROM {s}.chunks ORDER BY id"))
+        rows = cur.fetchmany(10_000)
+        while rows:
+            p = self.pending[channel]
+            for cid, text in rows:
+                p.add(cid, _tokens(kind, text))
+            if len(p.ids) >= FLUSH_POSTINGS:
+                self._flush(channel)  # statements between FETCHes of an open cursor are fine
+            rows = cur.fetchmany(10_000)
+        cur.close()
+        self._flush(channel)
 
     def _maybe_merge(self) -> None:
         """Merge every channel's segments once there are many, or many deleted chunks in them."""

@@ -329,3 +329,37 @@ def test_a_second_ingest_on_the_same_schema_is_refused_while_one_runs(pg_store):
         with pytest.raises(IngestBusy, match="ingest already running on the PostgreSQL index"):
             ingest_folder(pg_store)
     assert ingest_folder(pg_store).unchanged == 5  # released with its session
+
+
+# ----- the FAISS scale path ------------------------------------------------------------------
+def test_auto_faiss_index_switches_to_hnsw_above_the_threshold_and_keeps_the_answers(workspace, monkeypatch):
+    import rag.store as store_mod
+
+    flat = Engine(workspace, auto_ingest=False).ask(VI).to_json()
+    monkeypatch.setattr(store_mod, "FAISS_AUTO_CHUNKS", 10)  # the seeds' 25 chunks count as "large"
+    report = ingest_folder(workspace, rebuild=True)
+    index = open_index(workspace)
+    assert index.manifest["faiss_index"] == "HNSW32" and not report.notes
+    hnsw = Engine(workspace, auto_ingest=False).ask(VI).to_json()
+    assert (hnsw["answer"], hnsw["citations"]) == (flat["answer"], flat["citations"])
+
+
+def test_hnsw_scale_path_recall_against_exact_search(monkeypatch):
+    """On 4,000 clustered unit vectors, the auto-chosen HNSW finds ≥ 95 % of the exact top 10."""
+    import rag.store as store_mod
+    from rag.store import FileIndex, Snapshot, build_faiss
+
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((40, 64)).astype(np.float32)
+    x = centres[rng.integers(0, 40, 4000)] + 0.6 * rng.standard_normal((4000, 64)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    monkeypatch.setattr(store_mod, "FAISS_AUTO_CHUNKS", 1000)
+    index, spec = build_faiss(x, "auto")
+    assert spec == "HNSW32"
+    view = FileIndex(Snapshot(Path("."), {"documents": {}}, [], x, None, index, {}))
+    queries = x[:100] + 0.3 * rng.standard_normal((100, 64)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    exact = np.argsort(-(queries @ x.T), axis=1)[:, :10]
+    found = [view.dense(q, 100)[0][:10] for q in queries]
+    recall = np.mean([len(set(f) & set(e)) / 10 for f, e in zip(found, exact)])
+    assert recall >= 0.95, recall
