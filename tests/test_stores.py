@@ -150,6 +150,46 @@ def test_both_stores_give_the_same_answers_citations_and_abstentions(pair):
         assert abs(b.confidence - a.confidence) < 1e-4, q
 
 
+def _same_rankings(pg: Settings, files: Settings) -> None:
+    """Both lexical channels rank the same chunks with the same scores in both stores."""
+    ingest_folder(files)
+    pg_index, file_index = open_index(pg), open_index(files)
+    assert pg_index.lexical_kinds == file_index.lexical_kinds
+    for q in ["Central Asia cooperation", "Tokayev meeting Ghent tram", "Neutralität Turkmenistan", "parliament"]:
+        for kind in pg_index.lexical_kinds:
+            for k in (3, 50):
+                f_ids, f_scores = file_index.read(lambda v: v.lexical(kind, q, k))
+                p_ids, p_scores = pg_index.read(lambda v: v.lexical(kind, q, k))
+                f_keys = [c.chunk.id for c in file_index.read(lambda v: v.fetch(f_ids.tolist(), None))]
+                p_keys = [c.chunk.id for c in pg_index.read(lambda v: v.fetch(p_ids.tolist(), None))]
+                assert p_keys == f_keys, (q, kind, k)
+                np.testing.assert_allclose(p_scores, f_scores, rtol=1e-5)
+
+
+def test_ngram_channel_follows_the_corpus_languages_and_size(pg_store, monkeypatch):
+    """Past the size limit, a one-language corpus drops the n-gram channel; a second language brings
+    it back (PostgreSQL rebuilds it from the stored chunks), in both stores alike."""
+    import rag.index
+
+    monkeypatch.setattr(rag.index, "NGRAM_MONOLINGUAL_LIMIT", 10)  # the seeds' 25 chunks count as large
+    files = pg_store.with_(store_url="", index_dir=pg_store.index_dir / "files")
+    german = pg_store.seeds_dir / "002_ddc9d047bacb3bd0.txt"
+    text = german.read_text(encoding="utf-8")
+    ingest_folder(pg_store)
+    _same_rankings(pg_store, files)
+    assert open_index(pg_store).lexical_kinds == ("bm25", "ngram")  # English and German
+    german.unlink()
+    ingest_folder(pg_store)
+    _same_rankings(pg_store, files)
+    assert open_index(pg_store).lexical_kinds == ("bm25",)
+    german.write_text(text, encoding="utf-8")
+    ingest_folder(pg_store)
+    _same_rankings(pg_store, files)
+    assert open_index(pg_store).lexical_kinds == ("bm25", "ngram")
+    answer = Engine(pg_store, auto_ingest=False).ask(VI)
+    assert answer.text.startswith("August 9, 2024 [1]")
+
+
 def test_bm25_scores_are_the_file_store_scores_after_updates(pg_store, built, monkeypatch):
     """PostgreSQL sums BM25 from postings with live statistics; it must equal bm25s on a fresh build,
     both while deleted chunks are tombstones masked at query time and after segments are merged."""
@@ -159,17 +199,7 @@ def test_bm25_scores_are_the_file_store_scores_after_updates(pg_store, built, mo
     files = store.with_(store_url="", index_dir=store.index_dir / "files")
 
     def same_rankings():
-        ingest_folder(files)
-        pg_index, file_index = open_index(store), open_index(files)
-        for q in ["Central Asia cooperation", "Tokayev meeting Ghent tram", "Neutralität Turkmenistan", "parliament"]:
-            for kind in ("bm25", "ngram"):
-                for k in (3, 50):
-                    f_ids, f_scores = file_index.read(lambda v: v.lexical(kind, q, k))
-                    p_ids, p_scores = pg_index.read(lambda v: v.lexical(kind, q, k))
-                    f_keys = [c.chunk.id for c in file_index.read(lambda v: v.fetch(f_ids.tolist(), None))]
-                    p_keys = [c.chunk.id for c in pg_index.read(lambda v: v.fetch(p_ids.tolist(), None))]
-                    assert p_keys == f_keys, (q, kind, k)
-                    np.testing.assert_allclose(p_scores, f_scores, rtol=1e-5)
+        _same_rankings(store, files)
 
     def count(sql):
         import psycopg
