@@ -402,6 +402,9 @@ def _schema_sql(dim: int, settings: Settings) -> str:
         id bigint PRIMARY KEY, source text NOT NULL, n int NOT NULL, key text NOT NULL, text text NOT NULL,
         title text NOT NULL, date text, language text NOT NULL, sentences int4[] NOT NULL,
         sentence_vectors bytea, embedding vector({int(dim)}) NOT NULL);
+    -- Vectors stay in the row (1.5 kB for 384 dimensions): TOASTed out of line, every distance
+    -- computed for a result or an exact scan would cost an extra lookup.
+    ALTER TABLE {{s}}.chunks ALTER COLUMN embedding SET STORAGE PLAIN;
     CREATE INDEX chunks_source ON {{s}}.chunks (source);
     CREATE TABLE {{s}}.terms (
         channel smallint NOT NULL, term text NOT NULL, id int GENERATED ALWAYS AS IDENTITY UNIQUE,
