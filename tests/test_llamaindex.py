@@ -66,8 +66,9 @@ def test_query_engine_abstains_without_source_nodes(engine):
 
 
 @pytest.mark.parametrize("module", ["rag.cli", "rag.engine", "bot.app"])
-def test_the_question_path_does_not_import_llama_index(module):
-    code = f"import sys, {module}; print(sorted(m for m in sys.modules if m.startswith('llama_index')))"
+def test_the_question_path_does_not_import_llama_index_or_psycopg(module):
+    code = (f"import sys, {module}; "
+            "print(sorted(m for m in sys.modules if m.startswith(('llama_index', 'psycopg', 'pgvector'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
