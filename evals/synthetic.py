@@ -1,16 +1,17 @@
 """A synthetic corpus for the scale benchmark: embedding-like vectors and Zipfian text, reproducible.
 
-Vectors: sentence embeddings are not uniform on the sphere: they crowd around topics and their
-variance falls off across directions. So each chunk is drawn around one of `topics` centres in
-384 dimensions whose per-dimension variance decays as a power law (i^-0.7), plus noise with the
-same spectrum, then normalized. With the constants below a random pair has cosine about 0.2 and a
-chunk's nearest neighbour about 0.75, close to all-MiniLM-L6-v2 on real text. A question vector
-is a chunk vector plus noise (cosine about 0.8 to its chunk), and its true neighbours come from
-exact search.
+Vectors: sentence embeddings are not uniform on the sphere: they crowd around topics, share a
+common direction, and their variance falls off across directions. So each chunk is drawn around
+one of 2,000 topic centres in 384 dimensions whose per-dimension variance decays as a power law
+(i^-0.7), plus noise with the same spectrum and a shared direction, then normalized: unrelated
+chunks have cosine about 0.1 and a chunk's nearest neighbour about 0.6, as all-MiniLM-L6-v2 has on
+real text. A question vector is a chunk vector plus isotropic noise (cosine about 0.6 to that
+chunk); its true neighbours come from exact search.
 
 Text: words from a fixed 60,000-word vocabulary of pronounceable nonsense, drawn with Zipf-
-Mandelbrot frequencies (p(rank) ∝ 1/(rank + 2.7), like English), 60 to 140 words per chunk, and
-the chunk's topic mixes in its own 30 words so that lexical search has something to find.
+Mandelbrot frequencies (p(rank) ∝ 1/(rank + 2.7), like English) except the 100 most frequent
+ranks, which stand for the stop words the tokenizer removes from real text; 60 to 140 words per
+chunk, and the chunk's topic mixes in its own 30 words so that lexical search has something to find.
 A question is 6 words of one chunk, so it has a known answer chunk.
 Everything depends only on the seed: the same numbers come out on every machine.
 """
@@ -24,6 +25,7 @@ import numpy as np
 DIM = 384
 VOCAB = 60_000
 TOPIC_WORDS = 30
+STOP_RANKS = 100  # Zipf ranks standing for stop words: never drawn
 BLOCK = 65536  # rows generated together from one seed, so any row can be regenerated alone
 NOISE = 0.75  # chunk scatter around its topic centre, relative to the spectrum
 COMMON = 1.7  # length of the shared direction (sets the mean cosine of unrelated chunks)
@@ -88,6 +90,9 @@ class Corpus:
     def _text_block(self, b: int, vocab: list[str]) -> list[str]:
         a, z = b * BLOCK, min(self.n, (b + 1) * BLOCK)
         ranks = np.arange(1, VOCAB + 1, dtype=np.float64)
+        # The most frequent ranks are function words, which the stop-word list removes from real
+        # text before BM25 sees it; they are left out here rather than generated and ignored.
+        ranks[:STOP_RANKS] = np.inf
         cdf = np.cumsum(1.0 / (ranks + 2.7))
         cdf /= cdf[-1]
         rng = np.random.default_rng([self.seed, b, 1])
