@@ -79,12 +79,28 @@ def ingest_into_postgres(docs: Iterable[SourceDoc], settings: Settings, embedder
 
     `skipped` and `seed_stats` are read after `docs` is exhausted, so a lazy reader may fill them.
     """
+    import psycopg
+
     from rag.ingest import IngestReport
-    from rag.model_cache import ensure_export
-    from rag.pgstore import PgIndex, PgWriter, ingest_lock, stored_sources
+    from rag.pgstore import Database, redact
 
     start = time.perf_counter()
     report = IngestReport()
+    try:
+        _ingest(docs, settings, embedder, rebuild, progress, skipped, seed_stats, report)
+    except psycopg.OperationalError as err:  # the server went away or refused mid-write: nothing was committed
+        db = Database(settings)
+        raise IngestFailed(f"the PostgreSQL index at {db.where} failed during the ingest "
+                           f"({redact(str(err).strip().splitlines()[0], db.url)}); it was rolled back and is "
+                           "unchanged; run `rag ingest` again once the server is back") from None
+    report.seconds = round(time.perf_counter() - start, 3)
+    return report
+
+
+def _ingest(docs, settings: Settings, embedder, rebuild: bool, progress: bool, skipped, seed_stats, report) -> None:
+    from rag.model_cache import ensure_export
+    from rag.pgstore import PgIndex, PgWriter, ingest_lock, stored_sources
+
     with ingest_lock(settings):
         manifest, report.rebuilt = _rebuild_reason(settings, rebuild)
         fresh = manifest is None
@@ -137,8 +153,6 @@ def ingest_into_postgres(docs: Iterable[SourceDoc], settings: Settings, embedder
         finally:
             if step.writer is not None:
                 step.writer.__exit__(None, None, None)
-    report.seconds = round(time.perf_counter() - start, 3)
-    return report
 
 
 class _Step:

@@ -393,3 +393,34 @@ def test_hnsw_scale_path_recall_against_exact_search(monkeypatch):
     found = [view.dense(q, 100)[0][:10] for q in queries]
     recall = np.mean([len(set(f) & set(e)) / 10 for f, e in zip(found, exact)])
     assert recall >= 0.95, recall
+
+
+def test_a_connection_lost_mid_ingest_rolls_back_and_says_so(pg_store, monkeypatch):
+    """The server ends the writer's session just before commit: the ingest fails with a clear
+    message, and questions still get the previous, complete version of the document."""
+    import psycopg
+
+    from rag.errors import IngestFailed
+    from rag.pgstore import PgWriter
+
+    ingest_folder(pg_store)
+    path = pg_store.seeds_dir / EU_SOURCE
+    path.write_text(path.read_text(encoding="utf-8") + "\n\nThe delegation later toured the Zwijnaarde tram depot.",
+                    encoding="utf-8")
+    merge = PgWriter._maybe_merge
+
+    def killed(self):
+        merge(self)
+        pid = self.conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        with psycopg.connect(pg_store.store_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+    monkeypatch.setattr(PgWriter, "_maybe_merge", killed)
+    with pytest.raises(IngestFailed, match="rolled back and is unchanged"):
+        ingest_folder(pg_store)
+    monkeypatch.undo()
+    engine = Engine(pg_store, auto_ingest=False)
+    assert "Zwijnaarde" not in engine.ask("Which tram depot did the delegation tour?").text
+    assert engine.ask(VI).text.startswith("August 9, 2024 [1]")
+    assert ingest_folder(pg_store).updated == 1  # the next ingest applies the change
+    assert "Zwijnaarde" in Engine(pg_store, auto_ingest=False).ask("Which tram depot did the delegation tour?").text
