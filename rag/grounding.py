@@ -200,6 +200,7 @@ class Verifier:
         self._done: list[_Sentence] = []
         self._any_claim_shown = False
         self._next_sep = ""  # whitespace between the last sentence taken and the next
+        self._seen: set[str] = set()
 
     # ----- streaming ---------------------------------------------------------------------
     def feed(self, piece: str) -> str:
@@ -236,8 +237,10 @@ class Verifier:
             self._close_paragraph()
             out += self._flush()
         text = sentence.strip()
-        if not text:
-            return out
+        key = " ".join(fold(text).split())
+        if not text or key in self._seen:
+            return out  # a model looping on one sentence says it once
+        self._seen.add(key)
         claim = claim_of(text, self.question)
         s = _Sentence(sep, text, claim, markers(text))
         body = fold(strip_markers(text)).replace("’", "'")
