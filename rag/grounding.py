@@ -38,9 +38,9 @@ FILLER = set(
     dokument dokumenten dokumente""".split()
 )
 _BOUNDARY = re.compile(
-    r"(?:[.!?…]+[\"'”’»)]*|[。！？]+)(?:[ \t]*\[\d+\])*(?P<ws>\s+)(?=\S)"  # end of sentence
+    r"(?:[.!?…]+[\"'”’»)]*|[。！？]+)(?:[ \t]*\[\d+\])*(?P<ws>\s+)(?=[^\s\[])"  # end of sentence (markers after it are its own)
     r"|(?<=[。！？])(?P<cjk>)(?=[^\s\[])"
-    r"|(?P<nl>[ \t]*\n\s*)(?=\S)"  # a line break (list items, headings)
+    r"|(?P<nl>[ \t]*\n\s*)(?=[^\s\[])"  # a line break (list items, headings)
 )
 _NUMBER = re.compile(r"\d+")
 

@@ -358,7 +358,7 @@ def test_a_reindex_swap_mid_question_does_not_mix_indexes(workspace):
 
     old.retriever.retrieve = retrieve_then_swap
     a = engine.ask(MEETING_Q)
-    assert engine.state is not old and len(engine.state.snapshot.chunks) < len(old.snapshot.chunks)
+    assert engine.state is not old and engine.state.index.num_chunks < old.index.num_chunks
     assert a.text.startswith("August 9, 2024 [1]") and a.citations[0].source == GOLD
 
 
