@@ -357,9 +357,9 @@ def _write_snapshot(index_dir, manifest, chunks, vectors, sentence_vectors, fais
         with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as fh:
             for c in chunks:
                 fh.write(json.dumps(c.to_json(), ensure_ascii=False) + "\n")
-        np.save(tmp / "vectors.npy", np.ascontiguousarray(vectors, dtype=np.float32))
+        _save_npy(tmp / "vectors.npy", vectors)
         if sentence_vectors is not None:
-            np.save(tmp / "sentences.npy", np.ascontiguousarray(sentence_vectors, dtype=np.float32))
+            _save_npy(tmp / "sentences.npy", sentence_vectors)
         try:
             faiss.write_index(faiss_index, str(tmp / "faiss.index"))
         except RuntimeError as err:  # FAISS reports I/O errors (disk full) as RuntimeError
@@ -388,6 +388,15 @@ def _write_snapshot(index_dir, manifest, chunks, vectors, sentence_vectors, fais
     os.replace(link_tmp, index_dir / "current")
     _prune(index_dir, keep=final)
     return final
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    try:
+        np.save(path, np.ascontiguousarray(array, dtype=np.float32))
+    except OSError as err:
+        if err.errno is None:  # numpy reports a short write ("N requested and M written") without errno
+            raise OSError(errno.ENOSPC, f"{path.name} was cut short: {err}") from None
+        raise
 
 
 def _abandoned(tmp: Path) -> bool:
