@@ -33,15 +33,20 @@ import math
 import re
 import threading
 import time
+from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from array import array
-from pathlib import Path
 
 import numpy as np
 
 from rag.config import Settings
-from rag.errors import ConfigError, IndexCorrupt, IndexMissing, IngestBusy, StoreUnavailable
+from rag.errors import (
+    ConfigError,
+    IndexCorrupt,
+    IndexMissing,
+    IngestBusy,
+    StoreUnavailable,
+)
 from rag.index import DocInfo, StoredChunk, lexical_kinds, top_positive
 from rag.lexical import TOKENIZERS
 from rag.records import Chunk
@@ -608,9 +613,11 @@ class PgWriter:
                 FROM STDIN (FORMAT BINARY)""")) as cp:
             cp.set_types(["int2", "int4", "int4", "bytea", "bytea", "bytea"])
             for a, b in zip(starts.tolist(), ends.tolist()):
-                cp.write_row((channel, int(tid[a]), segment, ids[a:b].tobytes(), tfs[a:b].tobytes(), dls[a:b].tobytes()))
+                cp.write_row((channel, int(tid[a]), segment, ids[a:b].tobytes(), tfs[a:b].tobytes(),
+                              dls[a:b].tobytes()))
         self._x("""INSERT INTO {s}.lexstats VALUES (%s, %s, %s) ON CONFLICT (channel) DO UPDATE
-                   SET n_docs = lexstats.n_docs + excluded.n_docs, total_len = lexstats.total_len + excluded.total_len""",
+                   SET n_docs = lexstats.n_docs + excluded.n_docs,
+                       total_len = lexstats.total_len + excluded.total_len""",
                 (channel, p.n_docs, p.total_len))
         self.pending[channel] = _Pending()
 
@@ -646,8 +653,8 @@ class PgWriter:
         self._x(f"SET LOCAL maintenance_work_mem = '{mem_mb}MB'")
         self._x(_hnsw_sql(self.settings))
         self._maybe_merge()
-        self._x("""INSERT INTO {s}.meta VALUES ('manifest', %s::jsonb) ON CONFLICT (key) DO UPDATE SET value = excluded.value""",
-                (json.dumps(manifest),))
+        self._x("""INSERT INTO {s}.meta VALUES ('manifest', %s::jsonb)
+                   ON CONFLICT (key) DO UPDATE SET value = excluded.value""", (json.dumps(manifest),))
         self._x("UPDATE {s}.meta SET value = to_jsonb(%s::bigint) WHERE key = 'generation'", (time.time_ns(),))
         if self.fresh and self.s != self.live:
             self.conn.execute(f'DROP SCHEMA IF EXISTS "{self.live}" CASCADE')
