@@ -57,7 +57,7 @@ def _settings(store: str, n: int, work: Path, url: str):
     work = Path(work)
     return Settings(
         seeds_dir=work / "seeds", index_dir=work / f"{store}-{n}", sentence_vectors=False,
-        faiss_index="Flat" if store == "faiss-flat" else "auto",  # auto: HNSW32 from 100,000 chunks
+        faiss_index="Flat" if store == "faiss-flat" else "auto",  # auto: HNSW32 from 50,000 chunks
         store_url=url if store == "postgres" else "", pg_schema=f"scale_{n}",
     )
 
@@ -200,8 +200,8 @@ def phase_update(store: str, n: int, work: Path, url: str) -> dict:
     corpus = Corpus(n)
     vocab = corpus.vocabulary()
     target = (n // DOC_CHUNKS) // 2
-    words = " ".join(corpus.texts(target * DOC_CHUNKS, target * DOC_CHUNKS + 40, vocab)).split()
-    sentences = [" ".join(words[i:i + 12]).capitalize() + "." for i in range(0, min(len(words), 4200), 12)]
+    words = " ".join(corpus.texts(target * DOC_CHUNKS, target * DOC_CHUNKS + 60, vocab)).split()
+    sentences = [" ".join(words[i:i + 12]).capitalize() + "." for i in range(0, min(len(words), 4900), 12)]
     new_text = " ".join(sentences)
     docs = [SourceDoc(source=source_of(d * DOC_CHUNKS), text=new_text if d == target else "", title=f"Document {d}",
                       date=None, language="en",

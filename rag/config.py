@@ -39,7 +39,7 @@ class Settings:
     top_k: int = 5
     chunk_size: int = 200
     chunk_overlap: int = 40
-    faiss_index: str = "auto"  # Flat below 100,000 chunks, HNSW32 above (rag.store.resolve_faiss_spec)
+    faiss_index: str = "auto"  # Flat below 50,000 chunks, HNSW32 above (rag.store.resolve_faiss_spec)
     retriever: str = "hybrid"
     fusion: str = "cc"
     min_confidence: float = 0.44

@@ -23,7 +23,7 @@ GROUPS: dict[str, tuple[tuple[str, str], ...]] = {
         ("RAG_EMBED_MODEL", "embedding model (bundled:all-MiniLM-L6-v2)"),
         ("RAG_CHUNK_SIZE", "chunk size in model tokens (200)"),
         ("RAG_CHUNK_OVERLAP", "chunk overlap in model tokens (40)"),
-        ("RAG_FAISS_INDEX", "auto (Flat, HNSW32 from 100k chunks) or a FAISS factory"),
+        ("RAG_FAISS_INDEX", "auto (Flat, HNSW32 from 50k chunks) or a FAISS factory"),
         ("RAG_SENTENCE_VECTORS", "per-sentence vectors for the answerer (true)"),
         ("RAG_INGEST_PRECISION", "fp32 or int8 document embedding (fp32)"),
         ("RAG_STORE_URL", "postgresql://… keeps the index in PostgreSQL (empty: files)"),

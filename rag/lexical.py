@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import re
+import sys
 import unicodedata
 from collections.abc import Callable
 from pathlib import Path
@@ -94,8 +95,10 @@ class LexicalIndex:
     def build(cls, kind: str, texts: list[str]) -> LexicalIndex:
         bm25s = _bm25s()
         tokenize = TOKENIZERS[kind]
-        # A placeholder token keeps empty chunks indexable without matching anything real.
-        corpus = [tokenize(t) or ["\x00empty"] for t in texts]
+        # A placeholder token keeps empty chunks indexable without matching anything real. Tokens
+        # are interned: each distinct token is one string, not one per occurrence (a million chunks
+        # hold ~90 million occurrences, ~5 GB as separate strings).
+        corpus = [[sys.intern(w) for w in tokenize(t)] or ["\x00empty"] for t in texts]
         model = bm25s.BM25(k1=1.2, b=0.75)
         model.index(corpus, show_progress=False)
         sc = model.scores
