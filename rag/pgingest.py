@@ -88,11 +88,13 @@ def ingest_into_postgres(docs: Iterable[SourceDoc], settings: Settings, embedder
     report = IngestReport()
     try:
         _ingest(docs, settings, embedder, rebuild, progress, skipped, seed_stats, report)
-    except psycopg.OperationalError as err:  # the server went away or refused mid-write: nothing was committed
+    except psycopg.Error as err:  # nothing was committed: the transaction rolled back
         db = Database(settings)
-        raise IngestFailed(f"the PostgreSQL index at {db.where} failed during the ingest "
-                           f"({redact(str(err).strip().splitlines()[0], db.url)}); it was rolled back and is "
-                           "unchanged; run `rag ingest` again once the server is back") from None
+        what = redact(str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__, db.url)
+        retry = ("run `rag ingest` again once the server is back" if isinstance(err, psycopg.OperationalError)
+                 else "please report this with the message")
+        raise IngestFailed(f"the PostgreSQL index at {db.where} failed during the ingest ({what}); it was "
+                           f"rolled back and is unchanged; {retry}") from None
     report.seconds = round(time.perf_counter() - start, 3)
     return report
 

@@ -55,7 +55,9 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 CHANNELS = {"bm25": 1, "ngram": 2}
-EMPTY_TOKEN = "\x00empty"  # what LexicalIndex.build gives a chunk with no tokens (dl = 1)
+# A chunk with no tokens gets one placeholder (dl = 1), as LexicalIndex.build does; PostgreSQL text
+# cannot hold its NUL byte, and no query token can contain \x01.
+EMPTY_TOKEN = "\x01empty"
 K1, B = 1.2, 0.75  # as LexicalIndex (bm25s defaults it sets explicitly)
 RETRY_DELAYS = (0.2, 0.6, 1.5)
 MERGE_SEGMENTS = 24  # merge postings once a channel has more segments than this…

@@ -424,3 +424,11 @@ def test_a_connection_lost_mid_ingest_rolls_back_and_says_so(pg_store, monkeypat
     assert engine.ask(VI).text.startswith("August 9, 2024 [1]")
     assert ingest_folder(pg_store).updated == 1  # the next ingest applies the change
     assert "Zwijnaarde" in Engine(pg_store, auto_ingest=False).ask("Which tram depot did the delegation tour?").text
+
+
+def test_a_chunk_without_any_word_token_is_indexed_like_the_file_store(pg_store):
+    """Only stop words: BM25 gives such a chunk a placeholder token (length 1) in both stores."""
+    (pg_store.seeds_dir / "005_stopwords.txt").write_text("It is what it was. And so it is, or it was.\n",
+                                                          encoding="utf-8")
+    assert ingest_folder(pg_store).added == 6
+    _same_rankings(pg_store, pg_store.with_(store_url="", index_dir=pg_store.index_dir / "files"))
