@@ -67,7 +67,7 @@ def _previous(settings: Settings, rebuild: bool, report: IngestReport):
         report.rebuilt = "requested with --rebuild"
         return None
     try:
-        snap = load_snapshot(settings.index_dir)
+        snap = load_snapshot(settings.index_dir, lexical_kinds=())  # reused: chunks and vectors, not BM25
         check_compatible(snap.manifest, settings.embed_model, settings.chunk_size, settings.chunk_overlap)
         if snap.manifest.get("sentence_vectors") != settings.sentence_vectors:
             raise IndexIncompatible("sentence vectors setting changed")
