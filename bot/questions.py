@@ -61,8 +61,10 @@ class Questions(commands.Cog):
         """Load models and index in a thread while the bot connects; questions wait for this."""
         try:
             await asyncio.to_thread(self.engine.warm_up)
+        except RagError as err:
+            log.error("the engine failed to load (questions will retry): %s", err)
         except Exception:
-            log.exception("the engine failed to load; questions will retry and report it")
+            log.exception("the engine failed to load; questions will retry")
         finally:
             self.ready.set()
 

@@ -619,3 +619,138 @@ def test_split_message_respects_the_limit():
     assert all(len(p) <= 2000 for p in parts) and len(parts) == 3
     emoji = split_message("😀" * 3000)
     assert all(size(p) <= 2000 for p in emoji) and "".join(emoji) == "😀" * 3000
+
+
+# ----- /reindex ---------------------------------------------------------------------------------
+def slow_ingest(seconds: float) -> tuple[str, ...]:
+    """`python -m rag ingest --json`, started a little late so the test can act meanwhile."""
+    code = (f"import runpy, sys, time; time.sleep({seconds}); sys.argv = ['rag', 'ingest', '--json']; "
+            "runpy.run_module('rag', run_name='__main__', alter_sys=True)")
+    return (sys.executable, "-c", code)
+
+
+def reindex_payload(bot, manage: bool) -> dict:
+    config = dpytest.get_config()
+    perms = discord.Permissions(manage_guild=True).value if manage else 0
+    return discord_api.slash_payload(bot, config.members[0], config.channels[0], "reindex", permissions=perms)
+
+
+async def test_reindex_is_for_managers_only_and_never_offered_in_dms(bot):
+    d = bot.tree.get_command("reindex").to_dict(bot.tree)
+    assert d["default_member_permissions"] == discord.Permissions(manage_guild=True).value
+    assert d["dm_permission"] is False and d["contexts"] == [0]
+    adapter = discord_api.install(bot.user, dpytest.get_config().channels[0].id)
+    await discord_api.dispatch(bot, reindex_payload(bot, manage=False))
+    assert "Manage Server" in adapter.responses()[0]["content"] and adapter.responses()[0]["flags"] & 64
+
+
+async def test_reindex_runs_in_a_child_process_keeps_answering_and_announces_in_the_channel(workspace, settings):
+    from bot.reindex import Reindexer
+    from rag.engine import Engine
+
+    engine = Spy(Engine(workspace))
+    reindexer = Reindexer(command=slow_ingest(1.0), extra_env={"RAG_SEEDS_DIR": str(workspace.seeds_dir),
+                                                               "RAG_INDEX_DIR": str(workspace.index_dir)})
+    b = await make_bot(engine, settings.with_(seeds_dir=workspace.seeds_dir, index_dir=workspace.index_dir),
+                       reindexer=reindexer)
+    (workspace.seeds_dir / "new.md").write_text("# Note\n\nThe Aral Sea summit met in Nukus on 3 May 2031.",
+                                                encoding="utf-8")
+    lag = 0.0
+    stop = asyncio.Event()
+
+    async def ticker():
+        nonlocal lag
+        while not stop.is_set():
+            t = time.perf_counter()
+            await asyncio.sleep(0.01)
+            lag = max(lag, time.perf_counter() - t - 0.01)
+
+    tick = asyncio.create_task(ticker())
+    adapter = discord_api.install(b.user, dpytest.get_config().channels[0].id)
+    await discord_api.dispatch(b, reindex_payload(b, manage=True))
+    await discord_api.dispatch(b, reindex_payload(b, manage=True))
+    started, again = [r["content"] for r in adapter.responses()]
+    assert "Re-indexing" in started and "already running" in again
+    assert b.questions.reindexer.running or b.questions.reindexing
+    await dpytest.message(mention(b, MEETING_Q))  # answered from the old index meanwhile
+    assert "August 9, 2024" in dpytest.get_message().content
+    await asyncio.wait_for(b.questions._reindex_task, 120)
+    stop.set()
+    await tick
+    announced = dpytest.get_message()
+    assert "Re-indexed" in announced.content and "1 added" in announced.content
+    assert engine.reloads == 1
+    assert lag < 0.1, f"the ingest stalled the event loop for {lag * 1000:.0f} ms"
+    await dpytest.message(mention(b, "Where did the Aral Sea summit meet?"))
+    assert "Nukus" in dpytest.get_message().content
+
+
+async def test_reindex_waits_for_the_engine_to_finish_loading(engine, settings):
+    from bot.reindex import IngestSummary, Reindexer
+
+    class SlowStart(Spy):
+        def warm_up(self):
+            time.sleep(1.0)
+            super().warm_up()
+
+    slow = SlowStart(engine)
+
+    class Watch(Reindexer):
+        async def run(self):
+            assert slow.warmed.is_set(), "an ingest started while the engine's own start-up could be ingesting"
+            return IngestSummary(0, 0, 0, 5, 0, 0.1)
+
+    b = create_bot(engine=slow, settings=settings, reindexer=Watch())
+    b._connection._intents.members = True
+    b._connection.member_cache_flags = discord.MemberCacheFlags.from_intents(b._connection._intents)
+    await b._async_setup_hook()
+    dpytest.configure(b, members=2)
+    b._connection._command_tree = b.tree
+    dpytest.backend.get_state().loop = asyncio.get_running_loop()
+    await b.setup_hook()
+    discord_api.install(b.user, dpytest.get_config().channels[0].id)
+    await discord_api.dispatch(b, reindex_payload(b, manage=True))
+    assert not b.questions.ready.is_set()
+    await asyncio.wait_for(b.questions._reindex_task, 60)
+    assert "Re-indexed" in dpytest.get_message().content
+
+
+async def test_a_failed_reindex_is_announced_without_details(spy, settings, caplog):
+    from bot.reindex import Reindexer
+
+    failing = Reindexer(command=(sys.executable, "-c",
+                                 "import sys; print('error: /srv/secret/docs is unreadable', file=sys.stderr); sys.exit(1)"))
+    b = await make_bot(spy, settings, reindexer=failing)
+    discord_api.install(b.user, dpytest.get_config().channels[0].id)
+    await discord_api.dispatch(b, reindex_payload(b, manage=True))
+    await asyncio.wait_for(b.questions._reindex_task, 60)
+    text = dpytest.get_message().content
+    assert "failed" in text and "/srv" not in text
+    assert "/srv/secret/docs is unreadable" in caplog.text
+
+
+def test_discord_settings_are_validated_at_start_up():
+    from rag.config import load_settings
+    from rag.errors import ConfigError
+
+    s = load_settings({"DISCORD_DMS": "OFF", "DISCORD_ANSWER_TIMEOUT": "90", "DISCORD_QUEUE_PER_CHANNEL": "3",
+                       "DISCORD_STATE_FILE": "/var/lib/seedrag/bot.sqlite3", "DISCORD_USER_HASH_KEY": "s3cr3t-hash-key"})
+    assert (s.discord_dms, s.discord_answer_timeout, s.discord_queue_per_channel) == ("off", 90.0, 3)
+    assert s.discord_user_key == "s3cr3t-hash-key" and "s3cr3t" not in repr(s), "the hash key is a secret"
+    for bad, name in (({"DISCORD_ANSWER_TIMEOUT": "900"}, "DISCORD_ANSWER_TIMEOUT"),
+                      ({"DISCORD_DMS": "friends"}, "DISCORD_DMS"),
+                      ({"DISCORD_QUEUE_PER_GUILD": "0"}, "DISCORD_QUEUE_PER_GUILD")):
+        with pytest.raises(ConfigError, match=name):
+            load_settings(bad)
+
+
+async def test_a_failure_anywhere_in_the_message_listener_still_gets_a_reply(spy, settings, caplog):
+    b = await make_bot(spy, settings)
+
+    def broken(*args):
+        raise RuntimeError("admission exploded")
+
+    b.questions.gate.admit = broken
+    await dpytest.message(mention(b, MEETING_Q))
+    assert dpytest.get_message().content == replies.SORRY
+    assert "admission exploded" in caplog.text
