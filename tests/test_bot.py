@@ -21,7 +21,7 @@ from bot import create_bot
 from bot import replies
 from bot.render import EMBED_TOTAL, embed_size, size, sources_embed, split_message
 from bot.state import StateStore
-from rag.errors import SeedsMissing
+from rag.errors import RagError, SeedsMissing
 from rag.records import Answer, Citation
 from tests import discord_api
 from tests.test_answers import MEETING_Q
@@ -353,6 +353,9 @@ async def test_core_error_text_never_reaches_users(engine, settings, caplog):
                                                             {"question": MEETING_Q}))
     shown = json.dumps(adapter.calls)
     assert "/srv" not in shown and replies.INDEX_DOWN in shown
+    b.questions.engine.fail = RagError("cannot read /srv/secret/docs/x.pdf")  # any other core error
+    await dpytest.message(mention(b, MEETING_Q))
+    assert dpytest.get_message().content == replies.SORRY
 
 
 async def test_direct_messages_follow_the_dm_policy(spy, settings):
