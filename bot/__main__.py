@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from bot.cli import main
+from bot.cli import _parser, main
+
+__all__ = ["_parser", "main"]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -15,18 +15,19 @@ import sys
 
 log = logging.getLogger("bot")
 
-DESCRIPTION = "The seedrag Discord bot: answers questions about the documents, with sources."
-EPILOG = """\
-settings come from the environment or .env (DISCORD_TOKEN, DISCORD_CHANNEL_IDS, DISCORD_DMS,
-DISCORD_STATE_FILE, ...; see .env.example). First time: `python -m bot invite`, then
-`python -m bot sync`, then `python -m bot`. SIGTERM or Ctrl+C lets running answers finish
-(DISCORD_DRAIN_SECONDS) and exits 0.
-exit codes: 0 clean stop, 2 a problem you can fix (token, network, setting, state file)."""
+
+DESCRIPTION = (
+    "Run the Discord bot: it answers /ask, @mentions and replies to its answers in the allowed "
+    "channels (and DMs, per DISCORD_DMS) from the indexed documents, with citations. First time: "
+    "`python -m bot invite`, then `python -m bot sync`, then `python -m bot`. SIGTERM or Ctrl-C "
+    "lets running answers finish (DISCORD_DRAIN_SECONDS) and exits 0. Also installed as `rag-bot`."
+)
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m bot", description=DESCRIPTION, epilog=EPILOG,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    from rag.helptext import BOT_EXIT, make_parser
+
+    p = make_parser("python -m bot", DESCRIPTION, BOT_EXIT, "discord", "documents", "answering", "logging")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("run", help="connect and answer questions (the default)")
     sync = sub.add_parser("sync", help="publish the slash commands to Discord (after install or upgrade)",
@@ -52,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "export-feedback":
         return _export(settings, args.format, args.out)
+    try:
+        import discord  # noqa: F401
+    except ImportError:  # an optional extra: the rest of seedrag works without it
+        return _fail("the Discord adapter is not installed: pip install 'seedrag[discord]' (make install includes it)")
     if args.command == "invite":
         return _invite(settings, args.client_id)
     if not settings.discord_token:

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from rag.lexical import content_words, fold
+from rag.index import Index
 from rag.records import Citation, Hit
-from rag.store import Snapshot
 
 ABSTAIN_TEXT = "I couldn't find this in the documents."
 QUESTION_WORDS = {
@@ -87,12 +87,15 @@ def _common_prefix(a: str, b: str) -> str:
 
 
 class ExtractiveAnswerer:
-    def __init__(self, snapshot: Snapshot, min_confidence: float, max_sentences: int = 3):
-        self.snapshot = snapshot
+    def __init__(self, index: Index, min_confidence: float, max_sentences: int = 3):
+        self.index = index
         self.min_confidence = min_confidence
         self.max_sentences = max_sentences
-        self._n_chunks = max(len(snapshot.chunks), 1)
-        self._df = snapshot.lexical["bm25"].document_frequencies() if "bm25" in snapshot.lexical else {}
+        self._df = index.document_frequencies("bm25")
+
+    @property
+    def _n_chunks(self) -> int:
+        return max(self.index.num_chunks, 1)
 
     def _idf(self, word: str) -> float:
         from rag.lexical import word_tokens
@@ -115,15 +118,13 @@ class ExtractiveAnswerer:
 
     def evidence(self, question: str, qvec: np.ndarray, hits: list[Hit], terms) -> list[Evidence]:
         wants = _WHEN if _WHEN.match(question) else _HOW_MANY if _HOW_MANY.match(question) else None
-        offsets = self.snapshot.sentence_offsets
-        sv = self.snapshot.sentence_vectors
         out: list[Evidence] = []
         seen: set[str] = set()
         for rank, hit in enumerate(hits):
             texts = hit.chunk.sentence_texts()
+            sv = hit.sentence_vectors
             if sv is not None and len(texts):
-                a = offsets[hit.chunk_index]
-                dens = np.asarray(sv[a:a + len(texts)]) @ qvec
+                dens = np.asarray(sv[:len(texts)]) @ qvec
             else:
                 dens = np.full(len(texts), hit.dense)
             for sent, d in zip(texts, dens.tolist()):

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rag.index import Index, IndexView
 from rag.records import Hit
-from rag.store import Snapshot
 
 CHANNELS_BY_MODE = {
     "hybrid": ("dense", "bm25", "ngram"),
@@ -40,20 +40,11 @@ class FusionParams:
     weights: tuple[tuple[str, float], ...] = tuple(MONOLINGUAL_WEIGHTS.items())
 
     @classmethod
-    def for_snapshot(cls, snapshot: Snapshot, method: str = "cc") -> FusionParams:
+    def for_index(cls, index: Index, method: str = "cc") -> FusionParams:
         if method == "rrf":
             return cls(method="rrf", weights=tuple(RRF_WEIGHTS.items()))
-        languages = {d.get("language") for d in snapshot.manifest.get("documents", {}).values()} - {"und", None}
-        weights = MULTILINGUAL_WEIGHTS if len(languages) > 1 else MONOLINGUAL_WEIGHTS
+        weights = MULTILINGUAL_WEIGHTS if len(index.languages) > 1 else MONOLINGUAL_WEIGHTS
         return cls(weights=tuple(weights.items()))
-
-
-def _top(scores: np.ndarray, depth: int) -> np.ndarray:
-    """Indices of the `depth` best positive scores, best first."""
-    positive = np.flatnonzero(scores > 0)
-    if len(positive) > depth:
-        positive = positive[np.argpartition(-scores[positive], depth)[:depth]]
-    return positive[np.argsort(-scores[positive], kind="stable")]
 
 
 def fuse_rrf(results: ChannelResults, weights: dict[str, float], k: int) -> dict[int, float]:
@@ -88,43 +79,45 @@ def fuse(results: ChannelResults, params: FusionParams) -> dict[int, float]:
 
 
 class HybridRetriever:
-    """Ranks the chunks of one snapshot for a query vector and query text."""
+    """Ranks the chunks of one stored index (files or PostgreSQL) for a query vector and query text.
 
-    def __init__(self, snapshot: Snapshot, mode: str = "hybrid", params: FusionParams | None = None,
+    Every read for one question happens inside one `Index.read` call, i.e. on one consistent view.
+    """
+
+    def __init__(self, index: Index, mode: str = "hybrid", params: FusionParams | None = None,
                  fusion: str = "cc"):
-        self.snapshot = snapshot
+        self.index = index
         self.channels = CHANNELS_BY_MODE[mode]
-        self.params = params or FusionParams.for_snapshot(snapshot, fusion)
+        self.params = params or FusionParams.for_index(index, fusion)
 
-    def rankings(self, qvec: np.ndarray | None, text: str, top_k: int = 0) -> ChannelResults:
+    def rankings(self, qvec: np.ndarray | None, text: str, top_k: int = 0,
+                 view: IndexView | None = None) -> ChannelResults:
+        if view is None:
+            return self.index.read(lambda v: self.rankings(qvec, text, top_k, v))
         out: ChannelResults = {}
-        depth = min(max(self.params.depth, top_k), len(self.snapshot.chunks))
+        depth = min(max(self.params.depth, top_k), view.num_chunks)
         if depth == 0:
             return out
         if "dense" in self.channels and qvec is not None:  # weight 0 channels are skipped below
-            scores, ids = self.snapshot.faiss_index.search(qvec.reshape(1, -1).astype(np.float32), depth)
-            keep = ids[0] >= 0
-            out["dense"] = (ids[0][keep], scores[0][keep])
+            out["dense"] = view.dense(qvec, depth)
         weights = dict(self.params.weights)
         for kind in ("bm25", "ngram"):
-            if kind in self.channels and (weights.get(kind, 1.0) > 0 or len(self.channels) == 1):
-                all_scores = self.snapshot.lexical[kind].scores(text)
-                ids = _top(all_scores, depth)
-                out[kind] = (ids, all_scores[ids])
+            if kind in self.channels and kind in self.index.lexical_kinds and (
+                weights.get(kind, 1.0) > 0 or len(self.channels) == 1
+            ):
+                out[kind] = view.lexical(kind, text, depth)
         return out
 
     def retrieve(self, qvec: np.ndarray | None, text: str, top_k: int) -> list[Hit]:
-        results = self.rankings(qvec, text, top_k)
+        return self.index.read(lambda view: self._retrieve(view, qvec, text, top_k))
+
+    def _retrieve(self, view: IndexView, qvec: np.ndarray | None, text: str, top_k: int) -> list[Hit]:
+        results = self.rankings(qvec, text, top_k, view)
         fused = fuse(results, self.params)
         ranks = {c: {idx: r for r, idx in enumerate(ids.tolist(), start=1)} for c, (ids, _) in results.items()}
         best = sorted(fused, key=lambda i: (-fused[i], i))[:top_k]
-        if not best:
-            return []
-        dense = (
-            np.asarray(self.snapshot.vectors[np.array(best)]) @ qvec if qvec is not None else np.zeros(len(best))
-        )
         return [
-            Hit(chunk_index=i, chunk=self.snapshot.chunks[i], score=fused[i], dense=float(d),
-                ranks={c: ranks.get(c, {}).get(i) for c in self.channels})
-            for i, d in zip(best, dense)
+            Hit(chunk_index=s.id, chunk=s.chunk, score=fused[s.id], dense=s.dense,
+                ranks={c: ranks.get(c, {}).get(s.id) for c in self.channels}, sentence_vectors=s.sentence_vectors)
+            for s in view.fetch(best, qvec)
         ]
