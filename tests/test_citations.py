@@ -72,3 +72,24 @@ def test_each_sentence_is_checked_against_the_source_it_cites():
     d = v.verdict()
     assert d.text == "It was signed in Astana on May 5, 1999 [1]. The river floods every spring [2]."
     assert d.cited == [1, 2] and d.ungrounded_markers == [1] and d.dropped_sentences == ["its source does not state it"]
+
+
+def test_groundedness_measure_accepts_supported_and_rejects_altered_claims(built):
+    """evals.grounding on the seeds' dev split: what the README reports, as a floor."""
+    import json
+    from pathlib import Path
+
+    from evals.grounding import measure
+    from rag.engine import Engine
+    from rag.grounding import MIN_COVERAGE
+
+    items = [json.loads(line) for line in (Path(__file__).parents[1] / "evals/seeds_qa.jsonl").read_text().splitlines() if line.strip()]
+    table = measure(Engine(built), [it for it in items if it["split"] == "dev"])["dev"]
+
+    def rate(kind):
+        accepted, total = table[kind][MIN_COVERAGE]
+        return accepted / total
+
+    assert rate("verbatim") == rate("short") == 1.0 and rate("paraphrase") >= 0.9
+    assert rate("wrong source") == rate("wrong number") == rate("other sentence") == 0.0
+    assert rate("wrong answer") <= 0.3  # a swapped common word inside a long sentence can pass: see README
