@@ -90,6 +90,16 @@ def test_no_network_exits_2_with_one_line(tmp_path):
     assert out.returncode == 2 and "cannot reach Discord" in one_line(out)
 
 
+def test_without_the_discord_extra_one_line_says_how_to_install_it(tmp_path):
+    shadow = tmp_path / "shadow" / "discord"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('No module named discord')\n", encoding="utf-8")
+    env = bot_env(tmp_path, DISCORD_TOKEN="x", PYTHONPATH=str(shadow.parent))
+    out = run_bot([], env, tmp_path)
+    assert out.returncode == 2 and "seedrag[discord]" in one_line(out)
+    assert run_bot(["--help"], env, tmp_path).returncode == 0
+
+
 def test_help_describes_the_commands(tmp_path):
     out = run_bot(["--help"], bot_env(tmp_path), tmp_path)
     assert out.returncode == 0
