@@ -26,7 +26,7 @@ import unicodedata
 _OPEN_CHARS, _CLOSE_CHARS = "[【［〔", "]】］〕"
 _OPEN, _CLOSE = r"\[【［〔", r"\]】］〕"  # for use inside a character class
 _LABEL = (
-    r"(?:sources?|src|docs?|documents?|refs?|references?|citations?|cite|passages?|quellen?|fuentes?|sources?)"
+    r"(?:sources?|src|docs?|documents?|refs?|references?|citations?|cite|passages?|quellen?|fuentes?)"
 )
 _NUM = r"[0-9０-９]{1,4}"
 _ITEM = rf"(?:{_LABEL}\s{{0,2}}[#:.]?\s{{0,2}})?{_NUM}(?:\s{{0,2}}[-–—~]\s{{0,2}}(?:{_LABEL}\s{{0,2}}[#:.]?\s{{0,2}})?{_NUM})?"

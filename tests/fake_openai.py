@@ -18,6 +18,7 @@ Each request pops the next step from `script` (else `default`):
                               (a request that does not stream gets the endless JSON body)
   {"trickle": s}              a small delta (or, not streaming, one character) every s seconds, forever
   {"hang": True}              accept the request and never send a byte
+  {"stall_after": s}          headers and a first piece after s seconds, then silence
 Requests and their headers are recorded.
 """
 
@@ -67,6 +68,19 @@ class FakeOpenAI:
                 if "delay" in step:
                     time.sleep(step["delay"])
                 if step.get("hang"):
+                    outer.stopping.wait()
+                    return
+                if "stall_after" in step:  # a first sign of life just before the deadline, then nothing
+                    time.sleep(step["stall_after"])
+                    if body.get("stream"):
+                        self._start_stream()
+                        self._event({"role": "assistant"})
+                    else:
+                        self.send_response(200)
+                        self.send_header("Content-Type", "application/json")
+                        self.send_header("Transfer-Encoding", "chunked")
+                        self.end_headers()
+                        self._chunk(b'{"id": "x", "choices": [')
                     outer.stopping.wait()
                     return
                 if "status" in step:
