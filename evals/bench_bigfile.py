@@ -9,7 +9,8 @@ child process with a fresh index, so its peak RSS (from wait4) is that ingest's 
 baseline is the same pipeline on a file a tenth of the size, in the same run: if time and
 memory grow in proportion to the text (and chunking keeps the same share), there is no
 super-linear step left. The report's stage timings split the time into reading (read, clean,
-language), chunking, embedding (chunks and sentences), indexing (FAISS, BM25) and writing.
+language), chunking, embedding (chunks and sentences), indexing (BM25, FAISS) and writing; the
+child's RSS is sampled twice a second to say which stage holds the peak.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -48,6 +50,20 @@ def make_file(path: Path, mb: float, corpus: Path = SCIFACT) -> int:
     return written
 
 
+STAGES = ("read", "chunk", "load model", "lexical", "embed", "faiss", "write")
+
+
+def _rss_mib(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 def ingest_once(mb: float, work: Path) -> dict:
     seeds, index = work / f"seeds-{mb:g}", work / f"index-{mb:g}"
     seeds.mkdir(parents=True)
@@ -57,19 +73,40 @@ def ingest_once(mb: float, work: Path) -> dict:
     start = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "rag", "ingest", "--json"], stdout=subprocess.PIPE,
                             env=env, cwd=work)
+    samples: list[tuple[float, float]] = []  # (seconds since start, RSS MiB), to say which stage peaks
+
+    def sample() -> None:
+        while proc.poll() is None:
+            samples.append((time.perf_counter() - start, _rss_mib(proc.pid)))
+            time.sleep(0.5)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
+    sampler.join()
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"rag ingest failed for {mb:g} MB (exit {os.waitstatus_to_exitcode(status)})")
     report = json.loads(out)
     t = report["timings"]
     total = sum(t.values())
+    # Stages run in STAGES order after start-up (reading and chunking interleave: counted together).
+    startup = max(0.0, wall - report["seconds"])
+    bounds, at = [], startup
+    for stage in ("read+chunk",) + STAGES[2:]:
+        at += t.get("read", 0) + t.get("chunk", 0) if stage == "read+chunk" else t.get(stage, 0)
+        bounds.append((at, stage))
+    peak_by_stage: dict[str, float] = {}
+    for when, rss in samples:
+        stage = next((name for end, name in bounds if when <= end), "exit") if when > startup else "start-up"
+        peak_by_stage[stage] = max(peak_by_stage.get(stage, 0.0), rss)
     return {
         "mb": round(size / 2**20, 2), "chunks": report["chunks_total"], "wall_s": round(wall, 1),
         "ingest_s": report["seconds"], "timings_s": t,
         "chunk_share": round(t.get("chunk", 0) / total, 4) if total else None,
         "peak_rss_mib": round(usage.ru_maxrss / 1024),
+        "peak_rss_mib_by_stage": {k: round(v) for k, v in peak_by_stage.items()},
     }
 
 
@@ -77,7 +114,7 @@ def _row(r: dict) -> str:
     t = r["timings_s"]
     return (f"| {r['mb']:g} MB | {r['chunks']:,} | {r['ingest_s']:.0f} | {t.get('read', 0):.1f} | "
             f"{t.get('chunk', 0):.1f} ({100 * r['chunk_share']:.1f} %) | {t.get('embed', 0):.0f} | "
-            f"{t.get('index', 0):.1f} | {t.get('write', 0):.1f} | {r['peak_rss_mib']:,} |")
+            f"{t.get('lexical', 0) + t.get('faiss', 0):.1f} | {t.get('write', 0):.1f} | {r['peak_rss_mib']:,} |")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         print(_row(r))
+    for r in results:
+        print(f"peak RSS by stage, {r['mb']:g} MB: "
+              + ", ".join(f"{k} {v:,}" for k, v in r["peak_rss_mib_by_stage"].items()))
     ratio = big["mb"] / base["mb"]
     print(f"\n{ratio:.1f}x the text took {big['ingest_s'] / base['ingest_s']:.1f}x the time; chunking "
           f"{big['timings_s'].get('chunk', 0) / max(base['timings_s'].get('chunk', 0), 1e-9):.1f}x; "

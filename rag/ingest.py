@@ -47,7 +47,8 @@ class IngestReport:
     skipped: list[dict] = field(default_factory=list)
     model_export: str | None = None  # which ONNX export embedded (cached or new), for the user
     notes: list[str] = field(default_factory=list)  # settings that could not be applied as given
-    # Seconds per stage: read (read, clean, detect language), chunk, embed, index (FAISS, BM25), write.
+    # Seconds per stage: read (read, clean, detect language), chunk, load model, lexical (BM25), embed
+    # (chunks and sentences), faiss, write.
     timings: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict:
@@ -220,8 +221,8 @@ def _build_index(docs, settings, embedder, rebuild, progress, skipped, seed_stat
         # Lexical indexes first, straight to disk: they need only the texts, and are not kept.
         with Progress(None, "building the lexical indexes", enabled=progress):
             for kind in ("bm25", "ngram"):
-                snapshot.save_lexical(LexicalIndex.build(kind, (c.text for c in chunks)))
-        t = clock.add("index", t)
+                snapshot.save_lexical(LexicalIndex.build(kind, [c.text for c in chunks]))
+        t = clock.add("lexical", t)
 
         vectors = np.empty((len(chunks), dim), dtype=np.float32)
         for i, r in enumerate(reuse):
@@ -238,7 +239,7 @@ def _build_index(docs, settings, embedder, rebuild, progress, skipped, seed_stat
                 f"RAG_FAISS_INDEX={settings.faiss_index} needs more vectors to train than the {len(chunks)} "
                 f"chunks; using {faiss_spec} (exact search) until the corpus grows"
             )
-        t = clock.add("index", t)
+        t = clock.add("faiss", t)
         manifest = {
             "model": settings.embed_model,
             "dim": int(dim),

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -69,32 +69,29 @@ EMPTY_TOKEN = "\x00empty"
 K1, B = 1.2, 0.75
 
 
-def bm25_matrix(ids: list[np.ndarray], tfs: list[np.ndarray], lengths: np.ndarray,
-                n_vocab: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def bm25_matrix(df: np.ndarray, lengths: np.ndarray,
+                counted: Iterable[tuple[np.ndarray, np.ndarray, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """BM25 ("lucene" idf, Robertson tf) of every (chunk, token) pair as a CSC matrix: data, indices, indptr.
 
-    `ids[d]`/`tfs[d]` are chunk d's distinct token ids and their counts, `lengths[d]` its token
-    count. Column t (a token) lists the chunks holding it in ascending order, as bm25s stores it.
-    The lists are consumed (emptied) as the matrix is filled, so peak memory is about one matrix.
+    `df` is each token's document frequency and `lengths` each chunk's token count; `counted`
+    yields, chunk by chunk, its distinct token ids and their counts (and length), and is read once
+    while the matrix is filled, so nothing but the finished matrix is held. Column t (a token)
+    lists the chunks holding it in ascending order, as bm25s stores it.
     """
-    n = len(ids)
-    df = np.zeros(n_vocab, dtype=np.int64)
-    for d in ids:
-        df[d] += 1
+    n = len(lengths)
     idf = np.log(1 + (n - df + 0.5) / (df + 0.5)).astype(np.float32)
-    indptr = np.zeros(n_vocab + 1, dtype=np.int64)
+    norm = K1 * ((1 - B) + B * lengths / (lengths.mean() if n else 1.0))
+    indptr = np.zeros(len(df) + 1, dtype=np.int64)
     np.cumsum(df, out=indptr[1:])
     data = np.empty(int(indptr[-1]), dtype=np.float32)
     indices = np.empty(int(indptr[-1]), dtype=np.int32)
     cursor = indptr[:-1].copy()
-    norm = K1 * ((1 - B) + B * lengths / (lengths.mean() if n else 1.0))
-    for doc in range(n):
-        tok, tf = ids[doc], tfs[doc].astype(np.float32)
-        ids[doc] = tfs[doc] = None  # free as we go
-        slots = cursor[tok]
+    for doc, (distinct, counts, _) in enumerate(counted):
+        tf = counts.astype(np.float32)
+        slots = cursor[distinct]
         indices[slots] = doc
-        data[slots] = idf[tok] * tf / (norm[doc] + tf)
-        cursor[tok] += 1
+        data[slots] = idf[distinct] * tf / (norm[doc] + tf)
+        cursor[distinct] += 1
     return data, indices, indptr
 
 
@@ -114,8 +111,8 @@ class LexicalIndex:
         self.num_docs = num_docs
 
     @classmethod
-    def build(cls, kind: str, texts: Iterable[str]) -> LexicalIndex:
-        """Index `texts`, read one at a time: memory holds each chunk's distinct token ids, not its tokens.
+    def build(cls, kind: str, texts: Sequence[str]) -> LexicalIndex:
+        """Index `texts` (tokenized twice, one at a time) without holding their tokens in memory.
 
         The scores are bm25s's ("lucene" BM25, k1=1.2, b=0.75; tests compare the two), computed
         here with numpy because bm25s keeps every token of the corpus as a Python object: for
@@ -123,19 +120,25 @@ class LexicalIndex:
         """
         tokenize = TOKENIZERS[kind]
         vocab: dict[str, int] = {}
-        ids: list[np.ndarray] = []
-        tfs: list[np.ndarray] = []
-        lengths: list[int] = []
-        for text in texts:
-            # A placeholder token keeps empty chunks indexable without matching anything real.
-            tokens = tokenize(text) or [EMPTY_TOKEN]
-            token_ids = np.fromiter((vocab.setdefault(t, len(vocab)) for t in tokens), np.int64, len(tokens))
-            distinct, counts = np.unique(token_ids, return_counts=True)
-            ids.append(distinct.astype(np.int32))
-            tfs.append(counts.astype(np.uint16 if counts.max() < 2**16 else np.uint32))
-            lengths.append(len(tokens))
-        data, indices, indptr = bm25_matrix(ids, tfs, np.asarray(lengths, dtype=np.float32), len(vocab))
-        return cls(kind, data, indices, indptr, vocab, len(lengths))
+
+        def counted() -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
+            for text in texts:
+                # A placeholder token keeps empty chunks indexable without matching anything real.
+                tokens = tokenize(text) or [EMPTY_TOKEN]
+                ids = np.fromiter((vocab.setdefault(t, len(vocab)) for t in tokens), np.int64, len(tokens))
+                distinct, counts = np.unique(ids, return_counts=True)
+                yield distinct, counts, len(tokens)
+
+        # First pass: vocabulary, document frequencies and lengths; the second fills the matrix.
+        df = np.zeros(1024, dtype=np.int64)
+        lengths = np.zeros(len(texts), dtype=np.float32)
+        for doc, (distinct, _, length) in enumerate(counted()):
+            if len(vocab) > len(df):
+                df = np.concatenate([df, np.zeros(max(len(vocab), 2 * len(df)) - len(df), dtype=np.int64)])
+            df[distinct] += 1
+            lengths[doc] = length
+        data, indices, indptr = bm25_matrix(df[:len(vocab)], lengths, counted())
+        return cls(kind, data, indices, indptr, vocab, len(texts))
 
     def scores(self, query: str) -> np.ndarray:
         scores = np.zeros(self.num_docs, dtype=np.float32)

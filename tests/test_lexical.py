@@ -41,7 +41,7 @@ def test_streamed_bm25_build_scores_like_bm25s(built):
     queries = ["When did the VI Consultative Meeting take place?", "Tokajew Neutralität Turkmenistan",
                "parliamentary meeting South Korea", "the", "zzzz unknown words"]
     for kind in ("bm25", "ngram"):
-        ours = LexicalIndex.build(kind, iter(texts))
+        ours = LexicalIndex.build(kind, texts)
         ref = bm25s.BM25(k1=1.2, b=0.75)
         ref.index([TOKENIZERS[kind](t) or ["\x00empty"] for t in texts], show_progress=False)
         assert ours.num_docs == len(texts) and len(ours.vocab) == len(ref.vocab_dict) - ("" in ref.vocab_dict)
