@@ -64,10 +64,10 @@ def _rss_mib(pid: int) -> float:
     return 0.0
 
 
-def ingest_once(mb: float, work: Path) -> dict:
+def ingest_once(mb: float, work: Path, corpus: Path = SCIFACT) -> dict:
     seeds, index = work / f"seeds-{mb:g}", work / f"index-{mb:g}"
     seeds.mkdir(parents=True)
-    size = make_file(seeds / "big.txt", mb)
+    size = make_file(seeds / "big.txt", mb, corpus)
     env = {**os.environ, "RAG_SEEDS_DIR": str(seeds), "RAG_INDEX_DIR": str(index), "HF_HUB_OFFLINE": "1",
            "RAG_MAX_FILE_MB": str(max(50.0, mb * 2))}
     start = time.perf_counter()
@@ -122,9 +122,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mb", type=float, default=50.0, help="size of the big file in MiB (default 50)")
     p.add_argument("--baseline-mb", type=float, default=None, help="baseline size (default a tenth of --mb)")
     p.add_argument("--out", type=Path, default=Path("reports/bench_bigfile.json"))
+    p.add_argument("--corpus", type=Path, default=SCIFACT, help="BEIR corpus.jsonl to draw the prose from")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="rag-bigfile-") as tmp:
-        results = [ingest_once(mb, Path(tmp)) for mb in (args.baseline_mb or args.mb / 10, args.mb)]
+        results = [ingest_once(mb, Path(tmp), args.corpus) for mb in (args.baseline_mb or args.mb / 10, args.mb)]
     base, big = results
     print("| file | chunks | ingest s | read s | chunk s (share) | embed s | index s | write s | peak RSS MiB |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
