@@ -179,7 +179,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     for name in ("RAG_SEEDS_DIR", "RAG_INDEX_DIR"):
         value = env.get(name, "").strip()
         if value and Path(value).expanduser().exists() and not Path(value).expanduser().is_dir():
-            raise ConfigError(f"{name}={value!r} is a file; it must name a folder")
+            raise ConfigError(f"{name}={value!r} is not a folder; it must name one")
     store_url = env.get("RAG_STORE_URL", "").strip()
     if store_url and not store_url.startswith(("postgresql://", "postgres://")):
         raise ConfigError("RAG_STORE_URL must be empty (index files) or a postgresql:// URL")

@@ -24,6 +24,8 @@ GROUPS: dict[str, tuple[tuple[str, str], ...]] = {
         ("RAG_CHUNK_SIZE", "chunk size in model tokens (200)"),
         ("RAG_CHUNK_OVERLAP", "chunk overlap in model tokens (40)"),
         ("RAG_FAISS_INDEX", "FAISS factory string (Flat)"),
+        ("RAG_MAX_FILE_MB", "larger files are skipped with a warning (50)"),
+        ("RAG_ALLOW_OUTSIDE_LINKS", "follow links that leave the documents folder (false)"),
         ("RAG_SENTENCE_VECTORS", "per-sentence vectors for the answerer (true)"),
         ("RAG_INGEST_PRECISION", "fp32 or int8 document embedding (fp32)"),
         ("RAG_STORE_URL", "postgresql://… keeps the index in PostgreSQL (empty: files)"),
@@ -77,7 +79,8 @@ RAG_EXIT = """exit codes:
        (for example `rag ingest --rebuild`)
   2    a usage error, an empty question or a bad setting (the message names
        the variable)
-  130  interrupted (Ctrl-C)"""
+  130  interrupted (Ctrl-C)
+  141  the output was closed early (for example `rag sources | head -1`)"""
 
 BOT_EXIT = """exit codes:
   0    the bot was stopped (SIGTERM or Ctrl-C let running answers finish)
