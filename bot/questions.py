@@ -287,6 +287,9 @@ class Questions(commands.Cog):
     @app_commands.default_permissions(manage_guild=True)
     @app_commands.guild_only()
     async def reindex(self, interaction: discord.Interaction) -> None:
+        if interaction.guild_id is None:  # Discord hides it in DMs; a stale client may still send it
+            await interaction.response.send_message(replies.GUILD_ONLY, ephemeral=True)
+            return
         if not self.may_reindex(interaction):
             await interaction.response.send_message("Only members with Manage Server can re-index.", ephemeral=True)
             return

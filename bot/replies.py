@@ -30,6 +30,7 @@ BUSY = "I'm busy answering other questions; please try again in a moment."
 CLOSING = "I'm restarting; please ask again in a minute."
 INDEX_DOWN = "The document index is not available right now; an admin can find the reason in the bot's log."
 EMPTY = "Please type a question about the documents."
+GUILD_ONLY = "This command works only in a server."
 EXPIRED_TOKEN_CODES = {50027, 10015}
 
 
@@ -37,15 +38,15 @@ def user_message(err: BaseException) -> str:
     """What a user is told about `err` (its own text can hold paths: it goes to the log only)."""
     if isinstance(err, discord.app_commands.CommandInvokeError):
         err = err.original
+    if isinstance(err, discord.app_commands.NoPrivateMessage):
+        return GUILD_ONLY
     if isinstance(err, (asyncio.TimeoutError, TimeoutError)):
         return TOO_SLOW
     if isinstance(err, BadQuestion):
         return EMPTY
     if isinstance(err, (IndexMissing, IndexCorrupt, IndexIncompatible, SeedsMissing)):
         return INDEX_DOWN
-    if isinstance(err, RagError):
-        return SORRY
-    return SORRY
+    return SORRY  # any other RagError too: its text is for the log
 
 
 def token_expired(err: discord.HTTPException) -> bool:

@@ -335,6 +335,9 @@ async def test_questions_asked_while_loading_wait_and_are_answered(engine, setti
     await dpytest.message(mention(b, MEETING_Q))
     assert "August 9, 2024" in dpytest.get_message().content
     assert slow.calls and slow.finished
+    import gc
+
+    assert gc.get_freeze_count() > 0, "what loading made is out of the full GC passes that would stall the loop"
 
 
 async def test_abstention_still_says_which_backend_answered_and_offers_no_vote(bot):
@@ -688,6 +691,10 @@ async def test_reindex_is_for_managers_only_and_never_offered_in_dms(bot):
     adapter = discord_api.install(bot.user, dpytest.get_config().channels[0].id)
     await discord_api.dispatch(bot, reindex_payload(bot, manage=False))
     assert "Manage Server" in adapter.responses()[0]["content"] and adapter.responses()[0]["flags"] & 64
+    member = dpytest.get_config().members[0]
+    dm = await member.create_dm()
+    await discord_api.dispatch(bot, discord_api.slash_payload(bot, member, dm, "reindex"))  # a stale client
+    assert adapter.responses()[-1]["content"] == "This command works only in a server."
 
 
 async def test_reindex_runs_in_a_child_process_keeps_answering_and_announces_in_the_channel(workspace, settings):
