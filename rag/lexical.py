@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import functools
 import re
-import sys
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -36,15 +35,6 @@ def fold(text: str) -> str:
     """Casefold and strip accents: 'Neutralität' → 'neutralitat'."""
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     return "".join(c for c in decomposed if not unicodedata.combining(c))
-
-
-def _bm25s():
-    import logging
-
-    import bm25s
-
-    logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets DEBUG on itself at import
-    return bm25s
 
 
 @functools.lru_cache(maxsize=1)
@@ -75,8 +65,38 @@ def ngram_tokens(text: str, n: int = 4) -> list[str]:
 TOKENIZERS: dict[str, Callable[[str], list[str]]] = {"bm25": word_tokens, "ngram": ngram_tokens}
 
 
+EMPTY_TOKEN = "\x00empty"
+K1, B = 1.2, 0.75
+
+
+def bm25_matrix(df: np.ndarray, lengths: np.ndarray,
+                counted: Iterable[tuple[np.ndarray, np.ndarray, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """BM25 ("lucene" idf, Robertson tf) of every (chunk, token) pair as a CSC matrix: data, indices, indptr.
+
+    `df` is each token's document frequency and `lengths` each chunk's token count; `counted`
+    yields, chunk by chunk, its distinct token ids and their counts (and length), and is read once
+    while the matrix is filled, so nothing but the finished matrix is held. Column t (a token)
+    lists the chunks holding it in ascending order, as bm25s stores it.
+    """
+    n = len(lengths)
+    idf = np.log(1 + (n - df + 0.5) / (df + 0.5)).astype(np.float32)
+    norm = K1 * ((1 - B) + B * lengths / (lengths.mean() if n else 1.0))
+    indptr = np.zeros(len(df) + 1, dtype=np.int64)
+    np.cumsum(df, out=indptr[1:])
+    data = np.empty(int(indptr[-1]), dtype=np.float32)
+    indices = np.empty(int(indptr[-1]), dtype=np.int32)
+    cursor = indptr[:-1].copy()
+    for doc, (distinct, counts, _) in enumerate(counted):
+        tf = counts.astype(np.float32)
+        slots = cursor[distinct]
+        indices[slots] = doc
+        data[slots] = idf[distinct] * tf / (norm[doc] + tf)
+        cursor[distinct] += 1
+    return data, indices, indptr
+
+
 class LexicalIndex:
-    """BM25 over chunk texts with a fixed tokenizer; bm25s builds and saves it.
+    """BM25 over chunk texts with a fixed tokenizer, in the file format of bm25s.
 
     Queries read bm25s's saved sparse matrix directly with numpy (the same sum bm25s computes in
     `get_scores`), because importing bm25s pulls in scipy and costs a third of the cold-start budget.
@@ -89,23 +109,36 @@ class LexicalIndex:
         self.data, self.indices, self.indptr = data, indices, indptr
         self.vocab = vocab
         self.num_docs = num_docs
-        self._model = None
 
     @classmethod
-    def build(cls, kind: str, texts: list[str]) -> LexicalIndex:
-        bm25s = _bm25s()
+    def build(cls, kind: str, texts: Sequence[str]) -> LexicalIndex:
+        """Index `texts` (tokenized twice, one at a time) without holding their tokens in memory.
+
+        The scores are bm25s's ("lucene" BM25, k1=1.2, b=0.75; tests compare the two), computed
+        here with numpy because bm25s keeps every token of the corpus as a Python object: for
+        character 4-grams of a 50 MB file that alone was gigabytes.
+        """
         tokenize = TOKENIZERS[kind]
-        # A placeholder token keeps empty chunks indexable without matching anything real. Tokens
-        # are interned: each distinct token is one string, not one per occurrence (a million chunks
-        # hold ~90 million occurrences, ~5 GB as separate strings).
-        corpus = [[sys.intern(w) for w in tokenize(t)] or ["\x00empty"] for t in texts]
-        model = bm25s.BM25(k1=1.2, b=0.75)
-        model.index(corpus, show_progress=False)
-        sc = model.scores
-        index = cls(kind, np.asarray(sc["data"]), np.asarray(sc["indices"]), np.asarray(sc["indptr"]),
-                    dict(model.vocab_dict), int(sc["num_docs"]))
-        index._model = model
-        return index
+        vocab: dict[str, int] = {}
+
+        def counted() -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
+            for text in texts:
+                # A placeholder token keeps empty chunks indexable without matching anything real.
+                tokens = tokenize(text) or [EMPTY_TOKEN]
+                ids = np.fromiter((vocab.setdefault(t, len(vocab)) for t in tokens), np.int64, len(tokens))
+                distinct, counts = np.unique(ids, return_counts=True)
+                yield distinct, counts, len(tokens)
+
+        # First pass: vocabulary, document frequencies and lengths; the second fills the matrix.
+        df = np.zeros(1024, dtype=np.int64)
+        lengths = np.zeros(len(texts), dtype=np.float32)
+        for doc, (distinct, _, length) in enumerate(counted()):
+            if len(vocab) > len(df):
+                df = np.concatenate([df, np.zeros(max(len(vocab), 2 * len(df)) - len(df), dtype=np.int64)])
+            df[distinct] += 1
+            lengths[doc] = length
+        data, indices, indptr = bm25_matrix(df[:len(vocab)], lengths, counted())
+        return cls(kind, data, indices, indptr, vocab, len(texts))
 
     def scores(self, query: str) -> np.ndarray:
         scores = np.zeros(self.num_docs, dtype=np.float32)
@@ -124,7 +157,18 @@ class LexicalIndex:
         return self._df
 
     def save(self, folder: Path) -> None:
-        self._model.save(str(folder / self.kind), show_progress=False)
+        """The files bm25s writes (and reads with `BM25.load`), so either can open the other's index."""
+        import json
+
+        d = folder / self.kind
+        d.mkdir(parents=True, exist_ok=True)
+        np.save(d / "data.csc.index.npy", self.data)
+        np.save(d / "indices.csc.index.npy", self.indices)
+        np.save(d / "indptr.csc.index.npy", self.indptr)
+        (d / "vocab.index.json").write_text(json.dumps(self.vocab, ensure_ascii=False), encoding="utf-8")
+        params = {"k1": K1, "b": B, "delta": 0.5, "method": "lucene", "idf_method": "lucene", "dtype": "float32",
+                  "int_dtype": "int32", "num_docs": self.num_docs, "backend": "numpy"}
+        (d / "params.index.json").write_text(json.dumps(params, indent=4), encoding="utf-8")
 
     @classmethod
     def load(cls, kind: str, folder: Path) -> LexicalIndex:
