@@ -23,6 +23,9 @@ class Settings:
     seeds_dir: Path = Path("seeds")
     index_dir: Path = Path(".rag_index")
     embed_model: str = BUNDLED_MODEL
+    # Languages the embedding model understands ("multi" for a multilingual model): decides how much
+    # the dense channel counts for German questions or English questions over German text.
+    embed_languages: tuple[str, ...] = ("en",)
     top_k: int = 5
     chunk_size: int = 200
     chunk_overlap: int = 40
@@ -111,6 +114,19 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
     return value
 
 
+def _languages(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = env.get(name, "").replace(" ", "").lower()
+    if not raw:
+        return default
+    langs = tuple(dict.fromkeys(part for part in raw.split(",") if part))
+    bad = [x for x in langs if x != "multi" and not (len(x) == 2 and x.isalpha())]
+    if bad or not langs:
+        raise ConfigError(
+            f"{name}={raw!r} must be 'multi' (a multilingual model) or two-letter language codes such as 'en' or 'en,de'"
+        )
+    return langs
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build settings from `env` (default: the process environment); raise ConfigError on bad values."""
     env = os.environ if env is None else env
@@ -140,6 +156,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         seeds_dir=Path(env.get("RAG_SEEDS_DIR", "").strip() or "seeds"),
         index_dir=Path(env.get("RAG_INDEX_DIR", "").strip() or ".rag_index"),
         embed_model=env.get("RAG_EMBED_MODEL", "").strip() or BUNDLED_MODEL,
+        embed_languages=_languages(env, "RAG_EMBED_LANGUAGES", ("en",)),
         top_k=_int(env, "RAG_TOP_K", 5, lo=1),
         chunk_size=chunk_size,
         chunk_overlap=chunk_overlap,

@@ -77,7 +77,7 @@ class Engine:
             raise IndexIncompatible(str(err).replace("--rebuild", "")) from None
         return _State(
             snapshot=snap,
-            retriever=HybridRetriever(snap, mode=s.retriever, fusion=s.fusion),
+            retriever=HybridRetriever(snap, mode=s.retriever, fusion=s.fusion, model_languages=s.embed_languages),
             extractive=ExtractiveAnswerer(snap, s.min_confidence, s.answer_sentences),
         )
 

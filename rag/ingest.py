@@ -161,7 +161,8 @@ def build_index(
     if settings.sentence_vectors:
         sentence_vectors = _sentence_vectors(chunks, reuse, prev, embedder, progress)
 
-    lexical = {k: LexicalIndex.build(k, [c.text for c in chunks]) for k in ("bm25", "ngram")}
+    languages = [c.language for c in chunks]
+    lexical = {k: LexicalIndex.build(k, [c.text for c in chunks], languages) for k in ("bm25", "ngram")}
     manifest = {
         "model": settings.embed_model,
         "dim": int(dim),

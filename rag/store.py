@@ -27,7 +27,7 @@ from rag.records import Chunk
 
 FORMAT_VERSION = 1
 # Bump when cleaning, splitting or sentence rules change, so old snapshots are rebuilt.
-PIPELINE_VERSION = 1
+PIPELINE_VERSION = 2
 FIX = "run `rag ingest --rebuild` to build it again from the documents"
 
 
