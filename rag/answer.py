@@ -21,6 +21,7 @@ import numpy as np
 
 from rag.lexical import content_words, fold
 from rag.records import Citation, Hit
+from rag.spans import answer_type, best_span
 from rag.store import Snapshot
 
 ABSTAIN_TEXT = "I couldn't find this in the documents."
@@ -29,15 +30,15 @@ QUESTION_WORDS = {
     "welche", "welcher", "welches", "wie", "warum", "was", "did", "does", "do", "is", "are", "was",
     "were", "say", "said", "says", "according", "article", "document", "mentioned", "mention",
 }
-_MONTH = r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?"
-_MONAT = r"(?:Januar|Februar|März|April|Mai|Juni|Juli|August|September|Oktober|November|Dezember)"
-_DATE = re.compile(
-    rf"\b{_MONTH}\s+\d{{1,2}}(?:,\s*\d{{4}})?|\b\d{{1,2}}\.?\s+{_MONTH}(?:\s+\d{{4}})?|\b\d{{1,2}}\.\s+{_MONAT}(?:\s+\d{{4}})?"
-    rf"|\b\d{{4}}-\d{{2}}-\d{{2}}\b|\b(?:in|im|since|seit)\s+(?:19|20)\d{{2}}\b"
-)
-_NUMBER = re.compile(r"[$€£]?\b\d[\d,.]*\b(?!\.?\d|th\b|st\b|nd\b|rd\b|-)(?:\s+(?:million|billion|thousand|percent|%))?")
-_WHEN = re.compile(r"^\s*(when|wann|what date|on what date|what day|in what year|in which year|what year)\b", re.I)
-_HOW_MANY = re.compile(r"^\s*(how many|how much|wie viele|wie viel)\b", re.I)
+# Sentence score = 0.5 cosine + 0.5 question-word coverage + 0.5 fused chunk score − 0.02 per chunk
+# rank, + TYPE_BONUS when the sentence holds a span of the type the question asks for. Weights
+# chosen on XQuAD dev articles with even numbers and checked on the odd ones (en, de and xl alike).
+TYPE_BONUS = 0.1
+SECOND_SENTENCE_RATIO = 0.8
+# A short answer leads only when its span is the sentence's only candidate of the asked type or
+# beats the next by this many characters of distance to the question's words: among several
+# names the nearest is right about half the time, and a wrong lead is worse than none.
+SPAN_MARGIN = 60
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ def _common_prefix(a: str, b: str) -> str:
 
 
 class ExtractiveAnswerer:
-    def __init__(self, snapshot: Snapshot, min_confidence: float, max_sentences: int = 3):
+    def __init__(self, snapshot: Snapshot, min_confidence: float, max_sentences: int = 2):
         self.snapshot = snapshot
         self.min_confidence = min_confidence
         self.max_sentences = max_sentences
@@ -114,7 +115,7 @@ class ExtractiveAnswerer:
         return sum(w for t, w in terms if _matches(t, vocab)) / total
 
     def evidence(self, question: str, qvec: np.ndarray, hits: list[Hit], terms) -> list[Evidence]:
-        wants = _WHEN if _WHEN.match(question) else _HOW_MANY if _HOW_MANY.match(question) else None
+        kind = answer_type(question)
         offsets = self.snapshot.sentence_offsets
         sv = self.snapshot.sentence_vectors
         out: list[Evidence] = []
@@ -128,13 +129,13 @@ class ExtractiveAnswerer:
                 dens = np.full(len(texts), hit.dense)
             for sent, d in zip(texts, dens.tolist()):
                 key = " ".join(sent.split())
-                if key in seen or len(key) < 12:
+                if key in seen or not is_statement(key, hit.chunk.title):
                     continue
                 seen.add(key)
                 cov = self.coverage(terms, sent)
-                score = d + 0.5 * cov - 0.02 * rank
-                if wants is not None and self.short_answer(question, sent):
-                    score += 0.15  # a "when" question is answered by a sentence holding a date
+                score = 0.5 * d + 0.5 * cov + 0.5 * hit.score - 0.02 * rank
+                if kind is not None and best_span(kind, question, sent, hit.chunk.language == "de"):
+                    score += TYPE_BONUS  # it holds a name / date / number of the kind the question asks for
                 out.append(Evidence(rank, hit, sent, float(d), cov, score))
         out.sort(key=lambda e: -e.score)
         return out
@@ -154,10 +155,11 @@ class ExtractiveAnswerer:
         if not evidence or conf < self.min_confidence:
             return Extracted(ABSTAIN_TEXT, True, [], conf)
         best = evidence[0]
-        chosen = [best] + [
-            e for e in evidence[1:self.max_sentences * 3]
-            if e.score >= 0.85 * best.score and e.coverage >= 0.5 * best.coverage
-        ][: self.max_sentences - 1]
+        # A second sentence only when it is nearly as strong evidence as the first: then the first
+        # often holds the question's words and the second the answer ("… misconceptions about X.
+        # This is often interpreted as …"). On XQuAD en dev this lifts answers holding the gold
+        # from 0.81 to 0.90 while half the answers stay one sentence.
+        chosen = [best] + [e for e in evidence[1:self.max_sentences] if e.score >= SECOND_SENTENCE_RATIO * best.score]
         numbers: dict[str, int] = {}
         citations: list[Citation] = []
         snippets: dict[str, list[str]] = {}
@@ -176,20 +178,30 @@ class ExtractiveAnswerer:
                 n=n, source=src, title=hit.chunk.title, date=hit.chunk.date,
                 snippet=" … ".join(snippets[src]), score=round(max(e.score for e in chosen if e.hit.chunk.source == src), 4),
             )
-        short = self.short_answer(question, best.sentence)
+        short = best_span(answer_type(question), question, best.sentence, best.hit.chunk.language == "de",
+                          margin=SPAN_MARGIN)
         body = " ".join(lines)
         text = f"{short} [1]\n\n{body}" if short else body
         return Extracted(text, False, citations, conf)
 
     @staticmethod
-    def short_answer(question: str, sentence: str) -> str | None:
-        """The date or number a "when"/"how many" question asks for, if the sentence holds one."""
-        if _WHEN.match(question):
-            m = _DATE.search(sentence)
-            if m:
-                return m.group(0).strip().rstrip(",")
-        if _HOW_MANY.match(question):
-            m = _NUMBER.search(sentence)
-            if m:
-                return m.group(0).strip().rstrip(",.")
-        return None
+    def matched(terms: list[tuple[str, float]], text: str) -> set[str]:
+        vocab = set(re.findall(r"\w+", fold(text)))
+        return {t for t, _ in terms if _matches(t, vocab)}
+
+
+def is_statement(sentence: str, title: str = "") -> bool:
+    """False for what only looks like a sentence: a heading, a title line, a bullet stub, a fragment.
+
+    >>> is_statement("Super Bowl 50"), is_statement("The Panthers gave up just 308 points.")
+    (False, True)
+    """
+    s = sentence.strip()
+    words = s.split()
+    if len(words) < 4 or s.startswith("#") or fold(s.rstrip(".:")) == fold(title.strip()):
+        return False
+    if s[0] in "-*•–" and len(words) < 8:
+        return False  # a list bullet stub
+    if not re.search(r"[.!?…:;\"”“'’)\]]$", s) and len(words) <= 12:
+        return False  # no closing punctuation and short: a heading or title line
+    return s[0].isupper() or s[0].isdigit() or s[0] in "\"“„'‘([$€£"  # not a cut-off fragment

@@ -34,7 +34,7 @@ class Settings:
     fusion: str = "cc"
     min_confidence: float = 0.44
     max_question_chars: int = 2000
-    answer_sentences: int = 3
+    answer_sentences: int = 2
     sentence_vectors: bool = True
     query_backend: str = "onnx"
     ingest_precision: str = "fp32"
@@ -165,7 +165,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         fusion=_choice(env, "RAG_FUSION", "cc", ("cc", "rrf")),
         min_confidence=min_conf,
         max_question_chars=_int(env, "RAG_MAX_QUESTION_CHARS", 2000, lo=20),
-        answer_sentences=_int(env, "RAG_ANSWER_SENTENCES", 3, lo=1),
+        answer_sentences=_int(env, "RAG_ANSWER_SENTENCES", 2, lo=1),
         sentence_vectors=_bool(env, "RAG_SENTENCE_VECTORS", True),
         query_backend=_choice(env, "RAG_QUERY_BACKEND", "onnx", ("onnx", "torch")),
         ingest_precision=_choice(env, "RAG_INGEST_PRECISION", "fp32", ("fp32", "int8")),
