@@ -32,7 +32,7 @@ class Settings:
     faiss_index: str = "Flat"
     retriever: str = "hybrid"
     fusion: str = "cc"
-    min_confidence: float = 0.44
+    min_confidence: float = 0.34
     max_question_chars: int = 2000
     answer_sentences: int = 2
     sentence_vectors: bool = True

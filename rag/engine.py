@@ -78,7 +78,7 @@ class Engine:
         return _State(
             snapshot=snap,
             retriever=HybridRetriever(snap, mode=s.retriever, fusion=s.fusion, model_languages=s.embed_languages),
-            extractive=ExtractiveAnswerer(snap, s.min_confidence, s.answer_sentences),
+            extractive=ExtractiveAnswerer(snap, s.min_confidence, s.answer_sentences, s.embed_languages),
         )
 
     @property
