@@ -1,42 +1,47 @@
 # Two commands: `make run` (install, index the seeds if needed, open the REPL or answer Q=...)
-# and `make test`. Everything lives in .venv; torch is pinned to the CPU build.
+# and `make test`. Everything lives in .venv; torch is the CPU build (deploy/install.sh).
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench eval eval-scifact bot clean
+.PHONY: help install run test deploy-check bench eval eval-scifact bot clean
+.DEFAULT_GOAL := help
 
-$(STAMP): pyproject.toml
-	$(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q "torch==2.13.0"
-	$(BIN)/python -m pip install -q -e ".[dev]"
+help: ## list the targets
+	@echo "seedrag: make TARGET (the first call creates .venv; see README.md)"
+	@awk -F':.*## ' '/^[a-z-]+:.*## /{printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml deploy/install.sh
+	PYTHON=$(PY) deploy/install.sh $(VENV) dev --editable
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) ## create .venv and install the project with the CPU build of torch
 
-run: $(STAMP)
+run: $(STAMP) ## answer Q="..." (index the documents first if needed), or open the REPL
 ifdef Q
 	$(BIN)/rag ask "$(Q)"
 else
 	$(BIN)/rag repl
 endif
 
-test: $(STAMP)
+test: $(STAMP) ## run the whole test suite (what CI runs)
 	$(BIN)/python -m pytest -q
 
-eval: $(STAMP)
+deploy-check: $(STAMP) ## lint the deploy files; run the image's build and start steps in a clean venv
+	deploy/check.sh
+
+eval: $(STAMP) ## seeds QA eval: reports/seeds.json and reports/seeds.md
 	$(BIN)/python -m evals run --dataset evals/seeds_qa.jsonl --out reports/seeds.json --markdown reports/seeds.md
 
-eval-scifact: $(STAMP)
+eval-scifact: $(STAMP) ## BEIR SciFact, dense vs bm25 vs hybrid, with a chart
 	$(BIN)/python -m evals run --dataset ../shared/benchmarks/beir-scifact --compare dense,bm25,hybrid --out reports/scifact.json
 
-bench: $(STAMP)
+bench: $(STAMP) ## speed benchmark against plain llama-index (about 25 min)
 	$(BIN)/python -m evals bench
 
-bot: $(STAMP)
+bot: $(STAMP) ## run the Discord bot (needs DISCORD_TOKEN in .env)
 	$(BIN)/python -m bot
 
-clean:
+clean: ## delete the index, eval caches and reports (not the model cache)
 	rm -rf .rag_index .rag_cache reports

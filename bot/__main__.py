@@ -5,8 +5,22 @@ from __future__ import annotations
 import sys
 
 
-def main() -> int:
+def _parser():
+    from rag.helptext import BOT_EXIT, make_parser
+
+    return make_parser(
+        "python -m bot", "Run the Discord bot: it answers /ask, @mentions and replies in the allowed "
+        "channels from the indexed documents, with citations. The index is built or refreshed in the "
+        "background while the bot connects. Needs DISCORD_TOKEN (see README, 'Discord setup'). Also "
+        "installed as `rag-bot`.",
+        BOT_EXIT, "discord", "documents", "answering", "logging",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
     from rag.startup import startup
+
+    _parser().parse_args(argv)  # --help and --version exit here; there are no other arguments
 
     settings = startup(min_level="INFO")
     if settings is None:
@@ -14,7 +28,12 @@ def main() -> int:
     if not settings.discord_token:
         print("DISCORD_TOKEN is not set: put the bot token in .env (see README, 'Discord setup').", file=sys.stderr)
         return 2
-    import discord
+    try:
+        import discord
+    except ImportError:  # an optional extra: the CLI works without it
+        print("the Discord adapter is not installed: pip install 'seedrag[discord]' (make install includes it).",
+              file=sys.stderr)
+        return 2
 
     from bot.app import create_bot
 

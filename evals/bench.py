@@ -28,10 +28,13 @@ QUESTION = "When did the VI Consultative Meeting of the Heads of State of Centra
 # ----- child-process helpers --------------------------------------------------------------------
 def _run_measured(cmd: list[str], env: dict | None = None) -> tuple[float, float, str]:
     """Wall seconds, the child's own peak RSS (MiB, through wait4) and its stdout."""
+    from rag.progress import Progress
+
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=ROOT)
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
+    with Progress(None, "bench: " + " ".join(cmd[1:5])):  # workers run for minutes with stderr muted
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=ROOT)
+        out = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
@@ -121,12 +124,12 @@ def worker_ingest_ours(limit: str, index_dir: str, precision: str = "fp32") -> d
     from rag.chunk import chunk_document, make_splitter
     from rag.config import load_settings, resolve_model_path
     from rag.embed import OnnxEmbedder
-    from rag.onnx_export import load_ingest_embedder
+    from rag.model_cache import load_ingest_embedder
     from rag.records import SourceDoc
 
     s = load_settings()
     docs = _scifact_docs(int(limit))
-    embedder, folder = load_ingest_embedder(Path(index_dir), s.embed_model, precision=precision)
+    embedder, export = load_ingest_embedder(s.model_cache, s.embed_model, precision=precision)
     t0 = time.perf_counter()
     splitter = make_splitter(s.chunk_size, s.chunk_overlap, embedder.token_ids)
     chunks = [c for d in docs for c in chunk_document(
@@ -137,7 +140,7 @@ def worker_ingest_ours(limit: str, index_dir: str, precision: str = "fp32") -> d
     t2 = time.perf_counter()
     counts = [len(e.ids) for e in embedder.tokenizer.encode_batch(texts)]  # as run: truncated, with [CLS]/[SEP]
     config = AutoConfig.from_pretrained(resolve_model_path(s.embed_model))
-    ndcg = _dense_ndcg([c.source for c in chunks], vectors, OnnxEmbedder(folder, s.embed_model))
+    ndcg = _dense_ndcg([c.source for c in chunks], vectors, OnnxEmbedder(export.folder, s.embed_model))
     return {"precision": precision, "chunks": len(texts), "tokens": sum(counts), "chunk_s": t1 - t0,
             "embed_s": t2 - t1, "flops": _flops(counts, config), "dense_ndcg10": round(ndcg, 4)}
 

@@ -9,24 +9,54 @@ from pathlib import Path
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m evals", description="Measure retrieval, answers, citations and abstention.")
-    sub = p.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="evaluate a QA JSONL file or a BEIR folder")
-    run.add_argument("--dataset", required=True, type=Path)
-    run.add_argument("--out", type=Path, help="report JSON (with --compare: one file per configuration)")
-    run.add_argument("--markdown", type=Path, help="also write the summary table here")
-    run.add_argument("--limit", type=int, help="only the first N questions")
+    from rag.helptext import EVALS_EXIT, epilog, make_parser, wrap
+
+    def command(name: str, summary: str, description: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=summary, description=wrap(description),
+                              epilog=epilog(EVALS_EXIT, "documents", "answering", "logging"),
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    p = make_parser("python -m evals", "Measure retrieval, answers, citations and abstention of the product's "
+                    "own engine, on a QA JSONL file or a BEIR folder.", EVALS_EXIT, "documents", "answering", "logging")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = command("run", "evaluate a QA JSONL file or a BEIR folder",
+                  "Run every question of a dataset through the engine and print a summary table. A QA "
+                  "JSONL file is answered from RAG_SEEDS_DIR (or --seeds); a BEIR folder's corpus is "
+                  "indexed once and cached under .rag_cache/. Progress goes to stderr: a bar on a "
+                  "terminal, else a line at least every 30 s.")
+    run.add_argument("--dataset", required=True, type=Path, metavar="PATH",
+                     help="a QA JSONL file (like evals/seeds_qa.jsonl) or a BEIR folder (corpus.jsonl, queries.jsonl, qrels/)")
+    run.add_argument("--out", type=Path, metavar="JSON",
+                     help="report path; default reports/<dataset>-<split>[-first<N>].json, so runs on other "
+                          "splits or limits never overwrite each other (with --compare: one file per configuration)")
+    run.add_argument("--markdown", type=Path, metavar="MD", help="also write the summary table here")
+    run.add_argument("--limit", type=int, metavar="N", help="only the first N questions")
     run.add_argument("--split", help="QA: dev, test or all (default all); BEIR: qrels split (default test)")
-    run.add_argument("--seeds", type=Path, help="QA: documents folder to index instead of RAG_SEEDS_DIR")
-    run.add_argument("--compare", help="comma-separated configurations, e.g. dense,bm25,hybrid")
-    run.add_argument("--chart", type=Path, help="PNG chart path for --compare (default next to --out)")
-    tune = sub.add_parser("tune-fusion", help="grid-search RRF weights on a BEIR train split")
-    tune.add_argument("--dataset", required=True, type=Path)
-    tune.add_argument("--split", default="train")
-    bench = sub.add_parser("bench", help="speed benchmark against a plain llama-index pipeline")
-    bench.add_argument("--out", type=Path, default=Path("reports/bench.json"))
+    run.add_argument("--seeds", type=Path, metavar="DIR", help="QA: documents folder to index instead of RAG_SEEDS_DIR")
+    run.add_argument("--compare", metavar="NAMES",
+                     help="comma-separated configurations run on the same index: default, hybrid, hybrid-rrf, "
+                          "dense, bm25, ngram, lexical, no-abstain")
+    run.add_argument("--chart", type=Path, metavar="PNG", help="chart path for --compare (default next to --out)")
+    tune = command("tune-fusion", "grid-search the fusion (cc weights, or RRF weights and k) on a BEIR train split",
+                   "Try convex-combination weights (the default fusion, RAG_FUSION=cc) and RRF weights and k "
+                   "on a BEIR split (train by default, so test stays unseen) and print nDCG@10 per candidate.")
+    tune.add_argument("--dataset", required=True, type=Path, metavar="PATH", help="a BEIR folder")
+    tune.add_argument("--split", default="train", help="qrels split to tune on (default train)")
+    bench = command("bench", "speed benchmark against a plain llama-index pipeline",
+                    "Build this pipeline and a plain llama-index pipeline in the same run, each measurement in "
+                    "its own process: cold start, warm latency per stage, memory, ingest throughput against "
+                    "the arithmetic floor. About 25 minutes (--quick: a 500-document slice).")
+    bench.add_argument("--out", type=Path, default=Path("reports/bench.json"), metavar="JSON",
+                       help="results file (default reports/bench.json)")
     bench.add_argument("--quick", action="store_true", help="smaller corpus slice and fewer runs")
     return p
+
+
+def default_report_path(dataset: Path, beir: bool, split: str | None, limit: int | None) -> Path:
+    """reports/<dataset>-<split>[-first<N>].json: runs over other splits or limits keep their own file."""
+    split = split or ("test" if beir else "all")
+    name = f"{Path(str(dataset).rstrip('/')).stem}-{split}" + (f"-first{limit}" if limit else "")
+    return Path("reports") / f"{name}.json"
 
 
 def _with_suffix(path: Path, name: str) -> Path:
@@ -80,7 +110,7 @@ def _run(settings, args) -> int:
     print(table)
     if len(reports) == 1 and reports[0]["by_kind"]:
         print("\nBy kind:\n" + kind_table(reports[0]))
-    out = args.out or Path("reports") / (Path(dataset.rstrip("/")).stem + ".json")
+    out = args.out or default_report_path(args.dataset, is_beir(args.dataset), args.split, args.limit)
     for r in reports:
         path = _with_suffix(out, r["config"]["name"]) if len(reports) > 1 else out
         write_json(r, path)
@@ -91,8 +121,11 @@ def _run(settings, args) -> int:
         args.markdown.write_text(table + extra + "\n", encoding="utf-8")
     if len(reports) > 1:
         chart = args.chart or out.with_suffix(".png")
-        draw_chart(reports, chart)
-        print(f"chart: {chart}", file=sys.stderr)
+        try:
+            draw_chart(reports, chart)
+            print(f"chart: {chart}", file=sys.stderr)
+        except ImportError:  # matplotlib is the optional `eval` extra; the reports are written anyway
+            print("chart skipped: matplotlib is not installed (pip install 'seedrag[eval]')", file=sys.stderr)
     return 0
 
 

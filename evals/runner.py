@@ -39,9 +39,9 @@ def config_settings(base: Settings, name: str) -> Settings:
 
 
 def _progress(items, desc: str):
-    from tqdm import tqdm
+    from rag.progress import track
 
-    return tqdm(items, desc=desc, disable=not sys.stderr.isatty(), leave=False)
+    return track(items, desc, "question")
 
 
 def describe(settings: Settings, name: str) -> dict:
@@ -166,7 +166,10 @@ def ensure_beir_index(beir: BeirSet, settings: Settings) -> Settings:
                   language="en", sha256=hashlib.sha256((d["title"] + "\n" + d["text"]).encode()).hexdigest())
         for d in beir.corpus
     ]
-    report = build_index(docs, s, progress=sys.stderr.isatty())
+    from rag.progress import Progress
+
+    with Progress(None, f"indexing {len(docs):,} documents"):  # reports the phases that have no count
+        report = build_index(docs, s, progress=True)
     print(f"indexed {report.chunks_total} chunks in {report.seconds:.0f} s", file=sys.stderr)
     return s
 

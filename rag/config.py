@@ -7,6 +7,7 @@ start-up with a message naming the variable, never deep inside a query.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -15,13 +16,24 @@ from pathlib import Path
 from rag.errors import ConfigError
 
 BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
+BUNDLED_DIM = 384
 RETRIEVERS = ("hybrid", "dense", "bm25", "ngram", "lexical")
+
+
+def default_model_cache(env: Mapping[str, str] | None = None) -> Path:
+    """`$XDG_CACHE_HOME/seedrag/models`, else `~/.cache/seedrag/models` (a relative XDG value is ignored, per the spec)."""
+    env = os.environ if env is None else env
+    xdg = env.get("XDG_CACHE_HOME", "").strip()
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
+    return base / "seedrag" / "models"
 
 
 @dataclass(frozen=True)
 class Settings:
     seeds_dir: Path = Path("seeds")
     index_dir: Path = Path(".rag_index")
+    # One ONNX export per model for the whole user account, shared by every index (rag.model_cache).
+    model_cache: Path = field(default_factory=default_model_cache)
     embed_model: str = BUNDLED_MODEL
     # Languages the embedding model understands ("multi" for a multilingual model): decides how much
     # the dense channel counts for German questions or English questions over German text.
@@ -38,12 +50,17 @@ class Settings:
     sentence_vectors: bool = True
     query_backend: str = "onnx"
     ingest_precision: str = "fp32"
+    # Reading the documents folder: files above this size are skipped with a warning; symbolic
+    # links that resolve outside the folder are skipped unless allowed.
+    max_file_mb: float = 50.0
+    allow_outside_links: bool = False
     # LLM answering (OpenAI-compatible chat endpoint); empty base URL = extractive answers.
     llm_base_url: str = ""
     llm_model: str = "gpt-4o-mini"
     llm_api_key: str = field(default="", repr=False)
-    llm_timeout: float = 30.0
+    llm_timeout: float = 30.0  # seconds for all LLM requests of one answer, retries included
     llm_max_tokens: int = 400
+    llm_max_chars: int = 4000  # characters of a reply read; the rest is not read
     llm_temperature: float = 0.1
     llm_retries: int = 2
     llm_expand_query: bool = False
@@ -57,12 +74,17 @@ class Settings:
     discord_concurrency: int = 2
     feedback_file: Path = Path("feedback.jsonl")
     log_level: str = "WARNING"
+    progress_seconds: float = 15.0  # off a terminal, long runs print a progress line this often
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)
 
+    @property
+    def max_file_bytes(self) -> int:
+        return int(self.max_file_mb * 1024 * 1024)
 
-def _int(env: Mapping[str, str], name: str, default: int, lo: int | None = None) -> int:
+
+def _int(env: Mapping[str, str], name: str, default: int, lo: int | None = None, hi: int | None = None) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -72,10 +94,12 @@ def _int(env: Mapping[str, str], name: str, default: int, lo: int | None = None)
         raise ConfigError(f"{name}={raw!r} is not a whole number") from None
     if lo is not None and value < lo:
         raise ConfigError(f"{name}={value} must be at least {lo}")
+    if hi is not None and value > hi:
+        raise ConfigError(f"{name}={value} must be at most {hi}")
     return value
 
 
-def _float(env: Mapping[str, str], name: str, default: float, lo: float = 0.0) -> float:
+def _float(env: Mapping[str, str], name: str, default: float, lo: float = 0.0, hi: float | None = None) -> float:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -83,8 +107,12 @@ def _float(env: Mapping[str, str], name: str, default: float, lo: float = 0.0) -
         value = float(raw)
     except ValueError:
         raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if not math.isfinite(value):  # float() accepts "nan" and "inf", and every comparison with NaN is False
+        raise ConfigError(f"{name}={raw!r} must be a finite number")
     if value < lo:
-        raise ConfigError(f"{name}={value} must be at least {lo}")
+        raise ConfigError(f"{name}={value:g} must be at least {lo:g}")
+    if hi is not None and value > hi:
+        raise ConfigError(f"{name}={value:g} must be at most {hi:g}")
     return value
 
 
@@ -140,12 +168,19 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(
             f"RAG_CHUNK_OVERLAP={chunk_overlap} must be smaller than RAG_CHUNK_SIZE={chunk_size}"
         )
-    min_conf = _float(env, "RAG_MIN_CONFIDENCE", Settings.min_confidence)
-    if min_conf > 1:
-        raise ConfigError(f"RAG_MIN_CONFIDENCE={min_conf} must be between 0 and 1")
-    base_url = env.get("RAG_LLM_BASE_URL", "").strip()
-    if base_url and not base_url.startswith(("http://", "https://")):
-        raise ConfigError(f"RAG_LLM_BASE_URL={base_url!r} must start with http:// or https://")
+    min_conf = _float(env, "RAG_MIN_CONFIDENCE", Settings.min_confidence, lo=0.0, hi=1.0)
+    base_url = _url(env, "RAG_LLM_BASE_URL")
+    embed_model = env.get("RAG_EMBED_MODEL", "").strip() or BUNDLED_MODEL
+    check_model(embed_model)
+    faiss_index = env.get("RAG_FAISS_INDEX", "").strip() or "Flat"
+    if faiss_index != "Flat" and embed_model == BUNDLED_MODEL:  # other models: checked at ingest, dim known
+        from rag.store import check_faiss_spec
+
+        check_faiss_spec(faiss_index, BUNDLED_DIM)
+    for name in ("RAG_SEEDS_DIR", "RAG_INDEX_DIR"):
+        value = env.get(name, "").strip()
+        if value and Path(value).expanduser().exists() and not Path(value).expanduser().is_dir():
+            raise ConfigError(f"{name}={value!r} is a file; it must name a folder")
     guild = env.get("DISCORD_GUILD_ID", "").strip()
     if guild and not guild.isdigit():
         raise ConfigError(f"DISCORD_GUILD_ID={guild!r} must be a numeric id")
@@ -155,38 +190,106 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     return Settings(
         seeds_dir=Path(env.get("RAG_SEEDS_DIR", "").strip() or "seeds"),
         index_dir=Path(env.get("RAG_INDEX_DIR", "").strip() or ".rag_index"),
-        embed_model=env.get("RAG_EMBED_MODEL", "").strip() or BUNDLED_MODEL,
+        model_cache=Path(env.get("RAG_MODEL_CACHE", "").strip()).expanduser()
+        if env.get("RAG_MODEL_CACHE", "").strip() else default_model_cache(env),
+        embed_model=embed_model,
         embed_languages=_languages(env, "RAG_EMBED_LANGUAGES", ("en",)),
-        top_k=_int(env, "RAG_TOP_K", 5, lo=1),
+        top_k=_int(env, "RAG_TOP_K", 5, lo=1, hi=1000),
         chunk_size=chunk_size,
         chunk_overlap=chunk_overlap,
-        faiss_index=env.get("RAG_FAISS_INDEX", "").strip() or "Flat",
+        faiss_index=faiss_index,
         retriever=_choice(env, "RAG_RETRIEVER", "hybrid", RETRIEVERS),
         fusion=_choice(env, "RAG_FUSION", "cc", ("cc", "rrf")),
         min_confidence=min_conf,
-        max_question_chars=_int(env, "RAG_MAX_QUESTION_CHARS", 2000, lo=20),
-        answer_sentences=_int(env, "RAG_ANSWER_SENTENCES", 2, lo=1),
+        max_question_chars=_int(env, "RAG_MAX_QUESTION_CHARS", 2000, lo=20, hi=100_000),
+        answer_sentences=_int(env, "RAG_ANSWER_SENTENCES", 2, lo=1, hi=50),
         sentence_vectors=_bool(env, "RAG_SENTENCE_VECTORS", True),
         query_backend=_choice(env, "RAG_QUERY_BACKEND", "onnx", ("onnx", "torch")),
         ingest_precision=_choice(env, "RAG_INGEST_PRECISION", "fp32", ("fp32", "int8")),
+        max_file_mb=_float(env, "RAG_MAX_FILE_MB", Settings.max_file_mb, lo=0.001, hi=1024 * 1024),
+        allow_outside_links=_bool(env, "RAG_ALLOW_OUTSIDE_LINKS", False),
         llm_base_url=base_url,
         llm_model=env.get("RAG_LLM_MODEL", "").strip() or "gpt-4o-mini",
         llm_api_key=env.get("RAG_LLM_API_KEY", "").strip(),
-        llm_timeout=_float(env, "RAG_LLM_TIMEOUT", 30.0, lo=0.1),
-        llm_max_tokens=_int(env, "RAG_LLM_MAX_TOKENS", 400, lo=16),
-        llm_temperature=_float(env, "RAG_LLM_TEMPERATURE", 0.1),
-        llm_retries=_int(env, "RAG_LLM_RETRIES", 2, lo=0),
+        llm_timeout=_float(env, "RAG_LLM_TIMEOUT", 30.0, lo=0.1, hi=3600),
+        llm_max_tokens=_int(env, "RAG_LLM_MAX_TOKENS", 400, lo=16, hi=1_000_000),
+        llm_max_chars=_int(env, "RAG_LLM_MAX_CHARS", 4000, lo=100, hi=1_000_000),
+        llm_temperature=_float(env, "RAG_LLM_TEMPERATURE", 0.1, lo=0.0, hi=2.0),
+        llm_retries=_int(env, "RAG_LLM_RETRIES", 2, lo=0, hi=10),
         llm_expand_query=_bool(env, "RAG_LLM_EXPAND_QUERY", False),
         discord_token=env.get("DISCORD_TOKEN", "").strip(),
         discord_channels=_ids(env, "DISCORD_CHANNEL_IDS"),
         discord_admins=_ids(env, "DISCORD_ADMIN_IDS"),
         discord_guild=int(guild) if guild else None,
-        discord_cooldown=_float(env, "DISCORD_COOLDOWN_SECONDS", 10.0),
+        discord_cooldown=_float(env, "DISCORD_COOLDOWN_SECONDS", 10.0, hi=86_400),
         discord_mentions=_bool(env, "DISCORD_HANDLE_MENTIONS", True),
-        discord_concurrency=_int(env, "DISCORD_CONCURRENCY", 2, lo=1),
+        discord_concurrency=_int(env, "DISCORD_CONCURRENCY", 2, lo=1, hi=64),
         feedback_file=Path(env.get("DISCORD_FEEDBACK_FILE", "").strip() or "feedback.jsonl"),
         log_level=level,
+        progress_seconds=_progress_seconds(env),
     )
+
+
+def _url(env: Mapping[str, str], name: str) -> str:
+    """An http(s) URL with a host, or empty; ConfigError otherwise (not 'LLM unavailable' on every answer)."""
+    from urllib.parse import urlsplit
+
+    raw = env.get(name, "").strip()
+    if not raw:
+        return ""
+    try:
+        parts = urlsplit(raw)
+        port_ok = parts.port is None or parts.port > 0  # .port raises ValueError when out of range
+    except ValueError:
+        parts, port_ok = None, False
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or not port_ok \
+            or any(c.isspace() for c in raw):
+        raise ConfigError(
+            f"{name}={raw!r} is not a usable URL; give the endpoint's base URL with http:// or https:// "
+            "and a host, for example http://127.0.0.1:8080/v1"
+        )
+    return raw
+
+
+def check_model(name: str) -> None:
+    """ConfigError unless `name` is the bundled model, a model folder, or a model in the local HF cache.
+
+    Nothing is downloaded here (HF_HUB_OFFLINE), so a name that is not on disk can never load.
+    """
+    if name == BUNDLED_MODEL:
+        return
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not any((path / f).is_file() for f in ("modules.json", "config.json")):
+            raise ConfigError(
+                f"RAG_EMBED_MODEL={name!r} is a folder without a model in it (no modules.json or config.json)"
+            )
+        return
+    if path.exists():
+        raise ConfigError(f"RAG_EMBED_MODEL={name!r} is a file; give the model's folder")
+    if name.startswith(("/", "./", "../", "~", ".\\")) or name.count("/") > 1 or "\\" in name:
+        raise ConfigError(f"RAG_EMBED_MODEL={name!r}: no such folder")
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = any(
+            isinstance(try_to_load_from_cache(repo, "config.json"), str)
+            for repo in ((name,) if "/" in name else (name, f"sentence-transformers/{name}"))
+        )
+    except Exception:  # a malformed repo id, or no huggingface_hub: the same answer for the user
+        cached = False
+    if not cached:
+        raise ConfigError(
+            f"RAG_EMBED_MODEL={name!r} is neither {BUNDLED_MODEL!r}, a model folder, nor a model in the local "
+            "Hugging Face cache (nothing is downloaded at run time); download it once or give its folder"
+        )
+
+
+def _progress_seconds(env: Mapping[str, str]) -> float:
+    value = _float(env, "RAG_PROGRESS_SECONDS", 15.0, lo=0.01)
+    if not value <= 3600:  # also rejects nan
+        raise ConfigError(f"RAG_PROGRESS_SECONDS={value} must be between 0.01 and 3600")
+    return value
 
 
 def resolve_model_path(name: str) -> str:

@@ -16,6 +16,7 @@ import numpy as np
 from rag.config import resolve_model_path
 
 ONNX_FILE = "model.onnx"
+INT8_FILE = "model.int8.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 META_FILE = "embedder.json"
 
@@ -65,11 +66,18 @@ class SentenceTransformerEmbedder:
     def embed_batch(self, texts: list[str], progress: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        # encode() sorts by length internally, so batches carry little padding.
-        vecs = self.model.encode(
-            texts, batch_size=self.batch_size, normalize_embeddings=True,
-            convert_to_numpy=True, show_progress_bar=progress,
-        )
+        import sys
+
+        from rag.progress import Progress
+
+        # encode() sorts by length internally, so batches carry little padding. Its own bar on a
+        # terminal; off one, our steady lines (its bar would be carriage-return noise in a log).
+        bar = progress and sys.stderr.isatty()
+        with Progress(None, f"embedding {len(texts):,} texts", enabled=progress and not bar):
+            vecs = self.model.encode(
+                texts, batch_size=self.batch_size, normalize_embeddings=True,
+                convert_to_numpy=True, show_progress_bar=bar,
+            )
         return np.ascontiguousarray(vecs, dtype=np.float32)
 
 
@@ -122,7 +130,7 @@ class OnnxEmbedder:
             return self._run(encs)
         from concurrent.futures import ThreadPoolExecutor
 
-        from tqdm import tqdm
+        from rag.progress import Progress
 
         order = np.argsort([len(e.ids) for e in encs], kind="stable")
         batches = [order[start:start + batch_size] for start in range(0, len(texts), batch_size)]
@@ -132,8 +140,8 @@ class OnnxEmbedder:
             out[idx] = self._run([encs[i] for i in idx])
             return len(idx)
 
-        with ThreadPoolExecutor(self.workers) as pool, tqdm(
-            total=len(texts), disable=not progress, desc="embedding", unit="text"
+        with ThreadPoolExecutor(self.workers) as pool, Progress(
+            len(texts), "embedding", "text", enabled=progress
         ) as bar:
             for done in pool.map(run, batches):
                 bar.update(done)

@@ -1,8 +1,18 @@
 """The one facade every front end calls: `Engine.ask(question, history) -> Answer`.
 
-The engine owns the lazily loaded state (snapshot, query embedder, retriever, answerer) and
-swaps it as a unit after a re-index, so questions in flight finish on the old index. Nothing
-loads at import or construction time; the first `ask` (or `warm_up`) pays for it once.
+The engine owns the question flow:
+
+    prepare → (condense a follow-up) → (translate) → retrieve → answer → verify → fall back
+
+Answerers (rag.answering: extractive, rag.llm_answer: LLM) only answer; they never call back
+into the engine. An LLM reply is verified sentence by sentence before it is shown
+(rag.grounding); if nothing in it stands, or the LLM fails, the extractive answer is shown with
+a note saying why. Every string in an Answer is cleaned of control characters and the API key.
+
+The engine owns the lazily loaded state (snapshot, retriever, extractive answerer) and swaps it
+as a unit after a re-index. Each question reads the state once and passes it down, so a swap in
+the middle of a question cannot mix two indexes. Nothing loads at import or construction time;
+the first `ask` (or `warm_up`) pays for it once.
 """
 
 from __future__ import annotations
@@ -12,13 +22,17 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from rag.config import Settings
-from rag.errors import BadQuestion, IndexIncompatible, IndexMissing, SeedsMissing
-from rag.records import Answer
+from rag.errors import (
+    BadQuestion, IndexIncompatible, IndexMissing, IngestBusy, IngestFailed, LLMUnavailable, SeedsMissing,
+)
+from rag.followup import is_follow_up, joined_query, sane_rewrite
+from rag.records import Answer, AnswerRequest, Citation, Draft, Hit
+from rag.textsafe import clean
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +41,12 @@ log = logging.getLogger(__name__)
 class _State:
     snapshot: object
     retriever: object
-    extractive: object
+    extractive: object  # rag.answering.Extractive over this snapshot
+    notes: list[str] = field(default_factory=list)  # from loading; the next answer shows them
+
+    def take_notes(self) -> list[str]:
+        notes, self.notes = self.notes, []
+        return notes
 
 
 class Engine:
@@ -39,7 +58,6 @@ class Engine:
         self._embedder = None
         self._qcache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._llm = llm
-        self.load_notes: list[str] = []
 
     # ----- loading -------------------------------------------------------------------------
     def _index_is_stale(self) -> bool:
@@ -51,25 +69,38 @@ class Engine:
             return True
         if not self.settings.seeds_dir.is_dir():
             return False  # serve the index we have; ingest will say the folder is missing
-        return manifest.get("seed_stats") != seed_signature(self.settings.seeds_dir)
+        try:
+            return manifest.get("seed_stats") != seed_signature(self.settings.seeds_dir, self.settings.allow_outside_links)
+        except (SeedsMissing, OSError):  # the folder vanished meanwhile: serve the index we have
+            return False
 
     def _load(self, ingest_if_stale: bool = True) -> _State:
         from rag.answer import ExtractiveAnswerer
+        from rag.answering import Extractive
         from rag.retrieve import HybridRetriever
         from rag.store import check_compatible, load_snapshot
 
         s = self.settings
+        notes = []
         if ingest_if_stale and self.auto_ingest and self._index_is_stale():
             if not s.seeds_dir.is_dir() and not (s.index_dir / "current").exists():
                 raise SeedsMissing(
                     f"documents folder {str(s.seeds_dir)!r} does not exist and there is no index yet; "
-                    "create it or set RAG_SEEDS_DIR"
+                    "create it, or set RAG_SEEDS_DIR in the environment or in a .env file in the working directory"
                 )
-            report = self.ingest()
-            self.load_notes.append(
-                f"indexed {report.chunks_total} chunks from {report.added + report.updated + report.unchanged} "
-                f"documents in {report.seconds:.1f} s"
-            )
+            try:
+                report = self.ingest(progress=True)  # silent unless it takes a while (rag.progress)
+            except (IngestBusy, IngestFailed, SeedsMissing) as err:
+                if not (s.index_dir / "current").exists():
+                    raise
+                # Fail soft: the last good index still answers; the note says why it is not fresh.
+                log.info("answering from the last index: %s", err)
+                notes.append(f"answered from the last index; updating it failed: {err}")
+            else:
+                notes.append(
+                    f"indexed {report.chunks_total} chunks from {report.added + report.updated + report.unchanged} "
+                    f"documents in {report.seconds:.1f} s"
+                )
         snap = load_snapshot(s.index_dir)
         try:
             check_compatible(snap.manifest, s.embed_model, s.chunk_size, s.chunk_overlap)
@@ -78,7 +109,8 @@ class Engine:
         return _State(
             snapshot=snap,
             retriever=HybridRetriever(snap, mode=s.retriever, fusion=s.fusion, model_languages=s.embed_languages),
-            extractive=ExtractiveAnswerer(snap, s.min_confidence, s.answer_sentences, s.embed_languages),
+            extractive=Extractive(ExtractiveAnswerer(snap, s.min_confidence, s.answer_sentences, s.embed_languages)),
+            notes=notes,
         )
 
     @property
@@ -104,12 +136,13 @@ class Engine:
         return self._embedder
 
     def _make_query_embedder(self):
-        from rag.embed import ONNX_FILE, OnnxEmbedder, SentenceTransformerEmbedder
+        from rag.embed import SentenceTransformerEmbedder
+        from rag.model_cache import load_query_embedder
 
-        folder = self.state.snapshot.folder
-        if self.settings.query_backend == "onnx" and (folder / ONNX_FILE).exists():
-            return OnnxEmbedder(folder, self.settings.embed_model)
-        return SentenceTransformerEmbedder(self.settings.embed_model)
+        s = self.settings
+        if s.query_backend == "onnx":
+            return load_query_embedder(s.model_cache, s.embed_model, self.state.snapshot.manifest)
+        return SentenceTransformerEmbedder(s.embed_model)
 
     def ingest(self, rebuild: bool = False, progress: bool = False):
         """Re-index the seeds folder and swap the new index in; questions keep using the old one meanwhile."""
@@ -123,13 +156,21 @@ class Engine:
                 self._embedder = None if report.rebuilt else self._embedder
         return report
 
+    def reload(self) -> None:
+        """Swap in the snapshot on disk, e.g. after `rag ingest` ran in another process.
+
+        Questions already running finish on the state they started with; the query embedder
+        and its cache stay (same model: the settings that choose it cannot change at run time).
+        """
+        with self._lock:
+            self._state = self._load(ingest_if_stale=False)
+
     # ----- questions -----------------------------------------------------------------------
     def embed_query(self, text: str) -> np.ndarray:
         hit = self._qcache.get(text)
         if hit is not None:
             self._qcache.move_to_end(text)
             return hit
-        _ = self.state
         vec = self.embedder.embed_batch([text])[0]
         self._qcache[text] = vec
         if len(self._qcache) > 512:
@@ -137,9 +178,9 @@ class Engine:
         return vec
 
     def _prepare(self, question: str) -> tuple[str, list[str]]:
-        if not isinstance(question, str) or not question.strip():
+        if not isinstance(question, str) or not clean(question).strip():
             raise BadQuestion("the question is empty; type a question about the documents")
-        q = " ".join(question.split())
+        q = " ".join(clean(question).split())
         notes = []
         limit = self.settings.max_question_chars
         if len(q) > limit:
@@ -147,70 +188,151 @@ class Engine:
             q = q[:limit]
         return q, notes
 
-    def retrieval_query(self, question: str, history: list[tuple[str, str]] | None) -> str:
-        """With no LLM to rewrite follow-ups, the previous question joins the retrieval query.
-
-        Only for questions that lean on the conversation ("and who chaired it?"): a new,
-        self-contained question must not inherit the last topic.
-        """
-        if not history or not is_follow_up(question):
-            return question
-        return f"{question} {history[-1][0]}"
-
     def retrieve(self, query: str, top_k: int | None = None):
-        """Hits for `query` plus the query vector; the eval harness calls this directly."""
-        state = self.state
+        """Hits for `query`, the query vector and timings; the eval harness calls this directly."""
+        return self._retrieve(self.state, query, top_k)
+
+    def _retrieve(self, st: _State, query: str, top_k: int | None = None):
         t0 = time.perf_counter()
         qvec = self.embed_query(query)  # needed by the dense channel and by the answerer's sentence scores
         t1 = time.perf_counter()
-        hits = state.retriever.retrieve(qvec, query, top_k or self.settings.top_k)
+        hits = st.retriever.retrieve(qvec, query, top_k or self.settings.top_k)
         t2 = time.perf_counter()
         return hits, qvec, {"embed_query": (t1 - t0) * 1000, "retrieve": (t2 - t1) * 1000}
 
     def ask(self, question: str, history: list[tuple[str, str]] | None = None) -> Answer:
-        if self._llm is not None:
-            return self._llm.ask(self, question, history)
-        return self.ask_extractive(question, history)
-
-    def ask_extractive(
-        self, question: str, history: list[tuple[str, str]] | None = None, notes: list[str] | None = None
-    ) -> Answer:
-        start = time.perf_counter()
-        q, prep_notes = self._prepare(question)
-        state = self.state
-        load_ms = (time.perf_counter() - start) * 1000
-        query = self.retrieval_query(q, history)
-        hits, qvec, timings = self.retrieve(query)
-        t = time.perf_counter()
-        result = state.extractive.answer(query, qvec, hits)
-        timings["answer"] = (time.perf_counter() - t) * 1000
-        timings["total"] = (time.perf_counter() - start) * 1000
-        if load_ms > 50:
-            timings["load"] = load_ms
-        return Answer(
-            question=q,
-            text=result.text,
-            abstained=result.abstained,
-            citations=result.citations,
-            backend="extractive",
-            notes=prep_notes + list(notes or []) + self._take_load_notes(),
-            timings_ms=timings,
-            confidence=result.confidence,
-            retrieved=list(dict.fromkeys(h.chunk.source for h in hits)),
-        )
+        answer = None
+        for item in self._flow(question, history, stream=False):
+            answer = item
+        return answer
 
     def ask_stream(self, question: str, history: list[tuple[str, str]] | None = None) -> Iterator[str | Answer]:
-        """Yield text pieces as they are produced, then the final Answer."""
-        if self._llm is not None:
-            yield from self._llm.ask_stream(self, question, history)
-            return
-        answer = self.ask_extractive(question, history)
-        yield answer.text
+        """Yield text pieces as they are verified, then the final Answer (its text is their concatenation)."""
+        yield from self._flow(question, history, stream=True)
+
+    # ----- the flow ------------------------------------------------------------------------
+    def _flow(self, question: str, history, stream: bool) -> Iterator[str | Answer]:
+        start = time.perf_counter()
+        q, notes = self._prepare(question)
+        st = self.state  # read once: a re-index during this question does not reach it
+        timings: dict[str, float] = {}
+        if (load_ms := (time.perf_counter() - start) * 1000) > 50:
+            timings["load"] = load_ms
+        notes += st.take_notes()
+        llm = self._llm
+        deadline, limit = llm.deadline() if llm is not None else (None, 0.0)
+        asked, query = self._condense(q, history or [], deadline, limit, timings)
+        if llm is not None and self.settings.llm_expand_query:
+            query = self._translate(st, query, deadline, limit)
+        hits, qvec, t = self._retrieve(st, query)
+        timings.update(t)
+        request = AnswerRequest(asked, query, tuple(hits), qvec, deadline, limit)
+        t = time.perf_counter()
+        if llm is None:
+            answer = self._from_draft(st.extractive.answer(request), "extractive", q, hits, notes)
+        else:
+            answer = None
+            for item in self._llm_answer(st, llm, request, q, notes, stream):
+                if isinstance(item, Answer):
+                    answer = item
+                else:
+                    yield item
+        timings["answer"] = (time.perf_counter() - t) * 1000
+        timings["total"] = (time.perf_counter() - start) * 1000
+        answer.timings_ms = timings
+        if llm is None or answer.backend == "extractive":
+            yield answer.text
         yield answer
 
-    def _take_load_notes(self) -> list[str]:
-        notes, self.load_notes = self.load_notes, []
-        return notes
+    def _condense(self, q: str, history, deadline, limit: float, timings) -> tuple[str, str]:
+        """(question to answer, retrieval query) under the one follow-up rule."""
+        if not history or not is_follow_up(q):
+            return q, q
+        if self._llm is not None:
+            t = time.perf_counter()
+            try:  # at most a third of the answer's time, so the answer itself keeps the rest
+                raw = self._llm.rewrite(q, history, min(deadline, time.monotonic() + limit / 3), limit)
+                standalone = sane_rewrite(clean(raw, [self.settings.llm_api_key]), q, history)
+            except LLMUnavailable as err:
+                log.warning("follow-up rewrite failed: %s", err)
+                standalone = None
+            timings["rewrite"] = (time.perf_counter() - t) * 1000
+            if standalone:
+                return standalone, standalone
+            log.info("kept the user's question: the rewrite was empty, too long or unrelated")
+        return f"{q} (follow-up to: {history[-1][0]})", joined_query(q, history)
+
+    def _translate(self, st: _State, query: str, deadline, limit: float) -> str:
+        """The query plus its translations into the documents' languages (sane lines only)."""
+        docs = st.snapshot.manifest.get("documents", {})
+        languages = sorted({d["language"] for d in docs.values()} - {"und"}) or ["en"]
+        try:
+            raw = self._llm.translate(query, languages, min(deadline, time.monotonic() + limit / 3), limit)
+        except LLMUnavailable as err:
+            log.warning("query translation failed: %s", err)
+            return query
+        lines = [ln.strip() for ln in clean(raw, [self.settings.llm_api_key]).splitlines() if ln.strip()]
+        lines = [ln for ln in lines[: len(languages)] if len(ln) <= 3 * len(query) + 40]
+        return "\n".join([query, *lines])
+
+    def _llm_answer(self, st: _State, llm, request: AnswerRequest, q: str, notes: list[str], stream: bool):
+        """Stream the verified parts of the LLM's reply; fall back to the extractive answer if none."""
+        from rag.grounding import Verifier
+
+        hits = list(request.hits)
+        verifier = Verifier([f"{h.chunk.title}\n{h.chunk.text}" for h in hits], request.question,
+                            (self.settings.llm_api_key,))
+        draft: Draft | None = None
+        failure: str | None = None
+        try:
+            for item in (llm.stream(request) if stream else _whole(llm.answer(request))):
+                if isinstance(item, Draft):
+                    draft = item
+                elif shown := verifier.feed(item):
+                    yield shown
+        except LLMUnavailable as err:
+            failure = str(err)
+        if tail := verifier.finish():
+            yield tail
+        v = verifier.verdict()
+        if v.discarded:
+            cut = f" ({draft.cut_short})" if draft is not None and draft.cut_short else ""
+            if failure and not v.claims:
+                why = f"LLM unavailable: {failure}"
+            elif failure:
+                why = f"the LLM's reply broke off ({failure}) before any sentence could be verified"
+            elif not v.claims:
+                why = f"the LLM's reply was discarded: it states nothing the sources could back{cut}"
+            elif all(r == "it cites no source" for r in v.dropped_sentences):
+                why = f"the LLM's reply was discarded: it cites no source{cut}"
+            else:
+                why = f"the LLM's reply was discarded: no sentence is backed by the source it cites{cut}"
+            log.info(clean(why, [self.settings.llm_api_key]))
+            fallback = self._from_draft(st.extractive.answer(request), "extractive", q, hits,
+                                        notes + [f"{why}; showing the extracted answer"])
+            yield fallback
+            return
+        notes = notes + _notes(v, draft, failure)
+        cited = [hits[n - 1] for n in v.cited]
+        citations = tuple(_citation(i, h) for i, h in enumerate(cited, start=1))
+        share = v.shown_claims / v.claims if v.claims else 0.0
+        confidence = 0.0 if v.abstained else st.extractive.evidence(request, cited) * share
+        final = Draft(v.text, grounded=True, citations=citations, abstained=v.abstained, confidence=confidence)
+        yield self._from_draft(final, "llm", q, hits, notes)
+
+    def _from_draft(self, d: Draft, backend: str, q: str, hits: list[Hit], notes: list[str]) -> Answer:
+        """The Answer a front end shows; every string in it is cleaned (controls, API key)."""
+        secrets = (self.settings.llm_api_key,)
+        return Answer(
+            question=q,
+            text=clean(d.text, secrets),
+            abstained=d.abstained,
+            citations=[] if d.abstained else [_clean_citation(c, secrets) for c in d.citations],
+            backend=backend,
+            notes=[clean(n, secrets) for n in notes],
+            confidence=d.confidence,
+            retrieved=[clean(s, secrets) for s in dict.fromkeys(h.chunk.source for h in hits)],
+        )
 
     @property
     def backend(self) -> str:
@@ -219,26 +341,44 @@ class Engine:
     def sources(self) -> list[dict]:
         docs = self.state.snapshot.manifest.get("documents", {})
         return [
-            {"source": src, "title": d["title"], "date": d["date"], "language": d["language"],
+            {"source": clean(src), "title": clean(d["title"]), "date": d["date"], "language": d["language"],
              "chunks": len(d["chunk_ids"])}
             for src, d in sorted(docs.items())
         ]
 
 
-_REFERRING = {
-    "he", "she", "it", "they", "him", "her", "them", "his", "its", "their", "this", "that", "these",
-    "those", "there", "then", "er", "sie", "es", "ihn", "ihm", "ihr", "dort", "dann", "dies", "das",
-}
+def _whole(draft: Draft) -> Iterator[str | Draft]:
+    yield draft.text
+    yield draft
 
 
-def is_follow_up(question: str) -> bool:
-    """Does the question refer back ('he', 'it', 'there', 'and …') or is it too short to stand alone?"""
-    import re
+def _citation(n: int, hit: Hit) -> Citation:
+    c = hit.chunk
+    return Citation(n=n, source=c.source, title=c.title, date=c.date, snippet=c.text.strip(), score=round(hit.score, 4))
 
-    words = re.findall(r"\w+", question.casefold())
-    if not words:
-        return False
-    return words[0] in ("and", "und", "also", "what about") or bool(_REFERRING & set(words)) or len(words) <= 3
+
+def _clean_citation(c: Citation, secrets) -> Citation:
+    return Citation(n=c.n, source=clean(c.source, secrets), title=clean(c.title, secrets),
+                    date=clean(c.date, secrets) if c.date else c.date, snippet=clean(c.snippet, secrets), score=c.score)
+
+
+def _notes(v, draft: Draft | None, failure: str | None) -> list[str]:
+    """What the user should know about a shown LLM answer."""
+    notes = []
+    if failure:
+        notes.append(f"the LLM's reply was cut short: {failure}")
+    elif draft is not None and draft.cut_short:
+        notes.append(draft.cut_short)
+    if v.dropped_sentences:
+        n = len(v.dropped_sentences)
+        reasons = ", ".join(sorted(set(v.dropped_sentences)))
+        notes.append(f"left out {n} sentence{'s' if n > 1 else ''} of the LLM's reply ({reasons})")
+    if v.dropped_markers:
+        shown = ", ".join(f"[{m}]" for m in dict.fromkeys(v.dropped_markers))
+        notes.append(f"dropped citation markers that name no source: {shown}")
+    if v.ungrounded_markers:
+        notes.append(f"dropped {len(v.ungrounded_markers)} citation(s) to sources that do not contain the sentence's words")
+    return notes
 
 
 def build_engine(settings: Settings, auto_ingest: bool = True) -> Engine:
@@ -251,4 +391,4 @@ def build_engine(settings: Settings, auto_ingest: bool = True) -> Engine:
     return Engine(settings, auto_ingest=auto_ingest, llm=llm)
 
 
-__all__ = ["Engine", "build_engine", "IndexMissing"]
+__all__ = ["Engine", "build_engine", "IndexMissing", "is_follow_up"]

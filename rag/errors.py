@@ -31,3 +31,11 @@ class IndexIncompatible(RagError):
 
 class LLMUnavailable(RagError):
     """The LLM endpoint failed after retries; callers fall back to extractive answers."""
+
+
+class IngestBusy(RagError):
+    """Another ingest is writing this index folder right now."""
+
+
+class IngestFailed(RagError):
+    """An ingest could not finish (disk full, permissions, not a folder); the previous index is unchanged."""

@@ -3,6 +3,11 @@
 Chunks and their vectors are reused for every document whose content hash is unchanged; FAISS and
 the lexical indexes are rebuilt from the stored vectors (cheap next to embedding). A changed model,
 chunking or pipeline version makes the old vectors meaningless, so that triggers a full rebuild.
+
+Memory stays bounded by the corpus, not by a multiple of it: documents are read and chunked one
+at a time (only one file's text is held), and texts are embedded in windows of EMBED_WINDOW into
+preallocated arrays. One ingest at a time per index folder (`store.ingest_lock`); a failure to
+write leaves the previous index in place and says why (IngestFailed).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -17,13 +23,13 @@ import numpy as np
 
 from rag.chunk import chunk_document, make_splitter
 from rag.config import Settings
-from rag.embed import ONNX_FILE, TOKENIZER_FILE
-from rag.errors import IndexCorrupt, IndexIncompatible, IndexMissing, SeedsMissing
+from rag.errors import IndexCorrupt, IndexIncompatible, IndexMissing, IngestFailed, SeedsMissing
 from rag.lexical import LexicalIndex
-from rag.load import Skipped, load_documents
-from rag.onnx_export import load_ingest_embedder
+from rag.load import Reader, Skipped, scan
+from rag.model_cache import ensure_export, load_ingest_embedder
+from rag.progress import Progress, track
 from rag.records import Chunk, SourceDoc
-from rag.store import build_faiss, check_compatible, load_snapshot, write_snapshot
+from rag.store import build_faiss, check_compatible, ingest_lock, load_snapshot, write_error, write_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -39,20 +45,21 @@ class IngestReport:
     chunks_total: int = 0
     rebuilt: str | None = None
     skipped: list[dict] = field(default_factory=list)
+    model_export: str | None = None  # which ONNX export embedded (cached or new), for the user
+    notes: list[str] = field(default_factory=list)  # settings that could not be applied as given
+    # Seconds per stage: read (read, clean, detect language), chunk, embed, index (FAISS, BM25), write.
+    timings: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         return asdict(self)
 
 
-def seed_signature(seeds_dir: Path) -> dict[str, list[int]]:
-    """Cheap change detection for `ask`: size and mtime of every candidate file."""
-    from rag.load import list_sources
+EMBED_WINDOW = 4096  # texts tokenized and embedded at once: bounds the tokenizer's memory
 
-    out = {}
-    for p in list_sources(seeds_dir):
-        st = p.stat()
-        out[p.relative_to(seeds_dir).as_posix()] = [st.st_size, st.st_mtime_ns]
-    return out
+
+def seed_signature(seeds_dir: Path, allow_outside_links: bool = False) -> dict[str, list[int]]:
+    """Cheap change detection for `ask`: size and mtime of every candidate file."""
+    return scan(seeds_dir, allow_outside_links).signature()
 
 
 def _previous(settings: Settings, rebuild: bool, report: IngestReport):
@@ -79,22 +86,18 @@ def _previous(settings: Settings, rebuild: bool, report: IngestReport):
 def ingest_folder(settings: Settings, embedder=None, rebuild: bool = False, progress: bool = False) -> IngestReport:
     """Index the seeds folder into settings.index_dir, incrementally."""
     start = time.perf_counter()
-    docs, skipped = load_documents(settings.seeds_dir)
-    if not docs:
-        raise SeedsMissing(
-            f"no readable documents in {str(settings.seeds_dir)!r} "
-            f"(.txt, .md, .html, .pdf){'; skipped: ' + ', '.join(s.source for s in skipped) if skipped else ''}"
-        )
+    reader = Reader(scan(settings.seeds_dir, settings.allow_outside_links), settings.max_file_bytes)
+    # The reader fills `skipped` and `stats` as build_index pulls documents from it.
     report = build_index(
-        docs, settings, embedder, rebuild=rebuild, progress=progress, skipped=skipped,
-        seed_stats=seed_signature(settings.seeds_dir),
+        reader.documents(), settings, embedder, rebuild=rebuild, progress=progress,
+        skipped=reader.skipped, seed_stats=reader.stats,
     )
     report.seconds = round(time.perf_counter() - start, 3)
     return report
 
 
 def build_index(
-    docs: list[SourceDoc],
+    docs: Iterable[SourceDoc],
     settings: Settings,
     embedder=None,
     rebuild: bool = False,
@@ -102,21 +105,62 @@ def build_index(
     skipped: list[Skipped] = (),
     seed_stats: dict | None = None,
 ) -> IngestReport:
+    """Index `docs` (consumed one at a time) into settings.index_dir; one ingest per folder at once.
+
+    `skipped` and `seed_stats` are read after `docs` is exhausted, so a lazy reader may fill them.
+    """
+    with ingest_lock(settings.index_dir):
+        try:
+            return _build_index(docs, settings, embedder, rebuild, progress, skipped, seed_stats)
+        except OSError as err:  # the snapshot writer converts its own; this catches the rest
+            raise write_error(err, settings.index_dir) from None
+
+
+class _Clock:
+    """Seconds spent per ingest stage."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def add(self, stage: str, since: float) -> float:
+        now = time.perf_counter()
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - since
+        return now
+
+    def timed(self, stage: str, items: Iterable) -> Iterator:
+        it = iter(items)
+        while True:
+            t = time.perf_counter()
+            try:
+                item = next(it)
+            except StopIteration:
+                self.add(stage, t)
+                return
+            self.add(stage, t)
+            yield item
+
+    def rounded(self) -> dict[str, float]:
+        return {k: round(v, 3) for k, v in self.seconds.items()}
+
+
+def _build_index(docs, settings, embedder, rebuild, progress, skipped, seed_stats) -> IngestReport:
     start = time.perf_counter()
-    report = IngestReport(skipped=[{"source": s.source, "reason": s.reason} for s in skipped])
+    clock = _Clock()
+    report = IngestReport()
     prev = _previous(settings, rebuild, report)
     prev_docs = prev.manifest.get("documents", {}) if prev else {}
     prev_rows = {c.id: i for i, c in enumerate(prev.chunks)} if prev else {}
 
     # Loaded only when something changed: a no-op ingest opens no model at all.
     model = functools.cache(
-        lambda: load_ingest_embedder(settings.index_dir, settings.embed_model, embedder, settings.ingest_precision)
+        lambda: load_ingest_embedder(settings.model_cache, settings.embed_model, embedder, settings.ingest_precision)
     )
     splitter = None
     chunks: list[Chunk] = []
     reuse: list[int | None] = []  # row in the previous snapshot, or None for a new chunk
     documents = {}
-    for doc in docs:
+    for doc in track(clock.timed("read", docs), "reading and chunking", "document", enabled=progress):
+        t = time.perf_counter()
         old = prev_docs.get(doc.source)
         if old and old["sha256"] == doc.sha256 and all(cid in prev_rows for cid in old["chunk_ids"]):
             report.unchanged += 1
@@ -127,7 +171,10 @@ def build_index(
                 report.updated += 1
             else:
                 report.added += 1
-            splitter = splitter or make_splitter(settings.chunk_size, settings.chunk_overlap, model()[0].token_ids)
+            if splitter is None:
+                token_ids = model()[0].token_ids
+                t = time.perf_counter()  # loading the model is not chunking
+                splitter = make_splitter(settings.chunk_size, settings.chunk_overlap, token_ids)
             doc_chunks = chunk_document(doc, splitter)
             reuse.extend([None] * len(doc_chunks))
         chunks.extend(doc_chunks)
@@ -135,76 +182,119 @@ def build_index(
             "sha256": doc.sha256, "title": doc.title, "date": doc.date, "language": doc.language,
             "chunk_ids": [c.id for c in doc_chunks],
         }
+        clock.add("chunk", t)
+    report.skipped = [{"source": s.source, "reason": s.reason} for s in skipped]
+    if not documents:
+        raise SeedsMissing(
+            f"no readable documents in {str(settings.seeds_dir)!r} (.txt, .md, .html, .pdf)"
+            + (f"; skipped: {', '.join(s.source for s in skipped)}" if skipped else "")
+        )
+    seed_stats = dict(seed_stats) if seed_stats is not None else None
     report.removed = len(set(prev_docs) - set(documents))
     report.chunks_total = len(chunks)
 
     nothing_changed = prev is not None and not (report.added or report.updated or report.removed)
     if nothing_changed:
-        report.seconds = round(time.perf_counter() - start, 3)
-        if seed_stats is not None and prev.manifest.get("seed_stats") != seed_stats:
+        # Opens no model, but checks (and if damaged, repairs) the export the questions will use.
+        export = ensure_export(settings.model_cache, settings.embed_model, embedder)
+        report.model_export = export.describe() if export else None
+        if seed_stats is not None and (prev.manifest.get("seed_stats") != seed_stats
+                                       or prev.manifest.get("skipped") != report.skipped):
             _rewrite_manifest(prev, {"seed_stats": seed_stats, "skipped": report.skipped})
+        report.seconds = round(time.perf_counter() - start, 3)
+        report.timings = clock.rounded()
         return report
 
+    t = time.perf_counter()
     new_rows = [i for i, r in enumerate(reuse) if r is None]
     report.chunks_embedded = len(new_rows)
-    embedder, onnx_dir = model()
-    new_vecs = embedder.embed_batch([chunks[i].text for i in new_rows], progress=progress)
-    dim = new_vecs.shape[1] if len(new_rows) else prev.vectors.shape[1]
-    vectors = np.zeros((len(chunks), dim), dtype=np.float32)
-    for j, i in enumerate(new_rows):
-        vectors[i] = new_vecs[j]
+    embedder, export = model()
+    report.model_export = export.describe() if export else "no ONNX export: embedded with sentence-transformers"
+    dim = int(embedder.dim) if new_rows or prev is None else prev.vectors.shape[1]
+    vectors = np.empty((len(chunks), dim), dtype=np.float32)
     for i, r in enumerate(reuse):
         if r is not None:
             vectors[i] = prev.vectors[r]
+    _embed_into(vectors, ((i, chunks[i].text) for i in new_rows), len(new_rows), embedder, progress)
 
     sentence_vectors = None
     if settings.sentence_vectors:
-        sentence_vectors = _sentence_vectors(chunks, reuse, prev, embedder, progress)
+        sentence_vectors = _sentence_vectors(chunks, reuse, prev, embedder, progress, dim)
+    t = clock.add("embed", t)
 
-    languages = [c.language for c in chunks]
-    lexical = {k: LexicalIndex.build(k, [c.text for c in chunks], languages) for k in ("bm25", "ngram")}
+    with Progress(None, "building the lexical indexes", enabled=progress):
+        languages = [c.language for c in chunks]
+        lexical = {k: LexicalIndex.build(k, [c.text for c in chunks], languages) for k in ("bm25", "ngram")}
+    faiss_index, faiss_spec = build_faiss(vectors, settings.faiss_index)
+    if faiss_spec != settings.faiss_index:
+        report.notes.append(
+            f"RAG_FAISS_INDEX={settings.faiss_index} needs more vectors to train than the {len(chunks)} chunks; "
+            f"using {faiss_spec} (exact search) until the corpus grows"
+        )
+    t = clock.add("index", t)
     manifest = {
         "model": settings.embed_model,
         "dim": int(dim),
         "chunk_size": settings.chunk_size,
         "chunk_overlap": settings.chunk_overlap,
-        "faiss_index": settings.faiss_index,
+        "faiss_index": faiss_spec,
         "sentence_vectors": settings.sentence_vectors,
         "ingest_precision": settings.ingest_precision,
         "documents": documents,
         "skipped": report.skipped,
         "seed_stats": seed_stats,
+        "embedder": export.record() if export else None,  # the model cache entry, with its checksums
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
-    extra = {name: onnx_dir / name for name in (ONNX_FILE, TOKENIZER_FILE)} if onnx_dir else {}
-    write_snapshot(
-        settings.index_dir, manifest, chunks, vectors, sentence_vectors,
-        build_faiss(vectors, settings.faiss_index), lexical, extra_files=extra,
-    )
+    write_snapshot(settings.index_dir, manifest, chunks, vectors, sentence_vectors, faiss_index, lexical)
+    clock.add("write", t)
     report.seconds = round(time.perf_counter() - start, 3)
+    report.timings = clock.rounded()
     return report
 
 
-def _sentence_vectors(chunks, reuse, prev, embedder, progress) -> np.ndarray:
+def _embed_into(out: np.ndarray, pairs: Iterable[tuple[int, str]], total: int, embedder, progress: bool) -> None:
+    """out[row] = the vector of text for each (row, text), EMBED_WINDOW texts at a time; NaN is refused."""
+    if not total:
+        return
+    rows: list[int] = []
+    texts: list[str] = []
+    with Progress(total, "embedding", "text", enabled=progress) as bar:
+        def flush() -> None:
+            vecs = embedder.embed_batch(texts)
+            if not np.isfinite(vecs).all():
+                raise IngestFailed(
+                    "the embedding model returned invalid numbers (NaN or infinity); its files may be damaged: "
+                    "delete this model's folder in RAG_MODEL_CACHE and run `rag ingest` again"
+                )
+            out[rows] = vecs
+            bar.update(len(texts))
+            rows.clear()
+            texts.clear()
+
+        for row, text in pairs:
+            rows.append(row)
+            texts.append(text)
+            if len(texts) >= EMBED_WINDOW:
+                flush()
+        if texts:
+            flush()
+
+
+def _sentence_vectors(chunks, reuse, prev, embedder, progress, dim: int) -> np.ndarray:
+    """Sentence vectors of every chunk, in chunk order, reusing those of unchanged chunks."""
     offsets_prev = prev.sentence_offsets if prev is not None and prev.sentence_vectors is not None else None
-    parts: list[np.ndarray | None] = []
-    todo: list[str] = []
-    for c, r in zip(chunks, reuse):
+    starts = np.concatenate([[0], np.cumsum([len(c.sentences) for c in chunks])]).astype(np.int64)
+    out = np.empty((int(starts[-1]), dim), dtype=np.float32)
+    fresh = []
+    for i, (c, r) in enumerate(zip(chunks, reuse)):
         if r is not None and offsets_prev is not None:
-            parts.append(np.asarray(prev.sentence_vectors[offsets_prev[r]:offsets_prev[r + 1]]))
+            out[starts[i]:starts[i + 1]] = prev.sentence_vectors[offsets_prev[r]:offsets_prev[r + 1]]
         else:
-            parts.append(None)
-            todo.extend(c.sentence_texts())
-    fresh = embedder.embed_batch(todo, progress=progress) if todo else None
-    out, k = [], 0
-    for c, part in zip(chunks, parts):
-        if part is None:
-            n = len(c.sentences)
-            part = fresh[k:k + n]
-            k += n
-        out.append(part)
-    dim = out[0].shape[1] if out and out[0].ndim == 2 and out[0].shape[1] else (fresh.shape[1] if fresh is not None else 384)
-    return np.concatenate([p.reshape(-1, dim) for p in out]) if out else np.zeros((0, dim), np.float32)
+            fresh.append(i)
+    pairs = ((int(starts[i]) + j, text) for i in fresh for j, text in enumerate(chunks[i].sentence_texts()))
+    _embed_into(out, pairs, sum(len(chunks[i].sentences) for i in fresh), embedder, progress)
+    return out
 
 
 def _rewrite_manifest(snap, changes: dict) -> None:
@@ -213,6 +303,6 @@ def _rewrite_manifest(snap, changes: dict) -> None:
     import os
 
     manifest = {**snap.manifest, **changes}
-    tmp = snap.folder / "manifest.json.tmp"
+    tmp = snap.folder / f"manifest.json.tmp-{os.getpid()}"
     tmp.write_text(json.dumps(manifest, indent=1, ensure_ascii=False), encoding="utf-8")
     os.replace(tmp, snap.folder / "manifest.json")

@@ -1,20 +1,37 @@
 """Read documents from the seeds folder: the only module of the pipeline that touches source files.
 
-Unreadable inputs (empty, binary, undecodable, broken PDF) are skipped with a warning naming the
-file, so one bad file never stops the rest of the folder from being indexed.
+Reading assumes the folder is not to be trusted. Each problem skips one file with a warning that
+names it, and the rest of the folder is indexed:
+- unreadable content: empty, binary, not UTF-8, a broken PDF, nothing left after cleaning;
+- files over the size limit (`RAG_MAX_FILE_MB`), so one huge file cannot exhaust memory;
+- symbolic links (to files or folders) that resolve outside the folder, unless
+  `RAG_ALLOW_OUTSIDE_LINKS` allows them, so a link to /etc/passwd is never indexed and quoted;
+  links inside the folder are followed, folder loops are not;
+- names that are not valid UTF-8 (shown escaped, e.g. caf\\xe9.txt), FIFOs, sockets and devices;
+- files that vanish before or while being read.
+Each file is opened once, hashed from the bytes actually read, and its size and mtime are taken
+before reading and checked again after it. A file that changed meanwhile is re-read; what gets
+recorded is the version read, so the next ingest picks up later changes (see `Reader.stats`).
+
+Hidden files and folders (names starting with ".") are ignored.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
+import os
 import re
+import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from rag.clean import clean_text
 from rag.errors import SeedsMissing
 from rag.records import SourceDoc
+from rag.textsafe import escape_name, has_undecodable, safe_text
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +39,9 @@ TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".rst"}
 HTML_SUFFIXES = {".html", ".htm"}
 PDF_SUFFIXES = {".pdf"}
 SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | PDF_SUFFIXES
+DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+_READ_BLOCK = 1 << 20
+_READ_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -30,15 +50,100 @@ class Skipped:
     reason: str
 
 
-def list_sources(seeds_dir: Path) -> list[Path]:
-    if not seeds_dir.is_dir():
-        raise SeedsMissing(
-            f"documents folder {str(seeds_dir)!r} does not exist; create it or set RAG_SEEDS_DIR"
-        )
-    return sorted(
-        p for p in seeds_dir.rglob("*")
-        if p.is_file() and p.suffix.lower() in SUFFIXES and not p.name.startswith(".")
+@dataclass(frozen=True)
+class SeedFile:
+    """A candidate document found by `scan`: where to open it and what it looked like then."""
+
+    path: Path
+    source: str  # path relative to the seeds folder, '/'-separated: the document's name
+    size: int
+    mtime_ns: int
+    via_link: bool = False  # reached through a symbolic link (so it may not be opened O_NOFOLLOW)
+
+
+@dataclass(frozen=True)
+class Scan:
+    files: tuple[SeedFile, ...]
+    skipped: tuple[Skipped, ...]
+
+    def signature(self) -> dict[str, list[int]]:
+        """Size and mtime of every candidate file: cheap change detection for `ask`."""
+        return {f.source: [f.size, f.mtime_ns] for f in self.files}
+
+
+def _missing(seeds_dir: Path, what: str) -> SeedsMissing:
+    return SeedsMissing(
+        f"documents folder {str(seeds_dir)!r} {what}; create it, "
+        "or set RAG_SEEDS_DIR in the environment or in a .env file in the working directory"
     )
+
+
+def scan(seeds_dir: Path, allow_outside_links: bool = False) -> Scan:
+    """Every file that could be a document, in a stable order, and what was passed over (with why)."""
+    try:
+        root = Path(os.path.realpath(seeds_dir, strict=True))
+    except OSError:
+        raise _missing(seeds_dir, "does not exist") from None
+    if not root.is_dir():
+        raise _missing(seeds_dir, "is not a folder")
+    files: list[SeedFile] = []
+    skipped: list[Skipped] = []
+
+    def skip(rel: str, reason: str) -> None:  # logged by the Reader: a staleness check stays quiet
+        skipped.append(Skipped(escape_name(rel), reason))
+
+    def walk(folder: str, rel: str, seen: frozenset[str], under_link: bool) -> None:
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as err:
+            skip(rel or ".", f"folder cannot be read ({err.strerror or err})")
+            return
+        for e in entries:
+            if e.name.startswith("."):
+                continue
+            name = f"{rel}/{e.name}" if rel else e.name
+            try:
+                is_dir, is_link = e.is_dir(), e.is_symlink()
+            except OSError:
+                is_dir = is_link = False
+            if not is_dir and os.path.splitext(e.name)[1].lower() not in SUFFIXES:
+                continue
+            if has_undecodable(e.name):
+                skip(name, "its name is not valid UTF-8; rename it")
+                continue
+            if is_link:
+                target = os.path.realpath(e.path)
+                if not os.path.exists(target):
+                    skip(name, "broken symbolic link")
+                    continue
+                if not allow_outside_links and not _inside(target, root):
+                    skip(name, "symbolic link to a place outside the documents folder "
+                               "(set RAG_ALLOW_OUTSIDE_LINKS=true to follow such links)")
+                    continue
+            if is_dir:
+                real = os.path.realpath(e.path)
+                if real in seen:
+                    skip(name, "symbolic link loop")
+                else:
+                    walk(e.path, name, seen | {real}, under_link or is_link)
+                continue
+            try:
+                st = e.stat()
+            except OSError as err:
+                skip(name, f"cannot be read ({err.strerror or err})")
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                skip(name, "not a regular file")
+                continue
+            files.append(SeedFile(Path(e.path), name, st.st_size, st.st_mtime_ns, under_link or is_link))
+
+    walk(str(seeds_dir), "", frozenset({str(root)}), False)
+    return Scan(tuple(files), tuple(skipped))
+
+
+def _inside(path: str, root: Path) -> bool:
+    return Path(path) == root or Path(path).is_relative_to(root)
 
 
 def _decode(data: bytes) -> str:
@@ -61,10 +166,10 @@ def _html_to_text(html: str) -> tuple[str, str | None]:
     return soup.get_text("\n", strip=True), title
 
 
-def _pdf_to_text(path: Path) -> str:
+def _pdf_to_text(data: bytes) -> str:
     from pypdf import PdfReader
 
-    return "\n\n".join((page.extract_text() or "") for page in PdfReader(str(path)).pages)
+    return "\n\n".join((page.extract_text() or "") for page in PdfReader(io.BytesIO(data)).pages)
 
 
 def detect_language(text: str) -> str:
@@ -78,16 +183,27 @@ def detect_language(text: str) -> str:
         return "und"
 
 
-def read_document(path: Path, seeds_dir: Path) -> SourceDoc:
-    """Read and clean one file; raise ValueError with a reason when it cannot be used."""
-    data = path.read_bytes()
+_LINE_BREAKS = str.maketrans({"\r": "\n", "\v": "\n", "\f": "\n", "\x85": "\n", "\u2028": "\n", "\u2029": "\n\n"})
+
+
+def _plain(text: str) -> str:
+    """Text without terminal escapes, control characters or lone surrogates; line breaks kept as \\n.
+
+    What a document says is quoted back to terminals, chats and LLM prompts, so an escape
+    sequence hidden in it (clear screen, set window title) is dropped here, once, at reading.
+    """
+    return safe_text(text.replace("\r\n", "\n").translate(_LINE_BREAKS))
+
+
+def parse_document(source: str, data: bytes, title_fallback: str | None = None) -> SourceDoc:
+    """Bytes of one file → a cleaned document (pure); ValueError with a reason when unusable."""
     if not data.strip():
         raise ValueError("empty file")
-    suffix = path.suffix.lower()
+    suffix = os.path.splitext(source)[1].lower()
     title_hint = None
     if suffix in PDF_SUFFIXES:
         try:
-            raw = _pdf_to_text(path)
+            raw = _pdf_to_text(data)
         except Exception as err:  # pypdf raises many types on broken files
             raise ValueError(f"unreadable PDF ({type(err).__name__})") from None
     else:
@@ -97,27 +213,123 @@ def read_document(path: Path, seeds_dir: Path) -> SourceDoc:
         elif suffix in (".md", ".markdown"):
             m = re.search(r"^#\s+(.+)$", raw, re.M)
             title_hint = m.group(1).strip() if m else None
-    cleaned = clean_text(raw, title_hint=title_hint)
+    cleaned = clean_text(_plain(raw), title_hint=title_hint and _plain(title_hint))
     if len(cleaned.text.strip()) < 2:
         raise ValueError("no text left after cleaning")
     return SourceDoc(
-        source=path.relative_to(seeds_dir).as_posix(),
+        source=source,
         text=cleaned.text,
-        title=cleaned.title or path.stem,
+        title=cleaned.title or title_fallback or os.path.splitext(os.path.basename(source))[0],
         date=cleaned.date,
         language=detect_language(cleaned.text),
         sha256=hashlib.sha256(data).hexdigest(),
     )
 
 
-def load_documents(seeds_dir: Path) -> tuple[list[SourceDoc], list[Skipped]]:
-    docs: list[SourceDoc] = []
-    skipped: list[Skipped] = []
-    for path in list_sources(seeds_dir):
-        rel = path.relative_to(seeds_dir).as_posix()
+class FileVanished(Exception):
+    """The file was deleted or renamed away while it was being read."""
+
+
+def read_bytes(f: SeedFile, max_bytes: int) -> tuple[bytes, os.stat_result, bool]:
+    """The file's bytes, its stat from just before reading, and whether it changed meanwhile.
+
+    Raises OSError (FileNotFoundError if it is gone), FileVanished, or ValueError with a reason.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)  # a FIFO swapped in must not block us
+    if not f.via_link:
+        flags |= getattr(os, "O_NOFOLLOW", 0)  # a file swapped for a link is not followed
+    fd = os.open(f.path, flags)
+    try:
+        before = os.fstat(fd)
+        if not stat.S_ISREG(before.st_mode):
+            raise ValueError("not a regular file")
+        if before.st_size > max_bytes:
+            raise ValueError(_too_large(before.st_size, max_bytes))
+        parts, total = [], 0
+        while block := os.read(fd, _READ_BLOCK):
+            total += len(block)
+            if total > max_bytes:
+                raise ValueError(_too_large(total, max_bytes))
+            parts.append(block)
+    finally:
+        os.close(fd)
+    try:
+        after = os.stat(f.path)
+    except FileNotFoundError:
+        raise FileVanished("vanished while being read") from None
+    same = (after.st_ino, after.st_size, after.st_mtime_ns) == (before.st_ino, before.st_size, before.st_mtime_ns)
+    return b"".join(parts), before, not (same and total == before.st_size)
+
+
+def _too_large(size: int, max_bytes: int) -> str:
+    return (f"{size / 2**20:.1f} MB is over the {max_bytes / 2**20:g} MB limit "
+            "(raise RAG_MAX_FILE_MB to index it)")
+
+
+class Reader:
+    """Reads the documents of one scan, one at a time, so only one file's text is in memory.
+
+    After iterating, `stats` holds the size and mtime of what was actually read (or looked at
+    and skipped): stored in the index, it makes the next `ask` re-ingest a file that changed
+    after or while it was read. Files that vanished are left out, so nothing claims them.
+    """
+
+    def __init__(self, found: Scan, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.scan = found
+        self.max_bytes = max_bytes
+        self.skipped: list[Skipped] = list(found.skipped)
+        self.stats: dict[str, list[int]] = {}
+
+    def _skip(self, source: str, reason: str) -> None:
+        log.warning("skipping %s: %s", source, reason)
+        self.skipped.append(Skipped(source, reason))
+
+    def documents(self) -> Iterator[SourceDoc]:
+        for s in self.scan.skipped:
+            log.warning("skipping %s: %s", s.source, s.reason)
+        for f in self.scan.files:
+            doc = self._read(f)
+            if doc is not None:
+                yield doc
+
+    def _read(self, f: SeedFile) -> SourceDoc | None:
+        if f.size > self.max_bytes:  # known from the scan: not even opened
+            self.stats[f.source] = [f.size, f.mtime_ns]
+            self._skip(f.source, _too_large(f.size, self.max_bytes))
+            return None
+        for attempt in range(_READ_ATTEMPTS):
+            try:
+                data, st, changed = read_bytes(f, self.max_bytes)
+            except FileNotFoundError:
+                self._skip(f.source, "vanished before it could be read")
+                return None
+            except FileVanished as err:
+                self._skip(f.source, str(err))
+                return None
+            except (ValueError, OSError) as err:
+                reason = str(err) if isinstance(err, ValueError) else f"cannot be read ({err.strerror or err})"
+                self.stats[f.source] = [f.size, f.mtime_ns]
+                self._skip(f.source, reason)
+                return None
+            if not changed:
+                break
+        else:
+            # Still being written: index the last version read. Its recorded stat is older than the
+            # file's, so the next ingest (or question) reads the file again.
+            log.warning("%s kept changing while being read; indexed the version read, "
+                        "the next ingest reads it again", f.source)
+        self.stats[f.source] = [st.st_size, st.st_mtime_ns]
         try:
-            docs.append(read_document(path, seeds_dir))
-        except (ValueError, OSError) as err:
-            log.warning("skipping %s: %s", rel, err)
-            skipped.append(Skipped(rel, str(err)))
-    return docs, skipped
+            return parse_document(f.source, data)
+        except ValueError as err:
+            self._skip(f.source, str(err))
+            return None
+
+
+def load_documents(
+    seeds_dir: Path, max_bytes: int = DEFAULT_MAX_BYTES, allow_outside_links: bool = False
+) -> tuple[list[SourceDoc], list[Skipped]]:
+    """All readable documents of the folder, and what was skipped (for tests and small folders)."""
+    reader = Reader(scan(seeds_dir, allow_outside_links), max_bytes)
+    docs = list(reader.documents())
+    return docs, reader.skipped

@@ -1,9 +1,9 @@
 """The ONNX copy of the embedding model that ingest and queries run: made once per model, checked.
 
-The first ingest with a model exports it (the only time torch is imported) into a cache beside
-the index, keyed by model and EXPORT_VERSION so a better export reaches old indexes at their next
-ingest. A copy that disagrees with sentence-transformers (cosine < 0.9999) is refused, and then
-sentence-transformers does the embedding itself.
+The first ingest with a model exports it (the only time torch is imported) into the user's model
+cache (`rag.model_cache`, which decides where, when and under which lock). A copy that disagrees
+with sentence-transformers (cosine < 0.9999) is refused, and then sentence-transformers does the
+embedding itself.
 
 The optional int8 copy quantizes only the weight matmuls, per output channel. Quantizing the
 attention matmuls too measured a worst cosine of 0.89 against fp32 here; weights only, 0.985.
@@ -11,23 +11,18 @@ attention matmuls too measured a worst cosine of 0.89 against fp32 here; weights
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
-import shutil
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from rag.embed import META_FILE, ONNX_FILE, TOKENIZER_FILE, OnnxEmbedder, SentenceTransformerEmbedder
+from rag.embed import INT8_FILE, META_FILE, ONNX_FILE, TOKENIZER_FILE, OnnxEmbedder, SentenceTransformerEmbedder
 
 log = logging.getLogger(__name__)
 
-# 2: eager attention. The SDPA graph spent ~7% of its time in IsNaN/Where mask handling.
-EXPORT_VERSION = 2
-INT8_FILE = "model.int8.onnx"
 PRECISIONS = ("fp32", "int8")
 PROBE = [
     "The VI Consultative Meeting took place on August 9, 2024.",
@@ -36,11 +31,6 @@ PROBE = [
     "Astana hosted the foreign ministers of Central Asia and the European Union to discuss "
     "transport corridors, water security and critical raw materials.",
 ]
-
-
-def model_cache_dir(index_dir: Path, model: str) -> Path:
-    key = f"{model}|onnx-v{EXPORT_VERSION}"
-    return index_dir / "models" / hashlib.sha1(key.encode()).hexdigest()[:12]
 
 
 def export_onnx(reference: SentenceTransformerEmbedder, folder: Path) -> None:
@@ -123,52 +113,3 @@ class _DropRootWarning(logging.Filter):
 
 def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(axis=1)
-
-
-def _drop_older_exports(keep: Path, model: str) -> None:
-    """Remove this model's copies from earlier export versions (snapshots hold their own links)."""
-    for folder in keep.parent.iterdir():
-        try:
-            same_model = json.loads((folder / META_FILE).read_text()).get("model") == model
-        except (OSError, ValueError, AttributeError):  # not an export folder of ours: leave it
-            continue
-        if folder != keep and same_model:
-            shutil.rmtree(folder, ignore_errors=True)
-
-
-def load_ingest_embedder(index_dir: Path, model: str, embedder=None, precision: str = "fp32"):
-    """The embedder ingest should use, and the folder of the fp32 ONNX copy (None if unavailable).
-
-    The snapshot always gets the fp32 copy for queries: int8 only speeds up embedding documents.
-    """
-    cache = model_cache_dir(index_dir, model)
-    if not (cache / ONNX_FILE).exists():
-        reference = embedder if isinstance(embedder, SentenceTransformerEmbedder) else SentenceTransformerEmbedder(model)
-        tmp = cache.with_name(cache.name + f".tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        try:
-            export_onnx(reference, tmp)
-            shutil.rmtree(cache, ignore_errors=True)
-            os.rename(tmp, cache)
-            _drop_older_exports(cache, model)
-        except Exception as err:  # an exotic model may not export; then torch does all the work
-            shutil.rmtree(tmp, ignore_errors=True)
-            log.warning("ONNX export of %s failed (%s); using sentence-transformers", model, err)
-            return embedder or reference, None
-    if embedder is not None:
-        return embedder, cache
-    model_file = ONNX_FILE
-    if precision == "int8":
-        try:
-            if not (cache / INT8_FILE).exists():
-                quantize_int8(cache, model)
-            model_file = INT8_FILE
-        except Exception as err:
-            log.warning("int8 quantization of %s failed (%s); embedding in fp32", model, err)
-    meta = json.loads((cache / META_FILE).read_text()) if (cache / META_FILE).exists() else {}
-    embedder = OnnxEmbedder(
-        cache, model, int(meta.get("max_tokens", 256)), threads=1, workers=os.cpu_count() or 1,
-        model_file=model_file,
-    )
-    return embedder, cache

@@ -2,15 +2,20 @@
 
 Source text is fenced in <source> tags and the system message says that anything inside them is
 material to quote, never instructions, so a document that says "ignore previous instructions"
-is just a document.
+is just a document. The fence cannot be forged: any `<source`/`</source` inside a document or
+the question, in any case or spacing, has its `<` escaped, and attribute values (file names,
+titles, dates) are HTML-escaped, so no text can close a fence or open one with its own number.
 """
 
 from __future__ import annotations
 
+import html
+import re
+
 from rag.records import Hit
+from rag.textsafe import strip_controls
 
 NOT_FOUND = "I couldn't find this in the documents."
-
 SYSTEM = f"""You answer questions using only the numbered sources the user provides.
 Rules:
 1. Use only facts stated in the sources. Do not use outside knowledge.
@@ -25,29 +30,39 @@ the conversation. Keep names and dates. Reply with the question only."""
 EXPAND = """Translate the question into {languages}. Reply with one line per language, question only."""
 
 
-def _escape(text: str) -> str:
-    return text.replace("</source>", "</ source>")
+_TAG = re.compile(r"<(?=\s*/?\s*source)", re.IGNORECASE)
+
+
+def escape_text(text: str) -> str:
+    """Text that cannot open or close a fence: '</SOURCE >' becomes '&lt;/SOURCE >'."""
+    return _TAG.sub("&lt;", strip_controls(text))
+
+
+def attribute(value: str) -> str:
+    """A value safe inside double quotes: one line, with & < > " escaped."""
+    return html.escape(" ".join(strip_controls(value).split()), quote=True)
 
 
 def render_sources(hits: list[Hit]) -> str:
     parts = []
     for n, h in enumerate(hits, start=1):
         c = h.chunk
-        date = f' date="{c.date}"' if c.date else ""
+        date = f' date="{attribute(c.date)}"' if c.date else ""
         parts.append(
-            f'<source n="{n}" file="{c.source}" title="{_escape(c.title)}"{date}>\n{_escape(c.text.strip())}\n</source>'
+            f'<source n="{n}" file="{attribute(c.source)}" title="{attribute(c.title)}"{date}>\n'
+            f"{escape_text(c.text.strip())}\n</source>"
         )
     return "\n\n".join(parts)
 
 
 def answer_messages(question: str, hits: list[Hit]) -> list[tuple[str, str]]:
-    user = f"Sources:\n\n{render_sources(hits)}\n\nQuestion: {question}"
+    user = f"Sources:\n\n{render_sources(hits)}\n\nQuestion: {escape_text(question)}"
     return [("system", SYSTEM), ("user", user)]
 
 
 def rewrite_messages(question: str, history: list[tuple[str, str]]) -> list[tuple[str, str]]:
     convo = "\n".join(f"User: {q}\nAssistant: {a}" for q, a in history[-3:])
-    return [("system", REWRITE), ("user", f"{convo}\nUser: {question}")]
+    return [("system", REWRITE), ("user", strip_controls(f"{convo}\nUser: {question}"))]
 
 
 LANGUAGE_NAMES = {

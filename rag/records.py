@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,34 @@ class Citation:
 
     def to_json(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class AnswerRequest:
+    """What the engine hands an answerer: the question, what retrieval found, and a time limit."""
+
+    question: str  # the question to answer (a follow-up already made standalone)
+    query: str  # the text retrieval used
+    hits: tuple[Hit, ...]
+    qvec: Any  # the query vector (numpy), for sentence scores
+    deadline: float | None = None  # time.monotonic() by which an LLM reply must be complete
+    limit_s: float = 0.0  # the limit that deadline stands for, to quote in messages
+
+
+@dataclass(frozen=True)
+class Draft:
+    """An answerer's reply before the engine checks it and turns it into an Answer.
+
+    `grounded` drafts are built from the sources and carry their final citations (extractive);
+    the others carry markers `[n]` that number `hits` and must be verified (LLM).
+    """
+
+    text: str
+    grounded: bool
+    citations: tuple[Citation, ...] = ()
+    abstained: bool = False
+    confidence: float = 0.0
+    cut_short: str | None = None  # why the text may be incomplete
 
 
 @dataclass

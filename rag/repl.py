@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import sys
 from pathlib import Path
 from typing import TextIO
 
 from rag.engine import Engine
-from rag.errors import BadQuestion, RagError
+from rag.errors import RagError
 from rag.records import Answer
 from rag.render import render_footer, render_sources
+from rag.textsafe import replace_surrogates, safe_text
+
+log = logging.getLogger(__name__)
 
 HELP = """Ask a question about the documents, or:
   :sources   full snippets of the last answer's sources
@@ -41,6 +46,7 @@ def _enable_line_editing() -> None:
 
 
 def run_repl(engine: Engine, stdin: TextIO = sys.stdin, out: TextIO = sys.stdout) -> int:
+    """Answer lines until EOF or :quit. A bad line (or a failing answer) prints an error and the loop goes on."""
     interactive = stdin.isatty() and out.isatty()
     if interactive:
         _enable_line_editing()
@@ -53,40 +59,58 @@ def run_repl(engine: Engine, stdin: TextIO = sys.stdin, out: TextIO = sys.stdout
         except (EOFError, KeyboardInterrupt):
             print(file=out)
             return 0
+        except UnicodeDecodeError:  # a stdin that was not reconfigured to replace bad bytes
+            print("error: that line was not valid UTF-8 text", file=out)
+            continue
         if not interactive and line == "":
             return 0
-        line = line.strip()
+        line = replace_surrogates(line).strip()
         if not line:
             continue
         if line in (":quit", ":q", ":exit"):
             return 0
-        if line == ":help":
-            print(HELP, file=out)
-            continue
-        if line == ":sources":
-            print(render_sources(last, full=True) if last else "(no answer yet)", file=out)
-            continue
-        if line == ":docs":
-            for d in engine.sources():
-                print(f"{d['source']}  {d['chunks']} chunks  [{d['language']}]  {d['title']}", file=out)
-            continue
-        if line == ":new":
-            history.clear()
-            continue
         try:
-            for piece in engine.ask_stream(line, history[-3:]):
-                if isinstance(piece, Answer):
-                    last = piece
-                else:
-                    print(piece, end="", file=out, flush=True)
-        except BadQuestion as err:
-            print(f"error: {err}", file=out)
-            continue
+            last = _handle(engine, line, last, history, out)
+        except KeyboardInterrupt:  # Ctrl-C stops this answer, not the session
+            print("\n(interrupted)", file=out)
         except RagError as err:
-            print(f"error: {err}", file=out)
-            continue
-        print(file=out)
-        if last is not None:
-            print(render_footer(last), file=out, flush=True)
-            if not last.abstained:
-                history.append((line, last.text))
+            print(f"error: {safe_text(str(err))}", file=out)
+        except BrokenPipeError:
+            raise
+        except Exception as err:  # a bug must not end the session: say so and go on
+            log.debug("unexpected error", exc_info=True)
+            print(f"error: unexpected {type(err).__name__}: {safe_text(str(err))[:300]}", file=out)
+
+
+def _handle(engine: Engine, line: str, last: Answer | None, history: list[tuple[str, str]],
+            out: TextIO) -> Answer | None:
+    """One line of input: a command or a question; returns the last answer."""
+    if line == ":help":
+        print(HELP, file=out)
+        return last
+    if line == ":sources":
+        print(render_sources(last, full=True) if last else "(no answer yet)", file=out)
+        return last
+    if line == ":docs":
+        for d in engine.sources():
+            print(f"{d['source']}  {d['chunks']} chunks  [{d['language']}]  {d['title']}", file=out)
+        return last
+    if line == ":new":
+        history.clear()
+        return last
+    if re.fullmatch(r":\w+", line):  # a mistyped command is not a question
+        print(f"unknown command {line}; :help lists the commands", file=out)
+        return last
+    answer = None
+    for piece in engine.ask_stream(line, history[-3:]):
+        if isinstance(piece, Answer):
+            answer = piece
+        else:
+            print(piece, end="", file=out, flush=True)
+    print(file=out)
+    if answer is None:
+        return last
+    print(render_footer(answer), file=out, flush=True)
+    if not answer.abstained:
+        history.append((line, answer.text))
+    return answer

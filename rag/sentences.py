@@ -17,15 +17,22 @@ ABBREVIATIONS = {
     "jr", "sr", "inc", "ltd", "co", "corp", "vs", "etc", "e.g", "i.e", "u.s", "u.k", "u.n", "approx",
     "dept", "est", "min", "max", "bzw", "ca", "dr", "nr", "z.b", "u.a", "d.h", "usw", "vgl", "s", "al",
 }
-_BOUNDARY = re.compile(r"[.!?…]+[\"”’')\]]*(?=\s)")
+# A match starts only where a run of end marks starts (the lookbehind): a long run of dots is
+# then scanned once, not once per character (which made splitting quadratic).
+_BOUNDARY = re.compile(r"(?<![.!?…])[.!?…]+[\"”’')\]]*(?=\s)")
 _NEWLINE = re.compile(r"\n\s*")
+_LAST_WORD = re.compile(r"(\S+)\Z")
+_MAX_WORD = 24  # longer than any abbreviation, initial or ordinal the rules below know
 
 
 def _is_false_boundary(text: str, dot: int, after: int) -> bool:
     """True when the period at `dot` ends an abbreviation, an initial or an ordinal, not a sentence."""
     if text[dot] != ".":
         return False
-    m = re.search(r"(\S+)$", text[:dot])
+    # The word before the dot, looked for in a bounded window: slicing or searching all of
+    # text[:dot] at every boundary made splitting quadratic on long lines.
+    window = text[max(0, dot - _MAX_WORD):dot]
+    m = _LAST_WORD.search(window)
     word = m.group(1).lower().lstrip("(\"“'‘") if m else ""
     nxt = text[after:after + 1]
     if word in ABBREVIATIONS:

@@ -9,26 +9,42 @@ Layout under RAG_INDEX_DIR:
                   model.onnx, tokenizer.json   the query-time embedder
 An ingest writes a whole new snapshot in a temp folder and only then moves `current`, so an
 interrupted ingest leaves the previous index in use.
+
+One writer at a time: an ingest holds an flock on `ingest.lock` in the index folder (a second
+one gets IngestBusy at once), and each temp folder holds its own lock while it is written, so
+pruning removes only temp folders whose writer is gone, never one still being filled. The locks
+are released by the kernel when a process dies, so a killed ingest never blocks the next one.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import json
+import logging
 import os
+import re
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from rag.errors import IndexCorrupt, IndexIncompatible, IndexMissing
+from rag.errors import ConfigError, IndexCorrupt, IndexIncompatible, IndexMissing, IngestBusy, IngestFailed
 from rag.records import Chunk
+
+log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 # Bump when cleaning, splitting or sentence rules change, so old snapshots are rebuilt.
 PIPELINE_VERSION = 2
 FIX = "run `rag ingest --rebuild` to build it again from the documents"
+LOCK_FILE = "ingest.lock"
+_WRITER_LOCK = ".writer.lock"
+_ABANDONED_AFTER_S = 60  # a temp folder without a writer lock this old was left by a crash
 
 
 @dataclass
@@ -123,17 +139,93 @@ def load_snapshot(index_dir: Path, lexical_kinds: tuple[str, ...] = ("bm25", "ng
     return snap
 
 
-def build_faiss(vectors: np.ndarray, spec: str):
-    """A FAISS inner-product index from a factory string ('Flat', 'HNSW32', 'IVF256,Flat', ...)."""
+def write_error(err: OSError, index_dir: Path) -> IngestFailed:
+    """An OSError met while writing the index, as one line that says what to do."""
+    where = str(index_dir)
+    if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        fix = "free some disk space (or set RAG_INDEX_DIR to a folder on another disk) and run `rag ingest` again"
+    elif err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        fix = "make it writable, or set RAG_INDEX_DIR to a folder you can write"
+    elif err.errno in (errno.ENOTDIR, errno.EEXIST):
+        fix = "RAG_INDEX_DIR must name a folder (not a file); set it to a folder you can write"
+    else:
+        fix = "set RAG_INDEX_DIR to a folder you can write"
+    return IngestFailed(
+        f"could not write the index in {where} ({err.strerror or err}); {fix}. The previous index, if any, is unchanged"
+    )
+
+
+def _open_lock(path: Path) -> int:
+    return os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+
+
+@contextlib.contextmanager
+def ingest_lock(index_dir: Path) -> Iterator[None]:
+    """Hold the index folder's writer lock, or raise IngestBusy at once if another ingest has it."""
+    try:
+        index_dir.mkdir(parents=True, exist_ok=True)
+        fd = _open_lock(index_dir / LOCK_FILE)
+    except OSError as err:
+        raise write_error(err, index_dir) from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+            raise IngestBusy(
+                f"ingest already running on {index_dir}" + (f" (process {holder})" if holder.isdigit() else "")
+                + "; wait for it to finish, then try again"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock
+
+
+def check_faiss_spec(spec: str, dim: int) -> None:
+    """ConfigError naming RAG_FAISS_INDEX when FAISS cannot build `spec` for `dim`-dimensional vectors."""
+    import faiss
+
+    try:
+        faiss.index_factory(dim, spec, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as err:
+        raise ConfigError(
+            f"RAG_FAISS_INDEX={spec!r} is not a FAISS index for {dim}-dimensional vectors ({_faiss_reason(err)}); "
+            "use a factory string such as Flat, HNSW32 or IVF1024,Flat"
+        ) from None
+
+
+def _faiss_reason(err: Exception) -> str:
+    """The message of a FAISS error without its C++ function and source location."""
+    text = " ".join(str(err).split())
+    m = re.search(r" at \S+:\d+: (.*)$", text)
+    reason = (m.group(1) if m else text).removeprefix("Error: ")
+    return reason if len(reason) <= 160 else reason[:159] + "…"
+
+
+def build_faiss(vectors: np.ndarray, spec: str) -> tuple[object, str]:
+    """A FAISS inner-product index from a factory string ('Flat', 'HNSW32', 'IVF256,Flat', ...).
+
+    Returns the index and the spec actually used: an index that must be trained (IVF, PQ) on more
+    vectors than the corpus has falls back to exact search ('Flat'), with a warning, until it grows.
+    """
     import faiss
 
     dim = vectors.shape[1]
+    check_faiss_spec(spec, dim)
     index = faiss.index_factory(dim, spec, faiss.METRIC_INNER_PRODUCT)
     if not index.is_trained:
-        index.train(np.ascontiguousarray(vectors))
+        try:
+            index.train(np.ascontiguousarray(vectors))
+        except RuntimeError as err:
+            log.warning("RAG_FAISS_INDEX=%s cannot be trained on %d chunks (%s); using Flat (exact search) "
+                        "until the corpus is large enough", spec, len(vectors), _faiss_reason(err))
+            spec = "Flat"
+            index = faiss.index_factory(dim, spec, faiss.METRIC_INNER_PRODUCT)
     if len(vectors):
         index.add(np.ascontiguousarray(vectors))
-    return index
+    return index, spec
 
 
 def write_snapshot(
@@ -146,7 +238,19 @@ def write_snapshot(
     lexical: dict,
     extra_files: dict[str, Path] | None = None,
 ) -> Path:
-    """Write everything into a temp folder, then atomically point `current` at it."""
+    """Write everything into a temp folder, then atomically point `current` at it.
+
+    Any OSError (disk full, read-only, not a folder) becomes IngestFailed; nothing is left behind
+    and `current` still points at the previous snapshot.
+    """
+    try:
+        return _write_snapshot(index_dir, manifest, chunks, vectors, sentence_vectors, faiss_index, lexical,
+                               extra_files)
+    except OSError as err:
+        raise write_error(err, index_dir) from None
+
+
+def _write_snapshot(index_dir, manifest, chunks, vectors, sentence_vectors, faiss_index, lexical, extra_files):
     import faiss
 
     snaps = index_dir / "snapshots"
@@ -154,14 +258,21 @@ def write_snapshot(
     stamp = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}-{time.monotonic_ns() % 10**6}"
     tmp = snaps / f".tmp-{stamp}"
     tmp.mkdir()
+    lock = None
     try:
+        lock = _open_lock(tmp / _WRITER_LOCK)
+        fcntl.flock(lock, fcntl.LOCK_EX)  # marks the folder as in use until we are done (or dead)
         with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as fh:
             for c in chunks:
                 fh.write(json.dumps(c.to_json(), ensure_ascii=False) + "\n")
         np.save(tmp / "vectors.npy", np.ascontiguousarray(vectors, dtype=np.float32))
         if sentence_vectors is not None:
             np.save(tmp / "sentences.npy", np.ascontiguousarray(sentence_vectors, dtype=np.float32))
-        faiss.write_index(faiss_index, str(tmp / "faiss.index"))
+        try:
+            faiss.write_index(faiss_index, str(tmp / "faiss.index"))
+        except RuntimeError as err:  # FAISS reports I/O errors (disk full) as RuntimeError
+            raise OSError(errno.ENOSPC if "space" in str(err).lower() else errno.EIO,
+                          f"FAISS could not write its index: {_faiss_reason(err)}") from None
         for lex in lexical.values():
             lex.save(tmp)
         for name, src in (extra_files or {}).items():
@@ -171,20 +282,60 @@ def write_snapshot(
                 shutil.copy2(src, tmp / name)
         manifest = {**manifest, "format_version": FORMAT_VERSION, "pipeline_version": PIPELINE_VERSION}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False), encoding="utf-8")
+        (tmp / _WRITER_LOCK).unlink()
         final = snaps / stamp
         os.rename(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        if lock is not None:
+            os.close(lock)
     link_tmp = index_dir / f".current-{stamp}"
     os.symlink(Path("snapshots") / stamp, link_tmp)
     os.replace(link_tmp, index_dir / "current")
-    _prune(snaps, keep=final)
+    _prune(index_dir, keep=final)
     return final
 
 
-def _prune(snaps: Path, keep: Path, keep_last: int = 2) -> None:
-    """Drop old snapshots, keeping the newest few so a process still reading one is not broken."""
-    old = sorted((p for p in snaps.iterdir() if p.is_dir() and p != keep), key=lambda p: p.name)
-    for p in old[:-(keep_last - 1)] if keep_last > 1 else old:
+def _abandoned(tmp: Path) -> bool:
+    """True when no live process is writing this temp folder (its writer lock is free)."""
+    try:
+        fd = os.open(tmp / _WRITER_LOCK, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:  # a crash before the lock existed, or a writer that started just now
+        try:
+            return time.time() - tmp.stat().st_mtime > _ABANDONED_AFTER_S
+        except OSError:
+            return False
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _prune(index_dir: Path, keep: Path, keep_last: int = 2) -> None:
+    """Drop old snapshots, keeping the newest few so a process still reading one is not broken.
+
+    Temp folders are removed only when abandoned: one a live ingest is still writing is left alone.
+    """
+    snaps = index_dir / "snapshots"
+    try:
+        entries = [p for p in snaps.iterdir() if p.is_dir() and p != keep]
+    except OSError:
+        return
+    done = sorted((p for p in entries if not p.name.startswith(".tmp-")), key=lambda p: p.name)
+    for p in done[:-(keep_last - 1)] if keep_last > 1 else done:
         shutil.rmtree(p, ignore_errors=True)
+    for p in entries:
+        if p.name.startswith(".tmp-") and _abandoned(p):
+            log.info("removing %s, left by an interrupted ingest", p)
+            shutil.rmtree(p, ignore_errors=True)
+    for link in index_dir.glob(".current-*"):  # a crash between creating and moving the new link
+        with contextlib.suppress(OSError):
+            if time.time() - link.lstat().st_mtime > _ABANDONED_AFTER_S:
+                link.unlink()

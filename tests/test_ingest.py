@@ -11,7 +11,7 @@ from rag.engine import Engine
 from rag.errors import IndexCorrupt, SeedsMissing
 from rag.ingest import ingest_folder
 from rag.load import load_documents
-from rag.onnx_export import load_ingest_embedder
+from rag.model_cache import load_ingest_embedder
 from rag.sentences import split_sentence_texts
 from rag.store import load_snapshot
 
@@ -128,7 +128,7 @@ def test_stale_index_is_refreshed_on_ask(workspace, embedder):
 
 
 def test_parallel_bulk_embedding_matches_one_text_at_a_time(built):
-    embedder, _ = load_ingest_embedder(built.index_dir, built.embed_model)
+    embedder, _ = load_ingest_embedder(built.model_cache, built.embed_model)
     embedder.workers = 2  # also on a one-core CI runner
     texts = [c.text for c in load_snapshot(built.index_dir).chunks]
     bulk = embedder.embed_batch(texts)
@@ -151,10 +151,17 @@ def test_int8_ingest_is_opt_in_rebuilds_and_still_cites_the_right_source(workspa
     assert ingest_folder(int8).chunks_embedded == 0
 
 
-def test_no_op_ingest_opens_no_model(workspace):
-    shutil.rmtree(workspace.index_dir / "models")  # a model load would re-export it (seconds)
-    assert ingest_folder(workspace).chunks_embedded == 0
-    assert not (workspace.index_dir / "models").exists()
+def test_no_op_ingest_opens_no_model(workspace, monkeypatch):
+    import rag.embed
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("a no-op ingest loaded a model")
+
+    monkeypatch.setattr(rag.embed.OnnxEmbedder, "__init__", no_model)
+    monkeypatch.setattr(rag.embed.SentenceTransformerEmbedder, "__init__", no_model)
+    report = ingest_folder(workspace)
+    assert report.chunks_embedded == 0
+    assert report.model_export.startswith("reused the cached ONNX export")
 
 
 def test_onnx_copy_matches_sentence_transformers_on_hundreds_of_texts(built, embedder):
@@ -167,6 +174,6 @@ def test_onnx_copy_matches_sentence_transformers_on_hundreds_of_texts(built, emb
     texts += [s.upper() for s in sentences[:40]]
     texts += [q.question for q in load_qa(Path(__file__).parents[1] / "evals" / "seeds_qa.jsonl")]
     assert len(texts) >= 300
-    onnx, _ = load_ingest_embedder(built.index_dir, built.embed_model)
+    onnx, _ = load_ingest_embedder(built.model_cache, built.embed_model)
     cos = (onnx.embed_batch(texts) * embedder.embed_batch(texts)).sum(axis=1)
     assert float(cos.min()) >= 0.9999, texts[int(cos.argmin())][:80]

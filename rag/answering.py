@@ -1,0 +1,44 @@
+"""The one small interface every answerer implements, and the extractive answerer behind it.
+
+An answerer gets an `AnswerRequest` (question, hits, query vector, deadline) and returns a
+`Draft`, whole (`answer`) or as text pieces followed by the Draft (`stream`). It never calls the
+engine: the engine prepares, retrieves, calls an answerer, verifies and falls back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol
+
+from rag.records import AnswerRequest, Draft
+
+
+class Answerer(Protocol):
+    backend: str  # "extractive" or "llm", shown with every answer
+
+    def answer(self, request: AnswerRequest) -> Draft: ...
+
+    def stream(self, request: AnswerRequest) -> Iterator[str | Draft]: ...
+
+
+class Extractive:
+    """Sentences of the retrieved chunks, cited (rag.answer.ExtractiveAnswerer); never fails."""
+
+    backend = "extractive"
+
+    def __init__(self, answerer) -> None:
+        self.answerer = answerer  # rag.answer.ExtractiveAnswerer over the same snapshot as the hits
+
+    def answer(self, request: AnswerRequest) -> Draft:
+        r = self.answerer.answer(request.query, request.qvec, list(request.hits))
+        return Draft(r.text, grounded=True, citations=tuple(r.citations), abstained=r.abstained,
+                     confidence=r.confidence)
+
+    def stream(self, request: AnswerRequest) -> Iterator[str | Draft]:
+        draft = self.answer(request)
+        yield draft.text
+        yield draft
+
+    def evidence(self, request: AnswerRequest, hits) -> float:
+        """How well `hits` answer the question, on the extractive answerer's confidence scale."""
+        return self.answerer.answer(request.query, request.qvec, list(hits)).confidence if hits else 0.0

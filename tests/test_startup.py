@@ -1,0 +1,64 @@
+"""Settings from anywhere: `.env` in the working directory, paths relative to the file that set them."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from rag.config import load_settings
+from rag.startup import find_env_file, resolve_environment
+from tests.test_answers import MEETING_Q
+
+PATH_VARS = ("RAG_SEEDS_DIR", "RAG_INDEX_DIR", "DISCORD_FEEDBACK_FILE")
+
+
+def rag(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in PATH_VARS}
+    return subprocess.run([sys.executable, "-m", "rag", *args], capture_output=True, text=True, cwd=cwd,
+                          env={**env, "HF_HUB_OFFLINE": "1"}, timeout=300)
+
+
+def test_ask_from_another_folder_reads_its_env_file(built, tmp_path):
+    project = tmp_path / "my project"
+    shutil.copytree(built.seeds_dir, project / "docs")
+    (project / ".env").write_text("RAG_SEEDS_DIR=docs\nRAG_INDEX_DIR=state/index\n", encoding="utf-8")
+    out = rag(project, "ask", MEETING_Q)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("August 9, 2024 [1]")
+    assert (project / "state" / "index" / "current").exists()
+
+
+def test_relative_paths_resolve_against_the_env_file_folder_and_the_environment_wins(tmp_path):
+    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
+    home.mkdir()
+    elsewhere.mkdir()
+    env_file = home / ".env"
+    env_file.write_text("RAG_SEEDS_DIR=docs\nRAG_TOP_K=7\nRAG_RETRIEVER=bm25\n", encoding="utf-8")
+    environ = {"RAG_RETRIEVER": "dense", "RAG_INDEX_DIR": "idx"}
+    settings = load_settings(resolve_environment(environ, env_file, cwd=elsewhere))
+    assert settings.seeds_dir == home / "docs"              # from the file: its folder
+    assert settings.index_dir == elsewhere / "idx"           # from the environment: the working directory
+    assert settings.feedback_file == home / "feedback.jsonl"  # a default: the file's folder
+    assert (settings.top_k, settings.retriever) == (7, "dense")
+    assert environ["RAG_SEEDS_DIR"] == str(home / "docs")     # subprocesses see the resolved value
+
+
+def test_env_file_in_the_working_directory_comes_first(tmp_path):
+    (tmp_path / ".env").write_text("RAG_TOP_K=3\n", encoding="utf-8")
+    assert find_env_file(tmp_path) == tmp_path / ".env"
+
+
+def test_env_file_that_is_not_utf8_is_a_clear_error(tmp_path):
+    (tmp_path / ".env").write_bytes("RAG_SEEDS_DIR=Dokumente für Caf\xe9\n".encode("latin-1"))
+    out = rag(tmp_path, "ask", "hello")
+    assert out.returncode == 2
+    assert f"{tmp_path / '.env'} is not UTF-8" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_missing_documents_folder_names_the_absolute_path_and_how_to_set_it(tmp_path):
+    out = rag(tmp_path, "ask", "hello")
+    assert out.returncode == 1
+    assert str(tmp_path / "seeds") in out.stderr
+    assert "RAG_SEEDS_DIR" in out.stderr and ".env" in out.stderr
+    assert "Traceback" not in out.stderr
