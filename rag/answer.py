@@ -243,10 +243,11 @@ def is_statement(sentence: str, title: str = "") -> bool:
     """
     s = sentence.strip()
     words = s.split()
-    if len(words) < 4 or s.startswith("#") or fold(s.rstrip(".:")) == fold(title.strip()):
-        return False
+    closed = bool(re.search(r"[.!?…:;\"”“'’)\]]$", s))
+    if len(words) < 4 or s.startswith("#") or (not closed and fold(s) == fold(title.strip())):
+        return False  # too short to be a statement, or the document's title line
     if s[0] in "-*•–" and len(words) < 8:
         return False  # a list bullet stub
-    if not re.search(r"[.!?…:;\"”“'’)\]]$", s) and len(words) <= 12:
-        return False  # no closing punctuation and short: a heading or title line
+    if not closed and len(words) <= 12:
+        return False  # no closing punctuation and short: a heading
     return s[0].isupper() or s[0].isdigit() or s[0] in "\"“„'‘([$€£"  # not a cut-off fragment
