@@ -11,6 +11,10 @@
 # Every step below is a script that CI also runs in a clean venv (deploy/check.sh).
 FROM python:3.11-slim-bookworm
 
+# Extras to install: discord (the bot); add postgres for an index in PostgreSQL + pgvector
+# (deploy/compose.postgres.yaml sets it).
+ARG SEEDRAG_EXTRAS=discord
+
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -28,9 +32,9 @@ COPY rag/ rag/
 COPY bot/ bot/
 COPY evals/ evals/
 
-# The CPU build of torch from the PyTorch CPU index, then the project with the Discord extra.
+# The CPU build of torch from the PyTorch CPU index, then the project with its extras.
 # The cache mount keeps pip's downloads between builds without putting them in the image.
-RUN --mount=type=cache,target=/root/.cache/pip deploy/install.sh /opt/seedrag/venv discord
+RUN --mount=type=cache,target=/root/.cache/pip deploy/install.sh /opt/seedrag/venv "$SEEDRAG_EXTRAS"
 
 # Exported as the service user, so it may refresh the cache's check stamps at run time.
 USER 10001:10001

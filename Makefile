@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install run test deploy-check bench eval eval-scifact bot clean
+.PHONY: help install run test deploy-check bench eval eval-scifact bot postgres postgres-stop clean
 .DEFAULT_GOAL := help
 
 help: ## list the targets
@@ -42,6 +42,13 @@ bench: $(STAMP) ## speed benchmark against plain llama-index (about 25 min)
 
 bot: $(STAMP) ## run the Discord bot (needs DISCORD_TOKEN in .env)
 	$(BIN)/python -m bot
+
+postgres: $(STAMP) ## start a local PostgreSQL + pgvector in .rag_pg and print RAG_STORE_URL
+	$(BIN)/python -m pip install -q -e ".[postgres]"
+	$(BIN)/python scripts/pg_local.py start --dir .rag_pg
+
+postgres-stop: ## stop the local PostgreSQL started by `make postgres`
+	$(BIN)/python scripts/pg_local.py stop --dir .rag_pg
 
 clean: ## delete the index, eval caches and reports (not the model cache)
 	rm -rf .rag_index .rag_cache reports

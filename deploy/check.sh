@@ -17,7 +17,7 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "lint Dockerfile, compose.yaml, systemd unit"
 "$tools/hadolint" Dockerfile
-"$tools/check-jsonschema" --builtin-schema vendor.compose-spec compose.yaml
+"$tools/check-jsonschema" --builtin-schema vendor.compose-spec compose.yaml deploy/compose.postgres.yaml
 
 step "build step 1: deploy/install.sh into a clean venv"
 PYTHON=${VENV_PYTHON:-python3} deploy/install.sh "$work/venv" discord
@@ -34,7 +34,7 @@ step "start: deploy/start.sh ingest / ask / bot, offline, torch unimportable"
 mkdir -p "$work/notorch/torch" "$work/run"
 echo 'raise ImportError("torch must not load when the container starts")' > "$work/notorch/torch/__init__.py"
 export PYTHONPATH="$work/notorch" SEEDRAG_DATA="$work/data" RAG_SEEDS_DIR="$root/seeds"
-unset RAG_INDEX_DIR DISCORD_FEEDBACK_FILE DISCORD_TOKEN 2>/dev/null || true
+unset RAG_INDEX_DIR DISCORD_FEEDBACK_FILE DISCORD_STATE_FILE DISCORD_TOKEN 2>/dev/null || true
 cd "$work/run"
 "$root/deploy/start.sh" --version
 "$root/deploy/start.sh" ingest | tee "$work/ingest.txt"
@@ -47,4 +47,17 @@ status=0
 "$root/deploy/start.sh" bot 2> "$work/bot.txt" || status=$?
 cat "$work/bot.txt"
 test "$status" -eq 2 && grep -q "DISCORD_TOKEN is not set" "$work/bot.txt"
+
+# The PostgreSQL variant (deploy/compose.postgres.yaml): the image with the postgres extra, the
+# same start script, the index in the server .ci/run started for the tests (own schema).
+if [ -n "${RAG_TEST_STORE_URL:-}" ]; then
+  step "start with the index in PostgreSQL: postgres extra, deploy/start.sh ingest / ask"
+  (cd "$root" && "$work/venv/bin/python" -m pip install -q ".[discord,postgres]")
+  export RAG_STORE_URL="$RAG_TEST_STORE_URL" RAG_PG_SCHEMA=seedrag_deploy_check
+  "$root/deploy/start.sh" ingest --rebuild | tee "$work/pg-ingest.txt"
+  grep -q "reused the cached ONNX export" "$work/pg-ingest.txt"
+  "$root/deploy/start.sh" ask "When did the VI Consultative Meeting of the Heads of State of Central Asia take place?" \
+    | tee "$work/pg-ask.txt"
+  grep -q "^August 9, 2024 \[1\]" "$work/pg-ask.txt"
+fi
 printf '\ndeploy checks passed\n'

@@ -13,6 +13,7 @@ data=${SEEDRAG_DATA:-/data}
 export RAG_SEEDS_DIR="${RAG_SEEDS_DIR:-/seeds}"
 export RAG_INDEX_DIR="${RAG_INDEX_DIR:-$data/index}"
 export DISCORD_FEEDBACK_FILE="${DISCORD_FEEDBACK_FILE:-$data/feedback.jsonl}"
+export DISCORD_STATE_FILE="${DISCORD_STATE_FILE:-$data/bot_state.sqlite3}"
 export RAG_MODEL_CACHE="${RAG_MODEL_CACHE:-/opt/seedrag/models}"
 export HF_HUB_OFFLINE=1
 

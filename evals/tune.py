@@ -23,7 +23,7 @@ def candidates():
 def tune_fusion(settings: Settings, folder: Path, split: str = "train") -> int:
     beir = load_beir(folder, split)
     engine = Engine(ensure_beir_index(beir, settings).with_(retriever="hybrid"), auto_ingest=False)
-    retriever, chunks = engine.state.retriever, engine.state.snapshot.chunks
+    retriever, chunks = engine.state.retriever, engine.state.index.snapshot.chunks  # tuning runs on the file store
     cached = [(retriever.rankings(engine.embed_query(q), q, 300), beir.qrels[qid])
               for qid, q in sorted(beir.queries.items())]
     rows = []

@@ -21,10 +21,10 @@ import numpy as np
 
 from rag.languages import guess_language, stem_words
 from rag.lexical import content_words, fold
+from rag.index import Index
 from rag.lexicon import translate
 from rag.records import Citation, Hit
 from rag.spans import answer_type, best_span
-from rag.store import Snapshot
 
 ABSTAIN_TEXT = "I couldn't find this in the documents."
 QUESTION_WORDS = {
@@ -99,16 +99,19 @@ class Term:
 
 
 class ExtractiveAnswerer:
-    def __init__(self, snapshot: Snapshot, min_confidence: float, max_sentences: int = 2,
+    def __init__(self, index: Index, min_confidence: float, max_sentences: int = 2,
                  model_languages: tuple[str, ...] = ("en",)):
-        self.snapshot = snapshot
+        self.index = index
         self.min_confidence = min_confidence
         self.max_sentences = max_sentences
         self.model_languages = model_languages
-        self._n_chunks = max(len(snapshot.chunks), 1)
-        lexical = snapshot.lexical.get("bm25")
-        self._df = lexical.document_frequencies() if lexical is not None else {}
-        self._languages = lexical.languages if lexical is not None else ("en",)
+        self._df = index.document_frequencies("bm25")
+        # The stemmers the word channel used: one per document language (rag.lexical).
+        self._languages = tuple(sorted({lang if lang in ("de",) else "en" for lang in index.languages})) or ("en",)
+
+    @property
+    def _n_chunks(self) -> int:
+        return max(self.index.num_chunks, 1)
 
     def _stems(self, word: str) -> list[str]:
         return [stem_words([word], lang)[0] for lang in self._languages]
@@ -145,15 +148,13 @@ class ExtractiveAnswerer:
 
     def evidence(self, question: str, qvec: np.ndarray, hits: list[Hit], terms) -> list[Evidence]:
         kind = answer_type(question)
-        offsets = self.snapshot.sentence_offsets
-        sv = self.snapshot.sentence_vectors
         out: list[Evidence] = []
         seen: set[str] = set()
         for rank, hit in enumerate(hits):
             texts = hit.chunk.sentence_texts()
+            sv = hit.sentence_vectors
             if sv is not None and len(texts):
-                a = offsets[hit.chunk_index]
-                dens = np.asarray(sv[a:a + len(texts)]) @ qvec
+                dens = np.asarray(sv[:len(texts)]) @ qvec
             else:
                 dens = np.full(len(texts), hit.dense)
             for sent, d in zip(texts, dens.tolist()):

@@ -26,7 +26,7 @@ import unicodedata
 _OPEN_CHARS, _CLOSE_CHARS = "[【［〔", "]】］〕"
 _OPEN, _CLOSE = r"\[【［〔", r"\]】］〕"  # for use inside a character class
 _LABEL = (
-    r"(?:sources?|src|docs?|documents?|refs?|references?|citations?|cite|passages?|quellen?|fuentes?|sources?)"
+    r"(?:sources?|src|docs?|documents?|refs?|references?|citations?|cite|passages?|quellen?|fuentes?)"
 )
 _NUM = r"[0-9０-９]{1,4}"
 _ITEM = rf"(?:{_LABEL}\s{{0,2}}[#:.]?\s{{0,2}})?{_NUM}(?:\s{{0,2}}[-–—~]\s{{0,2}}(?:{_LABEL}\s{{0,2}}[#:.]?\s{{0,2}})?{_NUM})?"
@@ -43,6 +43,7 @@ _UNMAPPABLE = re.compile(
     re.IGNORECASE,
 )
 HOLD = 400  # longer than any marker the grammar accepts (six items at most)
+_ANY = re.compile(f"{MARKER.pattern}|{_UNMAPPABLE.pattern}", re.IGNORECASE)  # one pass: drops stay in order
 # An unfinished marker at the end of the text (held back in a stream, dropped at the end).
 _OPEN_TAIL = re.compile(rf"[{_OPEN}][^{_CLOSE}\n]{{0,{HOLD}}}$")
 _MARKER_PREFIX = re.compile(
@@ -86,7 +87,7 @@ class MarkerNormaliser:
         return ""
 
     def _normalise(self, text: str) -> str:
-        return _UNMAPPABLE.sub(self._drop, MARKER.sub(self._replace, text))
+        return _ANY.sub(lambda m: self._replace(m) if m.group("items") is not None else self._drop(m), text)
 
     def feed(self, piece: str) -> str:
         """Normalise as much as is complete; hold back an unfinished '[Sour'."""

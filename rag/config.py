@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -50,6 +51,13 @@ class Settings:
     sentence_vectors: bool = True
     query_backend: str = "onnx"
     ingest_precision: str = "fp32"
+    # Where the index lives: empty = snapshot files under index_dir; postgresql://… = PostgreSQL +
+    # pgvector (rag/pgstore.py). The URL may hold a password, so it never appears in a repr.
+    store_url: str = field(default="", repr=False)
+    pg_schema: str = "seedrag"
+    pg_hnsw_m: int = 16
+    pg_hnsw_ef_construction: int = 64
+    pg_ef_search: int = 200
     # Reading the documents folder: files above this size are skipped with a warning; symbolic
     # links that resolve outside the folder are skipped unless allowed.
     max_file_mb: float = 50.0
@@ -181,6 +189,23 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         value = env.get(name, "").strip()
         if value and Path(value).expanduser().exists() and not Path(value).expanduser().is_dir():
             raise ConfigError(f"{name}={value!r} is a file; it must name a folder")
+    store_url = env.get("RAG_STORE_URL", "").strip()
+    if store_url and not store_url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError("RAG_STORE_URL must be empty (index files) or a postgresql:// URL")
+    pg_schema = env.get("RAG_PG_SCHEMA", "").strip() or Settings.pg_schema
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", pg_schema):
+        raise ConfigError(f"RAG_PG_SCHEMA={pg_schema!r} must be a lower-case SQL name (letters, digits, _)")
+    hnsw_m = _int(env, "RAG_PG_HNSW_M", Settings.pg_hnsw_m, lo=2)
+    if hnsw_m > 100:
+        raise ConfigError(f"RAG_PG_HNSW_M={hnsw_m} must be at most 100 (pgvector's limit)")
+    ef_construction = _int(env, "RAG_PG_EF_CONSTRUCTION", Settings.pg_hnsw_ef_construction, lo=4)
+    if not 2 * hnsw_m <= ef_construction <= 1000:
+        raise ConfigError(
+            f"RAG_PG_EF_CONSTRUCTION={ef_construction} must be between 2 × RAG_PG_HNSW_M ({2 * hnsw_m}) and 1000"
+        )
+    ef_search = _int(env, "RAG_PG_EF_SEARCH", Settings.pg_ef_search, lo=10)
+    if ef_search > 1000:
+        raise ConfigError(f"RAG_PG_EF_SEARCH={ef_search} must be at most 1000 (pgvector's limit)")
     guild = env.get("DISCORD_GUILD_ID", "").strip()
     if guild and not guild.isdigit():
         raise ConfigError(f"DISCORD_GUILD_ID={guild!r} must be a numeric id")
@@ -206,6 +231,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         sentence_vectors=_bool(env, "RAG_SENTENCE_VECTORS", True),
         query_backend=_choice(env, "RAG_QUERY_BACKEND", "onnx", ("onnx", "torch")),
         ingest_precision=_choice(env, "RAG_INGEST_PRECISION", "fp32", ("fp32", "int8")),
+        store_url=store_url,
+        pg_schema=pg_schema,
+        pg_hnsw_m=hnsw_m,
+        pg_hnsw_ef_construction=ef_construction,
+        pg_ef_search=ef_search,
         max_file_mb=_float(env, "RAG_MAX_FILE_MB", Settings.max_file_mb, lo=0.001, hi=1024 * 1024),
         allow_outside_links=_bool(env, "RAG_ALLOW_OUTSIDE_LINKS", False),
         llm_base_url=base_url,

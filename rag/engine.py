@@ -9,7 +9,7 @@ into the engine. An LLM reply is verified sentence by sentence before it is show
 (rag.grounding); if nothing in it stands, or the LLM fails, the extractive answer is shown with
 a note saying why. Every string in an Answer is cleaned of control characters and the API key.
 
-The engine owns the lazily loaded state (snapshot, retriever, extractive answerer) and swaps it
+The engine owns the lazily loaded state (stored index, retriever, extractive answerer) and swaps it
 as a unit after a re-index. Each question reads the state once and passes it down, so a swap in
 the middle of a question cannot mix two indexes. Nothing loads at import or construction time;
 the first `ask` (or `warm_up`) pays for it once.
@@ -39,9 +39,9 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class _State:
-    snapshot: object
+    index: object  # rag.index.Index: snapshot files or PostgreSQL
     retriever: object
-    extractive: object  # rag.answering.Extractive over this snapshot
+    extractive: object  # rag.answering.Extractive over this index
     notes: list[str] = field(default_factory=list)  # from loading; the next answer shows them
 
     def take_notes(self) -> list[str]:
@@ -61,10 +61,10 @@ class Engine:
 
     # ----- loading -------------------------------------------------------------------------
     def _index_is_stale(self) -> bool:
+        from rag.index import stored_manifest
         from rag.ingest import seed_signature
-        from rag.store import read_manifest
 
-        manifest = read_manifest(self.settings.index_dir)
+        manifest = stored_manifest(self.settings)
         if manifest is None:
             return True
         if not self.settings.seeds_dir.is_dir():
@@ -77,13 +77,14 @@ class Engine:
     def _load(self, ingest_if_stale: bool = True) -> _State:
         from rag.answer import ExtractiveAnswerer
         from rag.answering import Extractive
+        from rag.index import has_index, open_index
         from rag.retrieve import HybridRetriever
-        from rag.store import check_compatible, load_snapshot
+        from rag.store import check_compatible
 
         s = self.settings
         notes = []
         if ingest_if_stale and self.auto_ingest and self._index_is_stale():
-            if not s.seeds_dir.is_dir() and not (s.index_dir / "current").exists():
+            if not s.seeds_dir.is_dir() and not has_index(s):
                 raise SeedsMissing(
                     f"documents folder {str(s.seeds_dir)!r} does not exist and there is no index yet; "
                     "create it, or set RAG_SEEDS_DIR in the environment or in a .env file in the working directory"
@@ -91,7 +92,7 @@ class Engine:
             try:
                 report = self.ingest(progress=True)  # silent unless it takes a while (rag.progress)
             except (IngestBusy, IngestFailed, SeedsMissing) as err:
-                if not (s.index_dir / "current").exists():
+                if not has_index(s):
                     raise
                 # Fail soft: the last good index still answers; the note says why it is not fresh.
                 log.info("answering from the last index: %s", err)
@@ -101,15 +102,15 @@ class Engine:
                     f"indexed {report.chunks_total} chunks from {report.added + report.updated + report.unchanged} "
                     f"documents in {report.seconds:.1f} s"
                 )
-        snap = load_snapshot(s.index_dir)
+        index = open_index(s)
         try:
-            check_compatible(snap.manifest, s.embed_model, s.chunk_size, s.chunk_overlap)
+            check_compatible(index.manifest, s.embed_model, s.chunk_size, s.chunk_overlap)
         except IndexIncompatible as err:
             raise IndexIncompatible(str(err).replace("--rebuild", "")) from None
         return _State(
-            snapshot=snap,
-            retriever=HybridRetriever(snap, mode=s.retriever, fusion=s.fusion, model_languages=s.embed_languages),
-            extractive=Extractive(ExtractiveAnswerer(snap, s.min_confidence, s.answer_sentences, s.embed_languages)),
+            index=index,
+            retriever=HybridRetriever(index, mode=s.retriever, fusion=s.fusion, model_languages=s.embed_languages),
+            extractive=Extractive(ExtractiveAnswerer(index, s.min_confidence, s.answer_sentences, s.embed_languages)),
             notes=notes,
         )
 
@@ -141,7 +142,7 @@ class Engine:
 
         s = self.settings
         if s.query_backend == "onnx":
-            return load_query_embedder(s.model_cache, s.embed_model, self.state.snapshot.manifest)
+            return load_query_embedder(s.model_cache, s.embed_model, self.state.index.manifest)
         return SentenceTransformerEmbedder(s.embed_model)
 
     def ingest(self, rebuild: bool = False, progress: bool = False):
@@ -157,7 +158,7 @@ class Engine:
         return report
 
     def reload(self) -> None:
-        """Swap in the snapshot on disk, e.g. after `rag ingest` ran in another process.
+        """Swap in the stored index anew, e.g. after `rag ingest` ran in another process.
 
         Questions already running finish on the state they started with; the query embedder
         and its cache stay (same model: the settings that choose it cannot change at run time).
@@ -264,8 +265,7 @@ class Engine:
 
     def _translate(self, st: _State, query: str, deadline, limit: float) -> str:
         """The query plus its translations into the documents' languages (sane lines only)."""
-        docs = st.snapshot.manifest.get("documents", {})
-        languages = sorted({d["language"] for d in docs.values()} - {"und"}) or ["en"]
+        languages = sorted(st.index.languages) or ["en"]
         try:
             raw = self._llm.translate(query, languages, min(deadline, time.monotonic() + limit / 3), limit)
         except LLMUnavailable as err:
@@ -339,11 +339,10 @@ class Engine:
         return "llm" if self._llm is not None else "extractive"
 
     def sources(self) -> list[dict]:
-        docs = self.state.snapshot.manifest.get("documents", {})
         return [
-            {"source": clean(src), "title": clean(d["title"]), "date": d["date"], "language": d["language"],
-             "chunks": len(d["chunk_ids"])}
-            for src, d in sorted(docs.items())
+            {"source": clean(d.source), "title": clean(d.title), "date": d.date, "language": d.language,
+             "chunks": d.chunks}
+            for d in self.state.index.documents()
         ]
 
 

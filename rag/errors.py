@@ -39,3 +39,7 @@ class IngestBusy(RagError):
 
 class IngestFailed(RagError):
     """An ingest could not finish (disk full, permissions, not a folder); the previous index is unchanged."""
+
+
+class StoreUnavailable(RagError):
+    """The database holding the index cannot be reached (after retries); the message never holds a password."""

@@ -27,6 +27,11 @@ GROUPS: dict[str, tuple[tuple[str, str], ...]] = {
         ("RAG_FAISS_INDEX", "FAISS factory string (Flat)"),
         ("RAG_SENTENCE_VECTORS", "per-sentence vectors for the answerer (true)"),
         ("RAG_INGEST_PRECISION", "fp32 or int8 document embedding (fp32)"),
+        ("RAG_STORE_URL", "postgresql://… keeps the index in PostgreSQL (empty: files)"),
+        ("RAG_PG_SCHEMA", "PostgreSQL schema of the index (seedrag)"),
+        ("RAG_PG_HNSW_M", "pgvector HNSW graph degree (16)"),
+        ("RAG_PG_EF_CONSTRUCTION", "pgvector HNSW build beam (64)"),
+        ("RAG_PG_EF_SEARCH", "pgvector HNSW search beam per question (200)"),
     ),
     "answering": (
         ("RAG_TOP_K", "chunks retrieved per question (5)"),

@@ -109,6 +109,10 @@ def build_index(
 
     `skipped` and `seed_stats` are read after `docs` is exhausted, so a lazy reader may fill them.
     """
+    if settings.store_url:  # the index lives in PostgreSQL: rag/pgingest.py updates it in place
+        from rag.pgingest import ingest_into_postgres
+
+        return ingest_into_postgres(docs, settings, embedder, rebuild, progress, skipped, seed_stats)
     with ingest_lock(settings.index_dir):
         try:
             return _build_index(docs, settings, embedder, rebuild, progress, skipped, seed_stats)

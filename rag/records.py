@@ -47,11 +47,14 @@ class Chunk:
 class Hit:
     """A retrieved chunk with its fused score and per-channel ranks (1-based, None if absent)."""
 
-    chunk_index: int
+    chunk_index: int  # the chunk's id in its store (a row of the snapshot, or chunks.id in PostgreSQL)
     chunk: Chunk
     score: float
     dense: float = 0.0
     ranks: dict[str, int | None] = field(default_factory=dict)
+    # The chunk's sentence vectors (rows in `chunk.sentences` order), read with the hit so the
+    # answerer needs no second trip to the store.
+    sentence_vectors: Any = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rag.index import Index, IndexView
 from rag.languages import guess_language
 from rag.records import Hit
-from rag.store import Snapshot
 
 CHANNELS_BY_MODE = {
     "hybrid": ("dense", "bm25", "ngram"),
@@ -65,20 +65,14 @@ class FusionParams:
     rrf_k: int = 10
     depth: int = 100
     weights: tuple[tuple[str, float], ...] = tuple(SITUATION_WEIGHTS["native"].items())
+    # Default weights follow the languages (SITUATION_WEIGHTS); tuning and RRF set their own.
+    by_language: bool = True
 
     @classmethod
-    def for_snapshot(cls, snapshot: Snapshot, method: str = "cc") -> FusionParams:
+    def for_index(cls, index: Index, method: str = "cc") -> FusionParams:
         if method == "rrf":
-            return cls(method="rrf", weights=tuple(RRF_WEIGHTS.items()))
+            return cls(method="rrf", weights=tuple(RRF_WEIGHTS.items()), by_language=False)
         return cls()
-
-
-def _top(scores: np.ndarray, depth: int) -> np.ndarray:
-    """Indices of the `depth` best positive scores, best first."""
-    positive = np.flatnonzero(scores > 0)
-    if len(positive) > depth:
-        positive = positive[np.argpartition(-scores[positive], depth)[:depth]]
-    return positive[np.argsort(-scores[positive], kind="stable")]
 
 
 def fuse_rrf(results: ChannelResults, weights: dict[str, float], k: int) -> dict[int, float]:
@@ -90,10 +84,13 @@ def fuse_rrf(results: ChannelResults, weights: dict[str, float], k: int) -> dict
     return fused
 
 
-def fuse_cc(results: ChannelResults, weights: dict[str, float | np.ndarray]) -> dict[int, float]:
+Weights = dict[str, float | dict[int, float]]  # channel → one weight, or one per chunk id
+
+
+def fuse_cc(results: ChannelResults, weights: Weights) -> dict[int, float]:
     """Weighted sum of scores min-max scaled over each channel's own candidate list.
 
-    A channel's weight is one number, or an array with one weight per chunk (per-language weights).
+    A channel's weight is one number, or a weight per chunk id (chunks in different languages).
     """
     fused: dict[int, float] = {}
     for channel, (ids, scores) in results.items():
@@ -102,14 +99,12 @@ def fuse_cc(results: ChannelResults, weights: dict[str, float | np.ndarray]) -> 
         w = weights.get(channel, 1.0)
         lo, hi = float(scores.min()), float(scores.max())
         scaled = (scores - lo) / (hi - lo) if hi > lo else np.ones_like(scores)
-        ws = w[ids] if isinstance(w, np.ndarray) else np.full(len(ids), w)
-        for idx, v, wi in zip(ids.tolist(), scaled.tolist(), ws.tolist()):
-            fused[idx] = fused.get(idx, 0.0) + wi * v
+        for idx, v in zip(ids.tolist(), scaled.tolist()):
+            fused[idx] = fused.get(idx, 0.0) + (w.get(idx, 0.0) if isinstance(w, dict) else w) * v
     return fused
 
 
-def fuse(results: ChannelResults, params: FusionParams,
-         weights: dict[str, float | np.ndarray] | None = None) -> dict[int, float]:
+def fuse(results: ChannelResults, params: FusionParams, weights: Weights | None = None) -> dict[int, float]:
     # A single-channel mode ranks by that channel, whatever its weight in the hybrid mix.
     if len(results) == 1:
         weights = {c: 1.0 for c in results}
@@ -121,83 +116,81 @@ def fuse(results: ChannelResults, params: FusionParams,
 
 
 class HybridRetriever:
-    """Ranks the chunks of one snapshot for a query vector and query text."""
+    """Ranks the chunks of one stored index (files or PostgreSQL) for a query vector and query text.
 
-    def __init__(self, snapshot: Snapshot, mode: str = "hybrid", params: FusionParams | None = None,
+    Every read for one question happens inside one `Index.read` call, i.e. on one consistent view.
+    """
+
+    def __init__(self, index: Index, mode: str = "hybrid", params: FusionParams | None = None,
                  fusion: str = "cc", model_languages: tuple[str, ...] = ("en",)):
-        self.snapshot = snapshot
+        self.index = index
         self.channels = CHANNELS_BY_MODE[mode]
-        self.params = params or FusionParams.for_snapshot(snapshot, fusion)
+        self.params = params or FusionParams.for_index(index, fusion)
         self.model_languages = model_languages
-        langs = [c.language for c in snapshot.chunks]
-        self._chunk_langs = sorted(set(langs))
-        self._lang_rows = {lang: np.array([x == lang for x in langs]) for lang in self._chunk_langs}
 
-    def chunk_weights(self, query_language: str) -> dict[str, np.ndarray]:
-        """Per-chunk channel weights for a question in `query_language` (see SITUATION_WEIGHTS)."""
-        n = len(self.snapshot.chunks)
-        out = {c: np.zeros(n, dtype=np.float32) for c in ("dense", "bm25", "ngram")}
-        for lang, rows in self._lang_rows.items():
-            w = SITUATION_WEIGHTS[situation(query_language, lang, self.model_languages)]
-            for c in out:
-                out[c][rows] = w[c]
-        return out
+    def situation_weights(self, query_language: str, chunk_language: str) -> dict[str, float]:
+        """Channel weights for one chunk language (see SITUATION_WEIGHTS)."""
+        if not self.params.by_language:
+            return dict(self.params.weights)
+        return SITUATION_WEIGHTS[situation(query_language, chunk_language, self.model_languages)]
 
-    def translations(self, text: str) -> dict[str, dict[str, float]]:
-        """Extra lexical tokens for English questions over German chunks (see rag.lexicon)."""
-        if "multi" in self.model_languages or "de" not in self._chunk_langs or guess_language(text) != "en":
-            return {}
-        from rag.lexical import content_words, ngram_tokens
+    def translations(self, text: str) -> str:
+        """German translations of an English question's words, for the lexical channels over German
+        chunks (rag.lexicon); empty when not needed or when a multilingual model does that work."""
+        if ("multi" in self.model_languages or "de" not in self.index.languages
+                or guess_language(text) != "en"):
+            return ""
+        from rag.languages import STOPWORDS_DE
+        from rag.lexical import content_words
         from rag.lexicon import translate
-        from rag.languages import stem_words
 
-        german = sorted({g for gs in translate(content_words(text, "en")).values() for g in gs})
-        if not german:
-            return {}
-        return {
-            "bm25": dict.fromkeys(stem_words(german, "de"), TRANSLATION_WEIGHT),
-            "ngram": dict.fromkeys(ngram_tokens(" ".join(german), "und"), TRANSLATION_WEIGHT),
-        }
+        found = translate(content_words(text, "en"))
+        return " ".join(sorted({g for gs in found.values() for g in gs} - STOPWORDS_DE))
 
-    def weights_for(self, text: str) -> dict[str, float | np.ndarray]:
-        if self.params.method == "rrf" or self.params.weights != FusionParams().weights:
-            return dict(self.params.weights)  # explicitly chosen weights (RRF, tuning) win
-        return self.chunk_weights(guess_language(text))
+    def _languages(self) -> list[str]:
+        return sorted(self.index.languages) or ["und"]
 
     def rankings(self, qvec: np.ndarray | None, text: str, top_k: int = 0,
-                 weights: dict[str, float | np.ndarray] | None = None) -> ChannelResults:
+                 view: IndexView | None = None) -> ChannelResults:
+        if view is None:
+            return self.index.read(lambda v: self.rankings(qvec, text, top_k, v))
         out: ChannelResults = {}
-        depth = min(max(self.params.depth, top_k), len(self.snapshot.chunks))
+        depth = min(max(self.params.depth, top_k), view.num_chunks)
         if depth == 0:
             return out
         if "dense" in self.channels and qvec is not None:
-            scores, ids = self.snapshot.faiss_index.search(qvec.reshape(1, -1).astype(np.float32), depth)
-            keep = ids[0] >= 0
-            out["dense"] = (ids[0][keep], scores[0][keep])
-        weights = weights if weights is not None else dict(self.params.weights)
-        extra = self.translations(text) if any(k in self.channels for k in ("bm25", "ngram")) else {}
+            out["dense"] = view.dense(qvec, depth)
+        qlang = guess_language(text)
+        possible = [self.situation_weights(qlang, lang) for lang in self._languages()]
+        extra = self.translations(text)
+        lexical_text = f"{text} {extra}" if extra else text
         for kind in ("bm25", "ngram"):
-            w = weights.get(kind, 1.0)
-            used = bool(np.any(w > 0)) if isinstance(w, np.ndarray) else w > 0
-            if kind in self.channels and (used or len(self.channels) == 1):  # weight-0 channels are skipped
-                all_scores = self.snapshot.lexical[kind].scores(text, extra.get(kind))
-                ids = _top(all_scores, depth)
-                out[kind] = (ids, all_scores[ids])
+            used = any(w.get(kind, 1.0) > 0 for w in possible) or len(self.channels) == 1
+            if kind in self.channels and kind in self.index.lexical_kinds and used:  # weight-0 channels are skipped
+                out[kind] = view.lexical(kind, lexical_text, depth)
         return out
 
+    def chunk_weights(self, view: IndexView, results: ChannelResults, text: str) -> Weights:
+        """One weight per channel, or per chunk id when the corpus mixes languages."""
+        qlang = guess_language(text)
+        languages = self._languages()
+        if len(languages) == 1 or not self.params.by_language:
+            return dict(self.situation_weights(qlang, languages[0]))
+        ids = sorted({i for ids, _ in results.values() for i in ids.tolist()})
+        lang_of = {s.id: s.chunk.language for s in view.fetch(ids, None)}
+        table = {lang: self.situation_weights(qlang, lang) for lang in set(lang_of.values())}
+        return {c: {i: table[lang][c] for i, lang in lang_of.items()} for c in ("dense", "bm25", "ngram")}
+
     def retrieve(self, qvec: np.ndarray | None, text: str, top_k: int) -> list[Hit]:
-        weights = self.weights_for(text)
-        results = self.rankings(qvec, text, top_k, weights)
-        fused = fuse(results, self.params, weights)
+        return self.index.read(lambda view: self._retrieve(view, qvec, text, top_k))
+
+    def _retrieve(self, view: IndexView, qvec: np.ndarray | None, text: str, top_k: int) -> list[Hit]:
+        results = self.rankings(qvec, text, top_k, view)
+        fused = fuse(results, self.params, self.chunk_weights(view, results, text))
         ranks = {c: {idx: r for r, idx in enumerate(ids.tolist(), start=1)} for c, (ids, _) in results.items()}
         best = sorted(fused, key=lambda i: (-fused[i], i))[:top_k]
-        if not best:
-            return []
-        dense = (
-            np.asarray(self.snapshot.vectors[np.array(best)]) @ qvec if qvec is not None else np.zeros(len(best))
-        )
         return [
-            Hit(chunk_index=i, chunk=self.snapshot.chunks[i], score=fused[i], dense=float(d),
-                ranks={c: ranks.get(c, {}).get(i) for c in self.channels})
-            for i, d in zip(best, dense)
+            Hit(chunk_index=s.id, chunk=s.chunk, score=fused[s.id], dense=s.dense,
+                ranks={c: ranks.get(c, {}).get(s.id) for c in self.channels}, sentence_vectors=s.sentence_vectors)
+            for s in view.fetch(best, qvec)
         ]

@@ -34,6 +34,7 @@ PATH_SETTINGS = {
     "RAG_INDEX_DIR": ".rag_index",
     "RAG_MODEL_CACHE": None,  # default is absolute (XDG cache), built by rag.config
     "DISCORD_FEEDBACK_FILE": "feedback.jsonl",
+    "DISCORD_STATE_FILE": "bot_state.sqlite3",
 }
 MODEL_SETTING = "RAG_EMBED_MODEL"  # a path only when such a folder exists; else a model name
 

@@ -66,6 +66,63 @@ class Snapshot:
         return self._offsets
 
 
+class FileIndex:
+    """The `rag.index.Index` interface over one loaded snapshot.
+
+    A snapshot never changes once written (an ingest writes a new one), so it is its own
+    consistent view: `read` just calls the function.
+    """
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
+        self.manifest = snapshot.manifest
+        self.lexical_kinds = tuple(snapshot.lexical)
+        self.num_chunks = len(snapshot.chunks)
+
+    @property
+    def languages(self) -> frozenset[str]:
+        return frozenset(d.get("language") for d in self.manifest.get("documents", {}).values()) - {"und", None}
+
+    def read(self, fn):
+        return fn(self)
+
+    def dense(self, qvec: np.ndarray, k: int):
+        scores, ids = self.snapshot.faiss_index.search(qvec.reshape(1, -1).astype(np.float32), k)
+        keep = ids[0] >= 0
+        return ids[0][keep].astype(np.int64), scores[0][keep]
+
+    def lexical(self, kind: str, text: str, k: int):
+        from rag.index import top_positive
+
+        scores = self.snapshot.lexical[kind].scores(text)
+        ids = top_positive(scores, k)
+        return ids, scores[ids]
+
+    def fetch(self, ids: list[int], qvec: np.ndarray | None):
+        from rag.index import StoredChunk
+
+        snap = self.snapshot
+        rows = np.asarray(ids, dtype=np.int64)
+        dense = np.asarray(snap.vectors[rows]) @ qvec if qvec is not None and len(rows) else np.zeros(len(rows))
+        sv, offsets = snap.sentence_vectors, snap.sentence_offsets if snap.sentence_vectors is not None else None
+        return [
+            StoredChunk(i, snap.chunks[i], float(d),
+                        np.asarray(sv[offsets[i]:offsets[i + 1]]) if sv is not None else None)
+            for i, d in zip(rows.tolist(), np.asarray(dense).tolist())
+        ]
+
+    def documents(self):
+        from rag.index import DocInfo
+
+        return [
+            DocInfo(source=src, title=d["title"], date=d["date"], language=d["language"], chunks=len(d["chunk_ids"]))
+            for src, d in sorted(self.manifest.get("documents", {}).items())
+        ]
+
+    def document_frequencies(self, kind: str):
+        return self.snapshot.lexical[kind].document_frequencies() if kind in self.snapshot.lexical else {}
+
+
 def current_folder(index_dir: Path) -> Path | None:
     link = index_dir / "current"
     if not link.exists():
@@ -265,9 +322,9 @@ def _write_snapshot(index_dir, manifest, chunks, vectors, sentence_vectors, fais
         with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as fh:
             for c in chunks:
                 fh.write(json.dumps(c.to_json(), ensure_ascii=False) + "\n")
-        np.save(tmp / "vectors.npy", np.ascontiguousarray(vectors, dtype=np.float32))
+        _save_npy(tmp / "vectors.npy", vectors)
         if sentence_vectors is not None:
-            np.save(tmp / "sentences.npy", np.ascontiguousarray(sentence_vectors, dtype=np.float32))
+            _save_npy(tmp / "sentences.npy", sentence_vectors)
         try:
             faiss.write_index(faiss_index, str(tmp / "faiss.index"))
         except RuntimeError as err:  # FAISS reports I/O errors (disk full) as RuntimeError
@@ -296,6 +353,15 @@ def _write_snapshot(index_dir, manifest, chunks, vectors, sentence_vectors, fais
     os.replace(link_tmp, index_dir / "current")
     _prune(index_dir, keep=final)
     return final
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    try:
+        np.save(path, np.ascontiguousarray(array, dtype=np.float32))
+    except OSError as err:
+        if err.errno is None:  # numpy reports a short write ("N requested and M written") without errno
+            raise OSError(errno.ENOSPC, f"{path.name} was cut short: {err}") from None
+        raise
 
 
 def _abandoned(tmp: Path) -> bool:

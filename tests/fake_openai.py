@@ -15,8 +15,10 @@ Each request pops the next step from `script` (else `default`):
   {"empty_stream": True}      200, then the stream closes with nothing (llama.cpp on a failed prompt)
   {"no_done": True}           content, then the stream closes: no finish_reason, no [DONE]
   {"endless": "sse"|"empty"|"json"}  never ends: content deltas, empty deltas, or a JSON body
-  {"trickle": s}              a small delta every s seconds, forever
+                              (a request that does not stream gets the endless JSON body)
+  {"trickle": s}              a small delta (or, not streaming, one character) every s seconds, forever
   {"hang": True}              accept the request and never send a byte
+  {"stall_after": s}          headers and a first piece after s seconds, then silence
 Requests and their headers are recorded.
 """
 
@@ -68,14 +70,27 @@ class FakeOpenAI:
                 if step.get("hang"):
                     outer.stopping.wait()
                     return
+                if "stall_after" in step:  # a first sign of life just before the deadline, then nothing
+                    time.sleep(step["stall_after"])
+                    if body.get("stream"):
+                        self._start_stream()
+                        self._event({"role": "assistant"})
+                    else:
+                        self.send_response(200)
+                        self.send_header("Content-Type", "application/json")
+                        self.send_header("Transfer-Encoding", "chunked")
+                        self.end_headers()
+                        self._chunk(b'{"id": "x", "choices": [')
+                    outer.stopping.wait()
+                    return
                 if "status" in step:
                     return self._send(step["status"], {"error": {
                         "message": step.get("message", "scripted failure"), "type": "invalid_request_error",
                         "param": None, "code": step.get("code")}})
                 if step.get("malformed"):
                     return self._raw(200, b'{"choices": [ {"message": ', "application/json")
-                if step.get("endless") == "json":
-                    return self._endless_json()
+                if step.get("endless") == "json" or (not body.get("stream") and (step.get("endless") or "trickle" in step)):
+                    return self._endless_json(step.get("trickle", 0))
                 content = "" if step.get("empty") else step.get("content", "")
                 if body.get("stream"):
                     return self._stream(step, content)
@@ -139,14 +154,16 @@ class FakeOpenAI:
                 self._chunk(b"data: [DONE]\n\n")
                 self.wfile.write(b"0\r\n\r\n")
 
-            def _endless_json(self):
+            def _endless_json(self, pause: float = 0):
+                """A JSON body that never ends: fast, or one character every `pause` seconds."""
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
                 self._chunk(b'{"id": "x", "choices": [{"index": 0, "message": {"role": "assistant", "content": "')
                 while not outer.stopping.is_set():
-                    self._chunk(b"la " * 1000)
+                    self._chunk(b"l" if pause else b"la " * 1000)
+                    time.sleep(pause)
 
         class Server(ThreadingHTTPServer):
             def handle_error(self, request, client_address):

@@ -158,15 +158,17 @@ def test_a_multilingual_model_leads_across_languages(mini):
     German chunks; declared English, words and n-grams do and German text gets the word list."""
     from rag.retrieve import HybridRetriever
 
-    snap = mini.state.snapshot
-    german = [i for i, c in enumerate(snap.chunks) if c.language == "de"]
-    english_model = HybridRetriever(snap, model_languages=("en",)).chunk_weights("en")
-    multi_model = HybridRetriever(snap, model_languages=("multi",)).chunk_weights("en")
-    i = german[0]
-    assert multi_model["dense"][i] > multi_model["bm25"][i] + multi_model["ngram"][i]
-    assert english_model["dense"][i] < english_model["bm25"][i] + english_model["ngram"][i]
-    assert HybridRetriever(snap, model_languages=("multi",)).translations("How many points?") == {}
-    assert HybridRetriever(snap, model_languages=("en",)).translations("How many points?")["bm25"]
+    index = mini.state.index
+    english_model = HybridRetriever(index, model_languages=("en",))
+    multi_model = HybridRetriever(index, model_languages=("multi",))
+    w = multi_model.situation_weights("en", "de")
+    assert w["dense"] > w["bm25"] + w["ngram"]
+    w = english_model.situation_weights("en", "de")
+    assert w["dense"] < w["bm25"] + w["ngram"]
+    w = english_model.situation_weights("de", "de")
+    assert w["dense"] < w["bm25"] + w["ngram"]  # German questions over German text: words lead
+    assert multi_model.translations("How many points?") == ""
+    assert "punkt" in english_model.translations("How many points?").split()
 
 
 def test_embed_languages_setting_is_validated():

@@ -1,0 +1,71 @@
+"""How long each hostile LLM server takes to end an answer, next to the deadline it must keep.
+
+Runs the scripted OpenAI-compatible server from tests/fake_openai.py (so: from a checkout, not an
+installed package) through each fault, with and without streaming, and prints the seconds until
+the answer was complete, the requests sent, who answered and the note the user got:
+
+    python -m evals.llm_faults [--timeout 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+CASES = [
+    ("endless SSE stream", {"endless": "sse"}),
+    ("endless empty deltas", {"endless": "empty"}),
+    ("trickle, 1 delta / 0.9 s", {"trickle": 0.9}),
+    ("endless JSON body", {"endless": "json"}),
+    ("silent after connect", {"hang": True}),
+    ("10 MB reply", {"content": "It took place on August 9, 2024 [1]. " * 270_000}),
+    ("400 context length", {"status": 400, "message": "This model's maximum context length is 512 tokens."}),
+    ("429 rate limit", {"status": 429}),
+    ("200 then empty stream", {"empty_stream": True}),
+    ("finish_reason length", {"content": "It took place on August 9, 2024 [1]. The lea", "finish": "length"}),
+    ("no [DONE] (stream only)", {"content": "It took place on August 9, 2024 [1]. It was [1", "no_done": True}),
+]
+QUESTION = "When did the VI Consultative Meeting of the Heads of State of Central Asia take place?"
+
+
+def main(argv: list[str] | None = None) -> int:
+    from rag.config import load_settings
+    from rag.engine import Engine
+    from rag.llm_answer import LLMAnswerer
+
+    try:
+        from tests.fake_openai import FakeOpenAI
+    except ImportError:
+        print("run from the repository root: the scripted server lives in tests/fake_openai.py")
+        return 2
+    p = argparse.ArgumentParser(prog="python -m evals.llm_faults", description=__doc__.split("\n\n")[0])
+    p.add_argument("--timeout", type=float, default=2.0, help="RAG_LLM_TIMEOUT for the run (seconds)")
+    args = p.parse_args(argv)
+    fake = FakeOpenAI().start()
+    settings = load_settings().with_(llm_base_url=fake.base_url, llm_api_key="sk-measure", llm_timeout=args.timeout)
+    engine = Engine(settings, llm=LLMAnswerer(settings))
+    engine.warm_up()
+    print(f"RAG_LLM_TIMEOUT={args.timeout:g} s, RAG_LLM_RETRIES={settings.llm_retries}, "
+          f"RAG_LLM_MAX_CHARS={settings.llm_max_chars}; must end within {args.timeout + 1:g} s\n")
+    print(f"{'server':26} {'mode':6} {'seconds':>7} {'requests':>8}  {'answered by':11} note")
+    try:
+        for name, step in CASES:
+            for stream in (False, True):
+                fake.script = [dict(step) for _ in range(settings.llm_retries + 1)]
+                fake.requests.clear()
+                t = time.monotonic()
+                if stream:
+                    *_, answer = engine.ask_stream(QUESTION)
+                else:
+                    answer = engine.ask(QUESTION)
+                seconds = time.monotonic() - t
+                note = next((n for n in answer.notes if "LLM" in n), "")
+                print(f"{name:26} {'stream' if stream else 'whole':6} {seconds:7.2f} {len(fake.requests):>8}  "
+                      f"{answer.backend:11} {note[:110]}")
+    finally:
+        fake.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

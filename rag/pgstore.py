@@ -1,0 +1,716 @@
+"""The index in PostgreSQL + pgvector: one database that several bot processes read while one ingest writes.
+
+Tables, in one schema (RAG_PG_SCHEMA, default `seedrag`), versioned by `meta.schema_version`:
+    meta(key, value)            the manifest (model, dim, chunking, pipeline version, seed_stats…) and a generation
+    documents(source, …)        one row per indexed file
+    chunks(id, source, …)       text, metadata, sentence offsets, sentence vectors (bytea) and the chunk
+                                vector (`vector(dim)`, HNSW index, RAG_PG_HNSW_M / RAG_PG_EF_CONSTRUCTION)
+    terms(channel, term, id, df)       vocabulary of both lexical channels with document frequencies
+    postings(channel, term_id, segment, chunk_ids, tfs, dls)   the inverted index
+    lexstats(channel, n_docs, total_len)   BM25's N and average length
+    tombstones(chunk_id)        deleted chunks whose postings wait for the next merge
+
+Why postings are packed arrays: PostgreSQL's own ranking (`ts_rank`) is not BM25, and a row per
+(term, chunk) costs ~60 bytes and a full aggregate in SQL per question. Here each term has one row per
+segment holding its chunk ids, term frequencies and chunk lengths as little-endian arrays. A
+question reads only its own terms' rows (primary-key lookups, never a table scan) and sums BM25 with
+numpy using bm25s's formula and the live N, average length and df, so scores equal the file store's.
+An ingest appends one segment; deleted chunks become tombstones, masked at query time and dropped
+when segments are merged (many segments or many tombstones).
+
+Consistency: a question reads in one REPEATABLE READ READ ONLY transaction; an ingest holds an
+advisory lock (one writer at a time) and replaces all changed sources in one transaction, so
+readers see each source entirely before or entirely after. A full rebuild loads a fresh schema and
+swaps it in by renaming. A lost connection is retried with backoff, then reported as
+StoreUnavailable. The URL is shown only with its password masked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rag.config import Settings
+from rag.errors import ConfigError, IndexCorrupt, IndexMissing, IngestBusy, StoreUnavailable
+from rag.index import DocInfo, StoredChunk, top_positive
+from rag.lexical import TOKENIZERS
+from rag.records import Chunk
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+CHANNELS = {"bm25": 1, "ngram": 2}
+EMPTY_TOKEN = "\x00empty"  # what LexicalIndex.build gives a chunk with no tokens (dl = 1)
+K1, B = 1.2, 0.75  # as LexicalIndex (bm25s defaults it sets explicitly)
+RETRY_DELAYS = (0.2, 0.6, 1.5)
+MERGE_SEGMENTS = 24  # merge postings once a channel has more segments than this…
+MERGE_TOMBSTONES = 0.1  # …or once this share of its postings belong to deleted chunks
+FLUSH_POSTINGS = 4_000_000  # postings buffered before a segment is written during a large load
+
+
+# ----- connections -------------------------------------------------------------------------
+def redact(text: str, url: str = "") -> str:
+    """`text` with any password (URL userinfo, password=…, or the URL's own) replaced by ***."""
+    text = re.sub(r"(postgres(?:ql)?://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
+    text = re.sub(r"(password\s*=\s*)('[^']*'|\S+)", r"\1***", text, flags=re.I)
+    secret = _password(url)
+    return text.replace(secret, "***") if secret else text
+
+
+def _password(url: str) -> str:
+    m = re.match(r"postgres(?:ql)?://[^:/@]*:([^@]*)@", url)
+    if m:
+        return m.group(1)
+    m = re.search(r"[?&]password=([^&]*)", url)
+    return m.group(1) if m else ""
+
+
+def _psycopg():
+    try:
+        import psycopg
+    except ImportError:
+        raise ConfigError(
+            "RAG_STORE_URL points at PostgreSQL but psycopg is not installed; run `pip install -e '.[postgres]'`"
+        ) from None
+    return psycopg
+
+
+def _short(err: BaseException) -> str:
+    lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip()]
+    return lines[0] if lines else type(err).__name__
+
+
+class Database:
+    """Connections to one PostgreSQL index: one per thread (bots answer in worker threads).
+
+    Every call goes through `run`, which reconnects and retries after a lost connection and then
+    raises StoreUnavailable with the URL's password masked.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.url = settings.store_url
+        self.schema = settings.pg_schema
+        self.where = redact(self.url)
+        self._local = threading.local()
+
+    def unavailable(self, err: BaseException | None) -> StoreUnavailable:
+        return StoreUnavailable(
+            f"cannot reach the PostgreSQL index at {self.where} ({redact(_short(err), self.url)}); "
+            "check that the server is running and that RAG_STORE_URL is right"
+        )
+
+    def connect(self, read_only: bool = True):
+        psycopg = _psycopg()
+        conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5, application_name="seedrag")
+        if read_only:
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            conn.read_only = True
+        return conn
+
+    def _conn(self):
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.closed or conn.broken:
+            conn = self._local.conn = self.connect()
+            self._local.vector = False
+        return conn
+
+    def register_vector(self, conn) -> None:
+        if not getattr(self._local, "vector", False):
+            from pgvector.psycopg import register_vector
+
+            register_vector(conn)
+            self._local.vector = True
+
+    def drop(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # already gone
+                pass
+
+    def run(self, fn: Callable, transaction: bool = True):
+        """fn(conn) in one read-only REPEATABLE READ transaction, retried on a lost connection."""
+        psycopg = _psycopg()
+        last: Exception | None = None
+        for delay in (0.0, *RETRY_DELAYS):
+            if delay:
+                time.sleep(delay)
+            try:
+                conn = self._conn()
+                if not transaction:
+                    return fn(conn)
+                with conn.transaction():
+                    return fn(conn)
+            except psycopg.errors.UndefinedTable:
+                raise IndexMissing(f"no index in PostgreSQL schema {self.schema!r} at {self.where}; "
+                                   "run `rag ingest` to build one") from None
+            except psycopg.OperationalError as err:
+                last = err
+                log.warning("PostgreSQL at %s: %s; reconnecting", self.where, redact(_short(err), self.url))
+                self.drop()
+        raise self.unavailable(last)
+
+
+def _q(schema: str, sql: str) -> str:
+    """SQL with {s} replaced by the (validated) schema name."""
+    return sql.replace("{s}", f'"{schema}"')
+
+
+# ----- reading -----------------------------------------------------------------------------
+def read_manifest(settings: Settings) -> dict | None:
+    """The stored manifest, or None when the schema has no index yet."""
+    db = Database(settings)
+    return _read_manifest(db)
+
+
+def _read_manifest(db: Database) -> dict | None:
+    def fn(conn):
+        exists = conn.execute("SELECT to_regclass(%s)", (f'"{db.schema}".meta',)).fetchone()[0]
+        if exists is None:
+            return None
+        rows = dict(conn.execute(_q(db.schema, "SELECT key, value FROM {s}.meta")).fetchall())
+        if "manifest" not in rows:
+            return None
+        version = rows.get("schema_version")
+        if version != SCHEMA_VERSION:
+            from rag.errors import IndexIncompatible
+
+            raise IndexIncompatible(
+                f"the PostgreSQL index has schema version {version}; this seedrag reads version {SCHEMA_VERSION}; "
+                "run `rag ingest` to migrate or rebuild it"
+            )
+        return {**rows["manifest"], "generation": rows.get("generation")}
+
+    return db.run(fn)
+
+
+class _DocFreqs:
+    """df lookups for the answerer's IDF; filled by the lexical channel as a side effect, so a question
+    usually costs no extra query."""
+
+    def __init__(self, index: PgIndex, channel: int) -> None:
+        self.index, self.channel = index, channel
+        self.cache: dict[str, int] = {}
+
+    def get(self, token: str, default: int = 0) -> int:
+        if token not in self.cache:
+            row = self.index.db.run(lambda conn: conn.execute(
+                _q(self.index.db.schema, "SELECT df FROM {s}.terms WHERE channel = %s AND term = %s"),
+                (self.channel, token)).fetchone())
+            self.cache[token] = int(row[0]) if row else 0
+        return self.cache[token] or default
+
+
+class PgIndex:
+    """The `rag.index.Index` interface over a PostgreSQL schema; safe to share between threads."""
+
+    def __init__(self, settings: Settings, manifest: dict) -> None:
+        self.settings = settings
+        self.db = Database(settings)
+        self.manifest = manifest
+        self.lexical_kinds = tuple(manifest.get("lexical_kinds", ("bm25", "ngram")))
+        self.dim = int(manifest["dim"])
+        self._generation = None
+        self._stats: dict[int, tuple[int, int]] = {}
+        self._tombstones = np.zeros(0, dtype=np.int64)
+        self._languages: frozenset[str] | None = None
+        self._df = {kind: _DocFreqs(self, CHANNELS[kind]) for kind in CHANNELS}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, settings: Settings) -> PgIndex:
+        db = Database(settings)
+        manifest = _read_manifest(db)
+        if manifest is None:
+            raise IndexMissing(f"no index in PostgreSQL schema {settings.pg_schema!r} at {db.where}; "
+                               "run `rag ingest` to build one")
+        index = cls(settings, manifest)
+        index.read(lambda view: None)  # load the statistics now, not in the first question
+        return index
+
+    @property
+    def num_chunks(self) -> int:
+        return self._stats.get(CHANNELS["bm25"], (0, 0))[0]
+
+    @property
+    def languages(self) -> frozenset[str]:
+        if self._languages is None:
+            rows = self.db.run(lambda conn: conn.execute(
+                _q(self.db.schema, "SELECT DISTINCT language FROM {s}.documents")).fetchall())
+            self._languages = frozenset(r[0] for r in rows) - {"und", None}
+        return self._languages
+
+    def read(self, fn):
+        def once(conn):
+            self.db.register_vector(conn)
+            view = _PgView(self, conn)
+            view.begin()
+            return fn(view)
+
+        return self.db.run(once)
+
+    def _refresh(self, conn, generation, stats: dict[int, tuple[int, int]]) -> None:
+        """A new generation (another ingest committed): reload tombstones, forget cached statistics."""
+        with self._lock:
+            if generation == self._generation:
+                return
+            rows = conn.execute(_q(self.db.schema, "SELECT chunk_id FROM {s}.tombstones")).fetchall()
+            self._tombstones = np.sort(np.array([r[0] for r in rows], dtype=np.int64))
+            self._stats = stats
+            self._languages = None
+            for df in self._df.values():
+                df.cache.clear()
+            self._generation = generation
+
+    def documents(self) -> list[DocInfo]:
+        rows = self.db.run(lambda conn: conn.execute(_q(self.db.schema,
+            "SELECT source, title, date, language, cardinality(chunk_keys) FROM {s}.documents ORDER BY source"
+        )).fetchall())
+        return [DocInfo(source=r[0], title=r[1], date=r[2], language=r[3], chunks=int(r[4])) for r in rows]
+
+    def document_frequencies(self, kind: str) -> _DocFreqs:
+        return self._df[kind]
+
+
+def bm25_weights(tf: np.ndarray, dl: np.ndarray, df: int, n_docs: int, avgdl: float) -> np.ndarray:
+    """bm25s's Lucene-variant weights (float32), from raw term frequencies and chunk lengths."""
+    idf = np.float32(math.log(1 + (n_docs - df + 0.5) / (df + 0.5)))
+    tf = tf.astype(np.float32)
+    tfc = tf / (K1 * ((1 - B) + B * dl.astype(np.float64) / avgdl) + tf)
+    return (idf * tfc).astype(np.float32)
+
+
+class _PgView:
+    """One question's reads, all inside the caller's REPEATABLE READ transaction."""
+
+    def __init__(self, index: PgIndex, conn) -> None:
+        self.index, self.conn, self.s = index, conn, index.db.schema
+
+    def begin(self) -> None:
+        gen, stats = self.conn.execute(_q(self.s, """
+            SELECT (SELECT value FROM {s}.meta WHERE key = 'generation'),
+                   (SELECT coalesce(json_object_agg(channel, json_build_array(n_docs, total_len)), '{}')
+                    FROM {s}.lexstats),
+                   set_config('hnsw.ef_search', %s, true)"""), (str(self.index.settings.pg_ef_search),)).fetchone()[:2]
+        self.stats = {int(c): (int(v[0]), int(v[1])) for c, v in stats.items()}
+        self.num_chunks = self.stats.get(CHANNELS["bm25"], (0, 0))[0]
+        self.index._refresh(self.conn, gen, self.stats)
+
+    def dense(self, qvec: np.ndarray, k: int):
+        q = np.asarray(qvec, dtype=np.float32)
+        rows = self.conn.execute(_q(self.s,
+            "SELECT id, (embedding <#> %s) FROM {s}.chunks ORDER BY embedding <#> %s LIMIT %s"), (q, q, k)).fetchall()
+        return np.array([r[0] for r in rows], dtype=np.int64), -np.array([r[1] for r in rows], dtype=np.float32)
+
+    def lexical(self, kind: str, text: str, k: int):
+        channel = CHANNELS[kind]
+        counts = Counter(TOKENIZERS[kind](text))
+        empty = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        n_docs, total = self.stats.get(channel, (0, 0))
+        if not counts or not n_docs:
+            return empty
+        rows = self.conn.execute(_q(self.s, """
+            SELECT t.term, t.df, p.chunk_ids, p.tfs, p.dls FROM {s}.terms t
+            LEFT JOIN {s}.postings p ON p.channel = t.channel AND p.term_id = t.id
+            WHERE t.channel = %s AND t.term = ANY(%s)"""), (channel, list(counts))).fetchall()
+        df_cache = self.index._df[kind].cache
+        ids_parts, w_parts = [], []
+        for term, df, ids_b, tfs_b, dls_b in rows:
+            df_cache[term] = int(df)
+            if ids_b is None or df <= 0:
+                continue
+            ids = np.frombuffer(ids_b, dtype="<u4")
+            w = bm25_weights(np.frombuffer(tfs_b, dtype="<u2"), np.frombuffer(dls_b, dtype="<u2"),
+                             int(df), n_docs, total / n_docs)
+            ids_parts.append(ids)
+            w_parts.append(w * np.float32(counts[term]))
+        for term in counts:
+            df_cache.setdefault(term, 0)
+        if not ids_parts:
+            return empty
+        ids = np.concatenate(ids_parts).astype(np.int64)
+        weights = np.concatenate(w_parts)
+        tomb = self.index._tombstones
+        if len(tomb):
+            keep = ~np.isin(ids, tomb, assume_unique=False)
+            ids, weights = ids[keep], weights[keep]
+        if not len(ids):
+            return empty
+        scores = np.bincount(ids, weights=weights).astype(np.float32)  # one slot per chunk id: no sort
+        top = top_positive(scores, k)
+        return top.astype(np.int64), scores[top]
+
+    def fetch(self, ids: list[int], qvec: np.ndarray | None) -> list[StoredChunk]:
+        if not ids:
+            return []
+        q = np.asarray(qvec, dtype=np.float32) if qvec is not None else None
+        rows = self.conn.execute(_q(self.s, f"""
+            SELECT id, key, source, n, text, title, date, language, sentences, sentence_vectors,
+                   {'(embedding <#> %s)' if q is not None else '0'}
+            FROM {{s}}.chunks WHERE id = ANY(%s)"""), ((q, list(ids)) if q is not None else (list(ids),))).fetchall()
+        by_id = {r[0]: r for r in rows}
+        out = []
+        dim = self.index.dim
+        for i in ids:
+            r = by_id.get(i)
+            if r is None:
+                continue
+            flat = r[8] or []
+            chunk = Chunk(id=r[1], source=r[2], n=r[3], text=r[4], title=r[5], date=r[6], language=r[7],
+                          sentences=tuple((flat[j], flat[j + 1]) for j in range(0, len(flat), 2)))
+            sv = np.frombuffer(r[9], dtype="<f4").reshape(-1, dim) if r[9] is not None else None
+            out.append(StoredChunk(int(i), chunk, -float(r[10]) if q is not None else 0.0, sv))
+        return out
+
+
+# ----- writing -----------------------------------------------------------------------------
+def lexical_fingerprint() -> str:
+    """Changes when tokenization changes, so stored postings and df are never mixed with new ones."""
+    import hashlib
+
+    probe = "Neutralität Tokajew's meetings 2024-08-09 running ran Aschgabat naïve U.S. e-mail Ölpreise"
+    return hashlib.sha1(repr([TOKENIZERS[k](probe) for k in sorted(TOKENIZERS)]).encode()).hexdigest()[:12]
+
+
+def _tokens(kind: str, text: str) -> list[str]:
+    return TOKENIZERS[kind](text) or [EMPTY_TOKEN]
+
+
+def _schema_sql(dim: int, settings: Settings) -> str:
+    return f"""
+    CREATE TABLE {{s}}.meta (key text PRIMARY KEY, value jsonb NOT NULL);
+    CREATE TABLE {{s}}.documents (
+        source text PRIMARY KEY, sha256 text NOT NULL, title text NOT NULL, date text,
+        language text NOT NULL, chunk_keys text[] NOT NULL);
+    CREATE SEQUENCE {{s}}.chunk_ids;
+    CREATE SEQUENCE {{s}}.segment_ids;
+    CREATE TABLE {{s}}.chunks (
+        id bigint PRIMARY KEY, source text NOT NULL, n int NOT NULL, key text NOT NULL, text text NOT NULL,
+        title text NOT NULL, date text, language text NOT NULL, sentences int4[] NOT NULL,
+        sentence_vectors bytea, embedding vector({int(dim)}) NOT NULL);
+    CREATE INDEX chunks_source ON {{s}}.chunks (source);
+    CREATE TABLE {{s}}.terms (
+        channel smallint NOT NULL, term text NOT NULL, id int GENERATED ALWAYS AS IDENTITY UNIQUE,
+        df int NOT NULL DEFAULT 0, PRIMARY KEY (channel, term));
+    CREATE TABLE {{s}}.postings (
+        channel smallint NOT NULL, term_id int NOT NULL, segment int NOT NULL,
+        chunk_ids bytea NOT NULL, tfs bytea NOT NULL, dls bytea NOT NULL,
+        PRIMARY KEY (channel, term_id, segment));
+    ALTER TABLE {{s}}.postings ALTER COLUMN chunk_ids SET STORAGE EXTERNAL,
+        ALTER COLUMN tfs SET STORAGE EXTERNAL, ALTER COLUMN dls SET STORAGE EXTERNAL;
+    CREATE TABLE {{s}}.lexstats (channel smallint PRIMARY KEY, n_docs bigint NOT NULL, total_len bigint NOT NULL);
+    CREATE TABLE {{s}}.tombstones (chunk_id bigint PRIMARY KEY);
+    INSERT INTO {{s}}.meta VALUES ('schema_version', '{SCHEMA_VERSION}'), ('generation', '0');
+    """
+
+
+def _hnsw_sql(settings: Settings) -> str:
+    return (f"CREATE INDEX IF NOT EXISTS chunks_embedding ON {{s}}.chunks USING hnsw (embedding vector_ip_ops) "
+            f"WITH (m = {int(settings.pg_hnsw_m)}, ef_construction = {int(settings.pg_hnsw_ef_construction)})")
+
+
+@dataclass
+class _Pending:
+    """Postings of chunks added in this transaction, not yet written as a segment."""
+
+    terms: list
+    ids: list
+    tfs: list
+    dls: list
+    n_docs: int = 0
+    total_len: int = 0
+
+
+class PgWriter:
+    """Writes one ingest into a schema inside one transaction on its own connection.
+
+    Use: `with PgWriter.begin(settings, dim, fresh=...) as w: w.delete_sources(...); w.add(...); w.commit(manifest)`.
+    `fresh` builds a new schema beside the live one and swaps it in at commit.
+    """
+
+    def __init__(self, settings: Settings, conn, schema: str, live: str, fresh: bool, dim: int) -> None:
+        self.settings, self.conn, self.s, self.live, self.fresh, self.dim = settings, conn, schema, live, fresh, dim
+        self.pending = {c: _Pending([], [], [], []) for c in CHANNELS.values()}
+        self.added = 0
+
+    @classmethod
+    def begin(cls, settings: Settings, dim: int, fresh: bool) -> PgWriter:
+        db = Database(settings)
+        psycopg = _psycopg()
+        try:
+            conn = db.connect(read_only=False)
+        except psycopg.OperationalError as err:
+            raise db.unavailable(err) from None
+        try:
+            _ensure_extension(conn, db)
+            live = db.schema
+            exists = conn.execute("SELECT to_regclass(%s)", (f'"{live}".chunks',)).fetchone()[0] is not None
+            fresh = fresh or not exists
+            schema = f"{live}__build" if fresh and exists else live
+            conn.autocommit = False
+            from pgvector.psycopg import register_vector
+
+            register_vector(conn)
+            if fresh:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+                conn.execute(f'CREATE SCHEMA "{schema}"')
+                conn.execute(_q(schema, _schema_sql(dim, settings)))
+            return cls(settings, conn, schema, live, fresh, dim)
+        except BaseException:
+            conn.close()
+            raise
+
+    def __enter__(self) -> PgWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if not self.conn.closed:
+            try:
+                self.conn.rollback()
+            finally:
+                self.conn.close()
+
+    def _x(self, sql: str, params=None):
+        return self.conn.execute(_q(self.s, sql), params)
+
+    def delete_sources(self, sources: Iterable[str]) -> int:
+        """Remove these documents and their chunks; their postings become tombstones."""
+        sources = list(sources)
+        if not sources or self.fresh:
+            return 0
+        rows = self._x("DELETE FROM {s}.chunks WHERE source = ANY(%s) RETURNING id, text", (sources,)).fetchall()
+        self._x("DELETE FROM {s}.documents WHERE source = ANY(%s)", (sources,))
+        if not rows:
+            return 0
+        with self.conn.cursor().copy(_q(self.s, "COPY {s}.tombstones (chunk_id) FROM STDIN")) as cp:
+            for r in rows:
+                cp.write_row((r[0],))
+        for kind, channel in CHANNELS.items():
+            df: Counter = Counter()
+            total = 0
+            for _, text in rows:
+                toks = _tokens(kind, text)
+                total += len(toks)
+                df.update(set(toks))
+            self._temp_terms(df)
+            self._x("""UPDATE {s}.terms t SET df = t.df - x.d FROM _terms x
+                       WHERE t.channel = %s AND t.term = x.term""", (channel,))
+            self._x("UPDATE {s}.lexstats SET n_docs = n_docs - %s, total_len = total_len - %s WHERE channel = %s",
+                    (len(rows), total, channel))
+        return len(rows)
+
+    def _temp_terms(self, counts: Counter) -> None:
+        self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS _terms (term text, d int) ON COMMIT DROP")
+        self.conn.execute("TRUNCATE _terms")
+        with self.conn.cursor().copy("COPY _terms (term, d) FROM STDIN") as cp:
+            for term, d in counts.items():
+                cp.write_row((term, d))
+
+    def add(self, docs: list[dict], chunks: list[Chunk], vectors: np.ndarray,
+            sentence_vectors: list[np.ndarray | None]) -> None:
+        """Insert documents (dicts with source, sha256, title, date, language) and their chunks."""
+        if docs:
+            with self.conn.cursor().copy(_q(self.s,
+                    "COPY {s}.documents (source, sha256, title, date, language, chunk_keys) FROM STDIN")) as cp:
+                keys: dict[str, list[str]] = {}
+                for c in chunks:
+                    keys.setdefault(c.source, []).append(c.id)
+                for d in docs:
+                    cp.write_row((d["source"], d["sha256"], d["title"], d["date"], d["language"],
+                                  keys.get(d["source"], [])))
+        if not chunks:
+            return
+        ids = [r[0] for r in self._x("SELECT nextval('{s}.chunk_ids') FROM generate_series(1, %s)",
+                                     (len(chunks),)).fetchall()]
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        with self.conn.cursor().copy(_q(self.s, """COPY {s}.chunks (id, source, n, key, text, title, date, language,
+                sentences, sentence_vectors, embedding) FROM STDIN (FORMAT BINARY)""")) as cp:
+            cp.set_types(["int8", "text", "int4", "text", "text", "text", "text", "text", "int4[]", "bytea", "vector"])
+            for cid, c, vec, sv in zip(ids, chunks, vectors, sentence_vectors):
+                flat = [x for pair in c.sentences for x in pair]
+                svb = np.ascontiguousarray(sv, dtype="<f4").tobytes() if sv is not None else None
+                cp.write_row((cid, c.source, c.n, c.id, c.text, c.title, c.date, c.language, flat, svb, vec))
+        for kind, channel in CHANNELS.items():
+            p = self.pending[channel]
+            for cid, c in zip(ids, chunks):
+                toks = _tokens(kind, c.text)
+                counts = Counter(toks)
+                p.terms.extend(counts.keys())
+                p.tfs.extend(counts.values())
+                p.ids.extend([cid] * len(counts))
+                p.dls.extend([min(len(toks), 65535)] * len(counts))
+                p.total_len += len(toks)
+            p.n_docs += len(chunks)
+            if len(p.ids) >= FLUSH_POSTINGS:
+                self._flush(channel)
+        self.added += len(chunks)
+
+    def _flush(self, channel: int) -> None:
+        """Write this channel's pending postings as one new segment and count them into df and stats."""
+        p = self.pending[channel]
+        if not p.ids:
+            return
+        distinct = Counter(p.terms)  # postings per term = chunks per term = df increment
+        self._temp_terms(distinct)
+        self._x("""INSERT INTO {s}.terms (channel, term) SELECT %s, term FROM _terms
+                   ON CONFLICT (channel, term) DO NOTHING""", (channel,))
+        self._x("""UPDATE {s}.terms t SET df = t.df + x.d FROM _terms x
+                   WHERE t.channel = %s AND t.term = x.term""", (channel,))
+        term_ids = dict(self._x("""SELECT t.term, t.id FROM {s}.terms t JOIN _terms x ON x.term = t.term
+                                   WHERE t.channel = %s""", (channel,)).fetchall())
+        tid = np.fromiter((term_ids[t] for t in p.terms), dtype=np.int64, count=len(p.terms))
+        order = np.argsort(tid, kind="stable")  # chunk ids stay ascending within a term
+        tid = tid[order]
+        ids = np.asarray(p.ids, dtype="<u4")[order]
+        tfs = np.minimum(np.asarray(p.tfs, dtype=np.int64), 65535).astype("<u2")[order]
+        dls = np.asarray(p.dls, dtype="<u2")[order]
+        starts = np.flatnonzero(np.r_[True, tid[1:] != tid[:-1]])
+        ends = np.r_[starts[1:], len(tid)]
+        segment = self._x("SELECT nextval('{s}.segment_ids')").fetchone()[0]
+        with self.conn.cursor().copy(_q(self.s, """COPY {s}.postings (channel, term_id, segment, chunk_ids, tfs, dls)
+                FROM STDIN (FORMAT BINARY)""")) as cp:
+            cp.set_types(["int2", "int4", "int4", "bytea", "bytea", "bytea"])
+            for a, b in zip(starts.tolist(), ends.tolist()):
+                cp.write_row((channel, int(tid[a]), segment, ids[a:b].tobytes(), tfs[a:b].tobytes(), dls[a:b].tobytes()))
+        self._x("""INSERT INTO {s}.lexstats VALUES (%s, %s, %s) ON CONFLICT (channel) DO UPDATE
+                   SET n_docs = lexstats.n_docs + excluded.n_docs, total_len = lexstats.total_len + excluded.total_len""",
+                (channel, p.n_docs, p.total_len))
+        self.pending[channel] = _Pending([], [], [], [])
+
+    def set_seed_stats(self, seed_stats: dict | None, skipped: list) -> None:
+        import json
+
+        self._x("""UPDATE {s}.meta SET value = value || %s::jsonb WHERE key = 'manifest'""",
+                (json.dumps({"seed_stats": seed_stats, "skipped": skipped}),))
+
+    def commit(self, manifest: dict) -> int:
+        """Flush postings, build the vector index if new, merge segments if due, store the manifest, commit.
+
+        Returns the number of chunks in the index."""
+        import json
+
+        for channel in CHANNELS.values():
+            self._flush(channel)
+        for channel in CHANNELS.values():  # a corpus emptied by deletions still has its statistics row
+            self._x("INSERT INTO {s}.lexstats VALUES (%s, 0, 0) ON CONFLICT DO NOTHING", (channel,))
+        n = self._x("SELECT n_docs FROM {s}.lexstats WHERE channel = 1").fetchone()[0]
+        # Building HNSW once over loaded rows is far faster than growing it row by row.
+        mem_mb = int(min(4096, max(64, n * int(manifest["dim"]) * 4 * 2 / 2**20)))
+        self._x(f"SET LOCAL maintenance_work_mem = '{mem_mb}MB'")
+        self._x(_hnsw_sql(self.settings))
+        self._maybe_merge()
+        self._x("""INSERT INTO {s}.meta VALUES ('manifest', %s::jsonb) ON CONFLICT (key) DO UPDATE SET value = excluded.value""",
+                (json.dumps(manifest),))
+        self._x("UPDATE {s}.meta SET value = to_jsonb(%s::bigint) WHERE key = 'generation'", (time.time_ns(),))
+        if self.fresh and self.s != self.live:
+            self.conn.execute(f'DROP SCHEMA IF EXISTS "{self.live}" CASCADE')
+            self.conn.execute(f'ALTER SCHEMA "{self.s}" RENAME TO "{self.live}"')
+        self.conn.commit()
+        return int(n)
+
+    def _maybe_merge(self) -> None:
+        """Merge every channel's segments once there are many, or many deleted chunks in them."""
+        dead = self._x("SELECT count(*) FROM {s}.tombstones").fetchone()[0]
+        live = self._x("SELECT n_docs FROM {s}.lexstats WHERE channel = 1").fetchone()[0]
+        segs = self._x("SELECT count(DISTINCT (channel, segment)) FROM {s}.postings").fetchone()[0]
+        if segs > MERGE_SEGMENTS * len(CHANNELS) or dead > MERGE_TOMBSTONES * max(live + dead, 1):
+            for channel in CHANNELS.values():
+                self.merge(channel)
+            self._x("TRUNCATE {s}.tombstones")  # no segment lists a deleted chunk any more
+
+    def merge(self, channel: int) -> None:
+        """Rewrite a channel's postings as one segment without tombstoned chunks."""
+        tomb = np.array([r[0] for r in self._x("SELECT chunk_id FROM {s}.tombstones").fetchall()], dtype=np.int64)
+        segment = self._x("SELECT nextval('{s}.segment_ids')").fetchone()[0]
+        cur = self.conn.cursor(name=f"merge{channel}")
+        cur.execute(_q(self.s, """SELECT term_id, chunk_ids, tfs, dls FROM {s}.postings WHERE channel = %s
+                                  ORDER BY term_id, segment"""), (channel,))
+        rows_out = []
+
+        def emit(term_id, parts):
+            ids = np.concatenate([np.frombuffer(x[0], "<u4") for x in parts])
+            tfs = np.concatenate([np.frombuffer(x[1], "<u2") for x in parts])
+            dls = np.concatenate([np.frombuffer(x[2], "<u2") for x in parts])
+            if len(tomb):
+                keep = ~np.isin(ids.astype(np.int64), tomb)
+                ids, tfs, dls = ids[keep], tfs[keep], dls[keep]
+            order = np.argsort(ids, kind="stable")
+            if len(ids):
+                rows_out.append((channel, term_id, segment, ids[order].tobytes(), tfs[order].tobytes(),
+                                 dls[order].tobytes()))
+
+        current, parts = None, []
+        for term_id, a, b, c in cur:
+            if term_id != current and parts:
+                emit(current, parts)
+                parts = []
+            current = term_id
+            parts.append((a, b, c))
+        if parts:
+            emit(current, parts)
+        cur.close()
+        self._x("DELETE FROM {s}.postings WHERE channel = %s", (channel,))
+        with self.conn.cursor().copy(_q(self.s, """COPY {s}.postings (channel, term_id, segment, chunk_ids, tfs, dls)
+                FROM STDIN (FORMAT BINARY)""")) as cp:
+            cp.set_types(["int2", "int4", "int4", "bytea", "bytea", "bytea"])
+            for row in rows_out:
+                cp.write_row(row)
+        self._x("DELETE FROM {s}.terms WHERE channel = %s AND df <= 0", (channel,))
+
+
+@contextlib.contextmanager
+def ingest_lock(settings: Settings) -> Iterator[None]:
+    """Hold this schema's writer lock (a session advisory lock) or raise IngestBusy at once."""
+    db = Database(settings)
+    psycopg = _psycopg()
+    try:
+        conn = db.connect(read_only=False)
+    except psycopg.OperationalError as err:
+        raise db.unavailable(err) from None
+    try:
+        if not conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (f"seedrag:{db.schema}",)).fetchone()[0]:
+            raise IngestBusy(f"ingest already running on the PostgreSQL index at {db.where} (schema {db.schema}); "
+                             "wait for it to finish, then try again")
+        yield
+    finally:
+        conn.close()  # ends the session, which releases the lock
+
+
+def _ensure_extension(conn, db: Database) -> None:
+    psycopg = _psycopg()
+    try:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    except psycopg.Error as err:
+        raise StoreUnavailable(
+            f"the pgvector extension is not available in the database at {db.where} "
+            f"({redact(_short(err), db.url)}); install pgvector on the server or have an administrator run "
+            "`CREATE EXTENSION vector`"
+        ) from None
+    conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{db.schema}"')
+
+
+def stored_sources(settings: Settings) -> dict[str, str]:
+    """source → sha256 of every indexed document ({} when there is no index)."""
+    db = Database(settings)
+
+    def fn(conn):
+        if conn.execute("SELECT to_regclass(%s)", (f'"{db.schema}".documents',)).fetchone()[0] is None:
+            return {}
+        return dict(conn.execute(_q(db.schema, "SELECT source, sha256 FROM {s}.documents")).fetchall())
+
+    return db.run(fn)
+
+
+__all__ = ["PgIndex", "PgWriter", "Database", "read_manifest", "redact", "stored_sources", "IndexCorrupt"]

