@@ -2,13 +2,16 @@
 
 It never writes a word the documents do not contain. It ranks the sentences of the retrieved
 chunks by meaning (sentence vectors computed at ingest, so no model runs per sentence at query
-time) and by how much of the question's rare vocabulary they hold, then answers with up to three
-of them, each followed by its citation marker. For "when"/"how many" questions it leads with the
-date or number found in the best sentence.
+time), by how much of the question's vocabulary they hold (through the English–German word list
+for English questions over German text) and by their chunk's retrieval score, then answers with
+the best one, and a second only when it is nearly as strong. Headings, title lines and bullet
+stubs are never quoted. When the question asks for a name, place, date, number or duration
+(rag.spans) and the best sentence holds one clear span of that type, the answer leads with it.
 
-Confidence combines the best sentence's cosine with the question's IDF-weighted term coverage;
-below RAG_MIN_CONFIDENCE it abstains. The threshold was calibrated on the dev split of
-evals/seeds_qa.jsonl, not on single examples.
+Confidence combines the best sentence's cosine (trusted less for languages the embedding model
+does not know), word coverage, and the share of the question's words no document holds; below
+RAG_MIN_CONFIDENCE it abstains. Calibrated on XQuAD dev (even articles; checked on odd ones) and
+the seeds dev split, never on single examples.
 """
 
 from __future__ import annotations
