@@ -1,4 +1,10 @@
-"""The bot object: built with its engine and settings, connects only when run."""
+"""The bot object: built with its engine, settings and state file; connects only when run.
+
+`setup_hook` opens the state file, registers the persistent 👍/👎 buttons and the cog, and starts
+loading the engine in the background. Slash commands are *not* synced here: that is
+`python -m bot sync`, run once after install or upgrade (syncing at every start is rate-limited
+and, mixed with guild syncs, shows every command twice).
+"""
 
 from __future__ import annotations
 
@@ -6,56 +12,83 @@ import asyncio
 import logging
 
 import discord
+from discord import app_commands
 from discord.ext import commands
 
+from bot import replies
+from bot.feedback import VoteButton
 from bot.questions import Questions
+from bot.reindex import Reindexer
+from bot.scope import intents, invite_url
+from bot.state import StateStore
 from rag.config import Settings
 
 log = logging.getLogger(__name__)
 
 
+def no_voice() -> None:
+    """This bot never joins voice: don't warn at start-up that the voice libraries are missing."""
+    discord.VoiceClient.warn_nacl = False
+    discord.VoiceClient.warn_dave = False
+
+
+class Tree(app_commands.CommandTree):
+    async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        """The one place a failed slash command ends: log the detail, tell the user in general words."""
+        name = interaction.command.name if interaction.command else "?"
+        cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+        Questions._log_failure(f"/{name} from {interaction.user.id} in {interaction.channel_id}", cause)
+        await replies.interaction_error(interaction, replies.user_message(cause))
+
+
 class RagBot(commands.Bot):
-    def __init__(self, engine, settings: Settings) -> None:
-        intents = discord.Intents.default()
-        intents.message_content = settings.discord_mentions  # privileged: enable it in the developer portal
+    def __init__(self, engine, settings: Settings, store: StateStore | None = None,
+                 reindexer: Reindexer | None = None, serve: bool = True) -> None:
+        no_voice()
         super().__init__(
             command_prefix=commands.when_mentioned,
-            intents=intents,
+            intents=intents(),
             help_command=None,
+            tree_cls=Tree,
             # Nothing a document or a user wrote can ping @everyone, roles or users.
             allowed_mentions=discord.AllowedMentions.none(),
         )
         self.engine = engine
         self.settings = settings
-        self.questions = Questions(self, engine, settings)
-        self._synced = False
+        self.store = store or StateStore(settings.discord_state_file, settings.discord_user_key)
+        self.questions = Questions(self, engine, settings, self.store, reindexer or Reindexer())
+        self.serve = serve  # False: only the command tree is wanted (`python -m bot sync`)
         self._warmup: asyncio.Task | None = None
 
     async def setup_hook(self) -> None:
+        if not self.serve:
+            await self.add_cog(self.questions)
+            return
+        await self.store.call(self.store.open)
+        self.add_dynamic_items(VoteButton)
         await self.add_cog(self.questions)
         self._warmup = asyncio.create_task(self.questions.warm_up())
 
     async def on_message(self, message: discord.Message) -> None:
-        """No prefix commands: mentions are questions, handled by the Questions cog's listener."""
+        """No prefix commands: questions are handled by the Questions cog's listener."""
 
     async def on_ready(self) -> None:
-        log.info("connected as %s", self.user)
-        if self._synced:
-            return
-        self._synced = True
-        try:
-            guild_id = self.settings.discord_guild
-            if guild_id:
-                guild = discord.Object(id=guild_id)
-                self.tree.copy_global_to(guild=guild)
-                await self.tree.sync(guild=guild)
-            else:
-                await self.tree.sync()
-        except Exception:
-            log.exception("slash command sync failed; /commands may be missing until the next start")
+        log.info("connected as %s to %d servers; invite link: %s", self.user, len(self.guilds),
+                 invite_url(self.application_id or self.user.id))
+
+    async def shutdown(self) -> None:
+        """SIGTERM/SIGINT: stop taking questions, let running ones finish (bounded), then close."""
+        log.info("shutting down: finishing %d questions (up to %.0f s)", self.questions.gate.open_tickets,
+                 self.settings.discord_drain_seconds)
+        await self.questions.drain(self.settings.discord_drain_seconds)
+        await self.close()
+
+    async def close(self) -> None:
+        await super().close()
+        self.store.close()
 
 
-def create_bot(engine=None, settings: Settings | None = None) -> RagBot:
+def create_bot(engine=None, settings: Settings | None = None, **parts) -> RagBot:
     """The configured bot, not connected; engine and settings come from the environment if not given."""
     if settings is None:
         from rag.config import load_settings
@@ -65,4 +98,4 @@ def create_bot(engine=None, settings: Settings | None = None) -> RagBot:
         from rag.engine import build_engine
 
         engine = build_engine(settings)
-    return RagBot(engine, settings)
+    return RagBot(engine, settings, **parts)

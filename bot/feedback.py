@@ -1,54 +1,56 @@
-"""👍/👎 buttons under each answer; each click is one JSON line (the user id only as a hash)."""
+"""👍/👎 buttons under each answer that keep working after a restart.
+
+Each button is a `discord.ui.DynamicItem` whose custom_id carries the answer id
+(`rag:vote:<answer id>:<up|down>`). The class is registered once in `setup_hook`, so discord.py
+routes any click on any such button, however old, to `callback`, which records the vote in the
+state file: one vote per user per answer, changeable. Nothing about the answer lives in memory.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import json
 import logging
-import time
-from pathlib import Path
 
 import discord
 
-from rag.records import Answer
+from bot.state import UnknownAnswer
 
 log = logging.getLogger(__name__)
 
-
-def record(path: Path, answer: Answer, vote: str, user_id: int) -> dict:
-    entry = {
-        "question": answer.question,
-        "answer": answer.text,
-        "sources": [c.source for c in answer.citations],
-        "vote": vote,
-        "user": hashlib.sha256(str(user_id).encode()).hexdigest()[:16],
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
-    return entry
+EMOJI = {"up": "👍", "down": "👎"}
+THANKS = {"new": "Thanks for the feedback.", "changed": "Your vote is changed.", "same": "Your vote was already counted."}
 
 
-class FeedbackView(discord.ui.View):
-    def __init__(self, answer: Answer, path: Path, timeout: float = 24 * 3600) -> None:
-        super().__init__(timeout=timeout)
-        self.answer = answer
-        self.path = path
+class VoteButton(discord.ui.DynamicItem[discord.ui.Button], template=r"rag:vote:(?P<answer>[0-9]{1,18}):(?P<vote>up|down)"):
+    def __init__(self, answer_id: int, vote: str) -> None:
+        super().__init__(discord.ui.Button(emoji=EMOJI[vote], style=discord.ButtonStyle.secondary,
+                                           custom_id=f"rag:vote:{answer_id}:{vote}"))
+        self.answer_id = answer_id
+        self.vote = vote
 
-    async def _vote(self, interaction: discord.Interaction, vote: str) -> None:
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button, match) -> VoteButton:
+        return cls(int(match["answer"]), match["vote"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        # discord.py only logs exceptions raised here, so every path must answer the click itself.
+        store = interaction.client.store
         try:
-            await asyncio.to_thread(record, self.path, self.answer, vote, interaction.user.id)
-            await interaction.response.send_message("Thanks for the feedback.", ephemeral=True)
+            outcome = await store.call(store.vote, self.answer_id, interaction.user.id, self.vote)
+            text = THANKS[outcome]
+        except UnknownAnswer:
+            text = "That answer is no longer on record, so the vote could not be counted."
         except Exception:
-            log.exception("could not record feedback for %r", self.answer.question[:80])
-            await interaction.response.send_message("Sorry, the feedback could not be saved.", ephemeral=True)
+            log.exception("could not record a vote for answer %s", self.answer_id)
+            text = "Sorry, the vote could not be saved."
+        try:
+            await interaction.response.send_message(text, ephemeral=True)
+        except discord.HTTPException:
+            log.warning("could not acknowledge a vote for answer %s", self.answer_id)
 
-    @discord.ui.button(emoji="👍", style=discord.ButtonStyle.secondary)
-    async def up(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
-        await self._vote(interaction, "up")
 
-    @discord.ui.button(emoji="👎", style=discord.ButtonStyle.secondary)
-    async def down(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
-        await self._vote(interaction, "down")
+def feedback_view(answer_id: int) -> discord.ui.View:
+    """The buttons for one stored answer; no timeout, nothing kept in memory per message."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(VoteButton(answer_id, "up"))
+    view.add_item(VoteButton(answer_id, "down"))
+    return view

@@ -1,196 +1,277 @@
-"""The cog: /ask, /sources, /reindex, /help and @mentions, all answered off the event loop.
+"""The cog: /ask, /sources, /reindex, /help, and questions asked by mention, by reply or in a DM.
 
-Engine calls are blocking (embedding, FAISS, maybe an LLM), so each runs in a worker thread under
-a semaphore; the loop only awaits. Questions that arrive before the engine has finished loading
-wait on an event instead of being dropped.
+Every question takes one path: scope (channel allowlist, DM policy) → cooldown → admission →
+engine call in a worker lane under a deadline → answer saved in the state file → posted, with
+buttons that survive restarts. Errors end in `replies`, so the user always hears back; slash
+command errors reach it through the command tree's `on_error` (see `app.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import re
-import time
-from collections import OrderedDict
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.feedback import FeedbackView
+from bot import replies
+from bot.admission import Gate, Lanes, Ticket
+from bot.feedback import feedback_view
+from bot.reindex import Reindexer, ReindexFailed
 from bot.render import split_message, sources_embed
+from bot.scope import DmPolicy, channel_allowed
+from bot.state import StateStore
 from rag.errors import RagError
 from rag.records import Answer
 
 log = logging.getLogger(__name__)
 
+HISTORY_TURNS = 4  # earlier question/answer pairs passed with a follow-up
+COOLDOWN_EMOJI = "⏳"
+REINDEX_FAILED = ("Re-indexing failed; questions are still answered from the previous index. "
+                  "The bot's log has the details.")
 HELP = (
     "Ask me about the indexed documents and I answer with numbered sources.\n"
     "• `/ask question:` — ask a question\n"
-    "• `@{name} your question` — ask by mentioning me; reply to my answer to follow up\n"
+    "• `@{name} your question` — ask by mentioning me; reply to any of my answers to follow up\n"
     "• `/sources` — list the indexed documents\n"
-    "• `/reindex` — re-read the documents (Manage Server or configured admins)\n"
+    "• `/reindex` — re-read the documents (Manage Server)\n"
     "If the documents do not hold the answer, I say so instead of guessing."
 )
-SORRY = "Sorry, I could not answer that right now. The problem has been logged."
 
 
 class Questions(commands.Cog):
-    def __init__(self, bot: commands.Bot, engine, settings) -> None:
+    def __init__(self, bot: commands.Bot, engine, settings, store: StateStore, reindexer: Reindexer) -> None:
         self.bot = bot
         self.engine = engine
         self.settings = settings
+        self.store = store
+        self.reindexer = reindexer
         self.ready = asyncio.Event()
-        self.load_error: str | None = None
-        self.slots = asyncio.Semaphore(settings.discord_concurrency)
-        self.last_asked: dict[int, float] = {}
-        self.threads: OrderedDict[int, tuple[str, str]] = OrderedDict()  # bot reply id → (question, answer)
-        self.reindexing = asyncio.Lock()
+        self.gate = Gate(settings.discord_queue_per_channel, settings.discord_queue_per_guild,
+                         settings.discord_cooldown, settings.discord_answer_timeout)
+        self.lanes = Lanes(settings.discord_concurrency)
+        self.dms = DmPolicy(bot, settings.discord_dms, settings.discord_channels)
+        self._reindex_task: asyncio.Task | None = None
 
-    # ----- start-up ----------------------------------------------------------------------
+    # ----- start-up and shutdown -----------------------------------------------------------
     async def warm_up(self) -> None:
-        """Load models and index in a thread while the bot connects."""
+        """Load models and index in a thread while the bot connects; questions wait for this."""
         try:
             await asyncio.to_thread(self.engine.warm_up)
-        except Exception as err:
-            self.load_error = str(err) if isinstance(err, RagError) else type(err).__name__
-            log.exception("engine failed to load")
+        except RagError as err:
+            log.error("the engine failed to load (questions will retry): %s", err)
+        except Exception:
+            log.exception("the engine failed to load; questions will retry")
         finally:
+            # Everything loaded so far lives as long as the process: take it out of the garbage
+            # collector's full passes, which would otherwise scan it (~0.2 s with the models
+            # loaded) on the event loop's thread every so often.
+            gc.freeze()
             self.ready.set()
 
-    # ----- shared checks -----------------------------------------------------------------
-    def channel_allowed(self, channel_id: int | None) -> bool:
-        allowed = self.settings.discord_channels
-        return not allowed or channel_id in allowed
+    async def drain(self, timeout: float) -> bool:
+        """Stop admitting questions, let admitted ones finish (up to `timeout`), stop a re-index."""
+        self.gate.closed = True
+        finished = await self.gate.drained(timeout)
+        if not finished:
+            log.warning("%d questions were still running at shutdown", self.gate.open_tickets)
+        if self.reindexing:
+            await self.reindexer.stop()
+            self._reindex_task.cancel()
+        self.lanes.shutdown()
+        return finished
 
-    def cooldown_left(self, user_id: int) -> float:
-        last = self.last_asked.get(user_id)
-        if last is None:
-            return 0.0
-        return max(0.0, self.settings.discord_cooldown - (time.monotonic() - last))
+    # ----- the shared path -----------------------------------------------------------------
+    async def _answer(self, ticket: Ticket, question: str, history: list[tuple[str, str]] | None) -> Answer:
+        loop = asyncio.get_running_loop()
+        await asyncio.wait_for(self.ready.wait(), max(0.0, ticket.deadline - loop.time()))
+        return await self.lanes.run(ticket.deadline, self.engine.ask, question, history)
 
-    async def answer(self, question: str, history=None) -> Answer:
-        await self.ready.wait()
-        async with self.slots:
-            return await asyncio.to_thread(self.engine.ask, question, history)
-
-    def remember(self, message: discord.Message | None, question: str, answer: Answer) -> None:
-        if message is None:
-            return
-        self.threads[message.id] = (question, answer.text)
-        while len(self.threads) > 2000:
-            self.threads.popitem(last=False)
-
-    def history_for(self, message: discord.Message) -> list[tuple[str, str]] | None:
-        ref = message.reference
-        if ref is None or ref.message_id not in self.threads:
+    async def _remember(self, fn, *args):
+        """A state-file call whose failure must not cost the user an answer (no buttons, no follow-ups)."""
+        try:
+            return await self.store.call(fn, *args)
+        except Exception:
+            log.exception("state file call %s failed", getattr(fn, "__name__", fn))
             return None
-        return [self.threads[ref.message_id]]
 
-    def view_for(self, answer: Answer) -> discord.ui.View | None:
-        return None if answer.abstained else FeedbackView(answer, self.settings.feedback_file)
+    def _finale(self, answer: Answer, answer_id: int | None) -> dict:
+        """What goes on the last part of an answer: the sources embed and, when stored, the buttons."""
+        extra: dict = {"embed": sources_embed(answer)}
+        if answer_id is not None and not answer.abstained:
+            extra["view"] = feedback_view(answer_id)
+        return extra
 
-    # ----- mentions ----------------------------------------------------------------------
-    def question_from_mention(self, message: discord.Message) -> str | None:
+    @staticmethod
+    def _log_failure(where: str, err: BaseException) -> None:
+        if isinstance(err, (asyncio.TimeoutError, TimeoutError)):
+            log.warning("%s: no answer before the deadline", where)
+        elif isinstance(err, RagError):
+            log.warning("%s: %s", where, err)
+        else:
+            log.error("%s failed", where, exc_info=err)
+
+    # ----- messages: mentions, replies, DMs ------------------------------------------------
+    def question_in(self, message: discord.Message) -> str | None:
+        """The question a message asks the bot, "" for a bare mention, None if it asks nothing."""
         me = self.bot.user
-        if me is None or message.author.bot:
+        if me is None or message.author.bot or message.webhook_id is not None or message.author.id == me.id:
             return None
-        pattern = re.compile(rf"<@!?{me.id}>")
-        if me not in message.mentions and not pattern.search(message.content):
-            return None
-        return pattern.sub("", message.content).strip()
+        mine = rf"<@!?{me.id}>"
+        if message.guild is not None:
+            if not self.settings.discord_mentions:
+                return None
+            own_role = message.guild.self_role
+            by_role = own_role is not None and own_role in message.role_mentions
+            if not by_role and not any(u.id == me.id for u in message.mentions):
+                return None
+            if own_role is not None:
+                mine += rf"|<@&{own_role.id}>"
+        return re.sub(mine, "", message.content).strip()
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
-        if not self.settings.discord_mentions:
-            return
-        question = self.question_from_mention(message)
-        if question is None or not self.channel_allowed(message.channel.id):
-            return
-        if not question:
-            await message.reply(HELP.format(name=self.bot.user.name))
-            return
-        wait = self.cooldown_left(message.author.id)
-        if wait > 0:
-            await message.reply(f"Please wait {wait:.0f} s before asking again.")
-            return
-        self.last_asked[message.author.id] = time.monotonic()
-        history = self.history_for(message)
         try:
-            async with message.channel.typing():
-                answer = await self.answer(question, history)
-        except RagError as err:
-            log.warning("question from %s in %s failed: %s", message.author.id, message.channel.id, err)
-            await message.reply(f"Sorry: {err}")
-            return
+            await self.handle_message(message)
         except Exception:
-            log.exception("question from %s in %s failed (%d chars)", message.author.id, message.channel.id, len(question))
-            await message.reply(SORRY)
-            return
-        parts = split_message(answer.text)
-        embed = sources_embed(answer)
-        sent = None
-        for i, part in enumerate(parts):
-            last = i == len(parts) - 1
-            kwargs = {"embed": embed, "view": self.view_for(answer)} if last else {}
-            kwargs = {k: v for k, v in kwargs.items() if v is not None}
-            sent = await (message.reply(part, **kwargs) if i == 0 else message.channel.send(part, **kwargs))
-        self.remember(sent, question, answer)
+            log.exception("message %s in channel %s failed", message.id, message.channel.id)
+            await replies.reply(message, replies.SORRY)
 
-    # ----- slash commands ----------------------------------------------------------------
-    async def _reject(self, interaction: discord.Interaction) -> bool:
-        if not self.channel_allowed(interaction.channel_id):
+    async def handle_message(self, message: discord.Message) -> None:
+        question = self.question_in(message)
+        if question is None:
+            return
+        author = message.author.id
+        if message.guild is None:
+            if not await self.dms.allows(message.author):
+                if self.gate.cooldown_left(author) <= 0:
+                    self.gate.note_asked(author)
+                    await replies.quiet_reply(message, self.dms.refusal())
+                return
+        elif not channel_allowed(message.channel, self.settings.discord_channels):
+            return
+        if self.gate.cooldown_left(author) > 0:
+            await self._mark_cooldown(message)
+            return
+        self.gate.note_asked(author)
+        if not question:
+            await replies.reply(message, HELP.format(name=self.bot.user.name))
+            return
+        ticket = self.gate.admit(message.guild and message.guild.id, message.channel.id)
+        if ticket is None:
+            await replies.quiet_reply(message, replies.CLOSING if self.gate.closed else replies.BUSY)
+            return
+        try:
+            parent = None
+            if message.reference is not None and message.reference.message_id:
+                parent = await self._remember(self.store.answer_for_message, message.reference.message_id)
+            history = await self._remember(self.store.history, parent, HISTORY_TURNS) if parent else None
+            async with message.channel.typing():
+                answer = await self._answer(ticket, question, history or None)
+            await self._post_reply(message, answer, parent)
+        except Exception as err:
+            self._log_failure(f"question {message.id} in channel {message.channel.id}", err)
+            await replies.reply(message, replies.user_message(err))
+        finally:
+            self.gate.release(ticket)
+
+    async def _mark_cooldown(self, message: discord.Message) -> None:
+        """Quietly: a reaction on the question, no message in the channel."""
+        try:
+            await message.add_reaction(COOLDOWN_EMOJI)
+        except Exception as err:  # e.g. no Add Reactions permission: silence beats a public "please wait"
+            log.warning("could not mark message %s as on cooldown: %s", message.id, err)
+
+    async def _post_reply(self, message: discord.Message, answer: Answer, parent: int | None) -> None:
+        guild = message.guild.id if message.guild else None
+        answer_id = await self._remember(self.store.save_answer, answer, message.author.id, guild,
+                                         message.channel.id, parent)
+        parts = split_message(answer.text)
+        sent_ids = []
+        for i, part in enumerate(parts):
+            extra = self._finale(answer, answer_id) if i == len(parts) - 1 else {}
+            sent = await (replies.reply(message, part, **extra) if i == 0
+                          else replies.to_channel(message.channel, part, **extra))
+            if sent is not None:
+                sent_ids.append(sent.id)
+        if answer_id is not None and sent_ids:
+            await self._remember(self.store.link_messages, answer_id, sent_ids)
+
+    # ----- slash commands ------------------------------------------------------------------
+    async def _in_scope(self, interaction: discord.Interaction) -> bool:
+        """Allowlist / DM policy and cooldown; answers the interaction itself (ephemeral) when not."""
+        if interaction.guild_id is None:
+            if not await self.dms.allows(interaction.user):
+                await interaction.response.send_message(self.dms.refusal(), ephemeral=True)
+                return False
+        elif not channel_allowed(interaction.channel, self.settings.discord_channels):
             await interaction.response.send_message("I don't answer in this channel.", ephemeral=True)
-            return True
-        return False
+            return False
+        wait = self.gate.cooldown_left(interaction.user.id)
+        if wait > 0:
+            await interaction.response.send_message(f"Please wait {wait:.0f} s before asking again.", ephemeral=True)
+            return False
+        self.gate.note_asked(interaction.user.id)
+        return True
 
     @app_commands.command(name="ask", description="Ask a question about the documents")
     @app_commands.describe(question="What do you want to know?")
     async def ask(self, interaction: discord.Interaction, question: str) -> None:
-        if await self._reject(interaction):
+        if not await self._in_scope(interaction):
             return
-        wait = self.cooldown_left(interaction.user.id)
-        if wait > 0:
-            await interaction.response.send_message(f"Please wait {wait:.0f} s before asking again.", ephemeral=True)
+        ticket = self.gate.admit(interaction.guild_id, interaction.channel_id)
+        if ticket is None:
+            text = replies.CLOSING if self.gate.closed else replies.BUSY
+            await interaction.response.send_message(text, ephemeral=True)
             return
-        self.last_asked[interaction.user.id] = time.monotonic()
-        await interaction.response.defer(thinking=True)
         try:
-            answer = await self.answer(question)
-        except RagError as err:
-            log.warning("/ask from %s failed: %s", interaction.user.id, err)
-            await interaction.followup.send(f"Sorry: {err}", ephemeral=True)
-            return
-        except Exception:
-            log.exception("/ask from %s in %s failed (%d chars)", interaction.user.id, interaction.channel_id, len(question))
-            await interaction.followup.send(SORRY, ephemeral=True)
-            return
+            await interaction.response.defer(thinking=True)  # public: the answer is for the channel
+            answer = await self._answer(ticket, question, None)
+            await self._post_followups(interaction, question, answer)
+        finally:
+            self.gate.release(ticket)
+
+    async def _post_followups(self, interaction: discord.Interaction, question: str, answer: Answer) -> None:
+        answer_id = await self._remember(self.store.save_answer, answer, interaction.user.id, interaction.guild_id,
+                                         interaction.channel_id, None)
         parts = split_message(f"**{discord.utils.escape_markdown(question[:200])}**\n{answer.text}")
-        embed = sources_embed(answer)
-        msg = None
+        sent_ids = []
         for i, part in enumerate(parts):
-            kwargs = {}
-            if i == len(parts) - 1:
-                kwargs = {k: v for k, v in {"embed": embed, "view": self.view_for(answer)}.items() if v is not None}
-            msg = await interaction.followup.send(part, wait=True, **kwargs)
-        self.remember(msg, question, answer)
+            extra = self._finale(answer, answer_id) if i == len(parts) - 1 else {}
+            sent = None
+            if not interaction.is_expired():
+                try:
+                    sent = await interaction.followup.send(part, wait=True, **extra)
+                except discord.HTTPException as err:
+                    if not replies.token_expired(err):
+                        raise
+            if sent is None:  # the 15-minute token is gone: post in the channel instead
+                lead = f"{interaction.user.mention} " if not sent_ids else ""
+                sent = await replies.to_channel(interaction.channel, lead + part, **extra)
+            if sent is not None:
+                sent_ids.append(sent.id)
+        if answer_id is not None and sent_ids:
+            await self._remember(self.store.link_messages, answer_id, sent_ids)
 
     @app_commands.command(name="sources", description="List the indexed documents")
     async def sources(self, interaction: discord.Interaction) -> None:
-        if await self._reject(interaction):
+        if not await self._in_scope(interaction):
             return
-        await interaction.response.defer(thinking=True)
-        try:
+        await interaction.response.defer(thinking=True, ephemeral=True)
+
+        async def listing():
             await self.ready.wait()
-            docs = await asyncio.to_thread(self.engine.sources)
-        except Exception:
-            log.exception("/sources failed")
-            await interaction.followup.send(SORRY, ephemeral=True)
-            return
+            return await asyncio.to_thread(self.engine.sources)
+
+        docs = await asyncio.wait_for(listing(), self.settings.discord_answer_timeout)
         lines = [f"• `{d['source']}` — {d['title']}" + (f" ({d['date']})" if d["date"] else "") + f" · {d['chunks']} chunks"
                  for d in docs]
         for part in split_message("\n".join(lines) or "No documents are indexed."):
-            await interaction.followup.send(part)
+            await interaction.followup.send(part, ephemeral=True)
 
     def may_reindex(self, interaction: discord.Interaction) -> bool:
         if interaction.user.id in self.settings.discord_admins:
@@ -198,27 +279,47 @@ class Questions(commands.Cog):
         # The member's resolved permissions in this channel, as Discord sent them with the interaction.
         return bool(interaction.guild_id and interaction.permissions.manage_guild)
 
-    @app_commands.command(name="reindex", description="Re-read the documents folder (admins)")
+    @property
+    def reindexing(self) -> bool:
+        return self._reindex_task is not None and not self._reindex_task.done()
+
+    @app_commands.command(name="reindex", description="Re-read the documents folder (Manage Server)")
+    @app_commands.default_permissions(manage_guild=True)
+    @app_commands.guild_only()
     async def reindex(self, interaction: discord.Interaction) -> None:
+        if interaction.guild_id is None:  # Discord hides it in DMs; a stale client may still send it
+            await interaction.response.send_message(replies.GUILD_ONLY, ephemeral=True)
+            return
         if not self.may_reindex(interaction):
             await interaction.response.send_message("Only members with Manage Server can re-index.", ephemeral=True)
             return
-        if self.reindexing.locked():
-            await interaction.response.send_message("A re-index is already running.", ephemeral=True)
+        if self.reindexing:
+            await interaction.response.send_message("A re-index is already running; I'll post here when it is done.",
+                                                    ephemeral=True)
             return
-        await interaction.response.defer(thinking=True)
-        async with self.reindexing:
-            try:
-                # Questions keep being answered from the old index until the engine swaps in the new one.
-                report = await asyncio.to_thread(self.engine.ingest)
-            except Exception as err:
-                log.exception("/reindex failed")
-                await interaction.followup.send(f"Re-index failed: {err}" if isinstance(err, RagError) else SORRY)
-                return
-        await interaction.followup.send(
-            f"Re-indexed: {report.added} added, {report.updated} updated, {report.removed} removed, "
-            f"{report.unchanged} unchanged ({report.chunks_embedded} chunks embedded in {report.seconds:.1f} s)."
-        )
+        self._reindex_task = asyncio.create_task(self.run_reindex(interaction.channel, interaction.user))
+        await interaction.response.send_message(
+            "Re-indexing the documents. I'll post in this channel when it is done; questions are answered from "
+            "the current index meanwhile.", ephemeral=True)
+
+    async def run_reindex(self, channel, user: discord.abc.User) -> None:
+        """Ingest in a child process, reload the engine, announce the result in the channel.
+
+        Announced with a plain channel message, not the interaction's follow-up: an ingest can
+        outlast the 15-minute interaction token.
+        """
+        try:
+            await self.ready.wait()  # the engine's own start-up may be ingesting: never two at once
+            summary = await self.reindexer.run()
+            await asyncio.to_thread(self.engine.reload)
+            text = f"Re-indexed the documents for {user.mention}: {summary.text()}."
+        except ReindexFailed as err:
+            log.error("/reindex: %s", err)
+            text = REINDEX_FAILED
+        except Exception:
+            log.exception("/reindex failed")
+            text = REINDEX_FAILED
+        await replies.to_channel(channel, text)
 
     @app_commands.command(name="help", description="How to use this bot")
     async def help(self, interaction: discord.Interaction) -> None:

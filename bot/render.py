@@ -1,4 +1,10 @@
-"""Answer → Discord message parts and a sources embed, within Discord's limits (pure)."""
+"""Answer → Discord message parts and a sources embed, within every Discord limit (pure).
+
+Discord rejects a whole message when any embed limit is exceeded: title 256, description 4096,
+25 fields, field name 256, field value 1024, footer 2048, and 6,000 characters over title,
+description, field names and values, footer and author together. Lengths are counted in UTF-16
+code units (an emoji counts twice), which is never less than Discord's own count.
+"""
 
 from __future__ import annotations
 
@@ -7,24 +13,40 @@ import discord
 from rag.records import Answer
 
 MESSAGE_LIMIT = 2000
-EMBED_FIELD_VALUE = 1024
+EMBED_TITLE = 256
+EMBED_DESCRIPTION = 4096
 EMBED_FIELD_NAME = 256
+EMBED_FIELD_VALUE = 1024
 EMBED_FIELDS = 25
+EMBED_FOOTER = 2048
 EMBED_TOTAL = 6000
+SNIPPET = 300  # per source: enough to check the claim, short enough to show several
+NOTES = 600  # footer space for the answer's notes
+
+
+def size(text: str) -> int:
+    """Length as Discord may count it: UTF-16 code units."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def embed_size(embed: discord.Embed) -> int:
+    parts = [embed.title or "", embed.description or "", embed.footer.text or "", embed.author.name or ""]
+    parts += [f.name or "" for f in embed.fields] + [f.value or "" for f in embed.fields]
+    return sum(size(p) for p in parts)
 
 
 def split_message(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
     """Split at paragraph, line, sentence or word boundaries so each part fits in one message."""
     text = text.strip()
     parts: list[str] = []
-    while len(text) > limit:
-        window = text[:limit]
+    while size(text) > limit:
+        window = _cut(text, limit)
         cut = max(window.rfind("\n\n"), window.rfind("\n"))
-        if cut < limit // 2:
+        if cut < len(window) // 2:
             cut = max(window.rfind(". "), window.rfind("! "), window.rfind("? "))
-            cut = cut + 1 if cut >= limit // 2 else window.rfind(" ")
+            cut = cut + 1 if cut >= len(window) // 2 else window.rfind(" ")
         if cut <= 0:
-            cut = limit
+            cut = len(window)
         parts.append(text[:cut].rstrip())
         text = text[cut:].lstrip()
     if text:
@@ -32,25 +54,43 @@ def split_message(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
     return parts or ["(empty answer)"]
 
 
-def _clip(text: str, limit: int) -> str:
+def _cut(text: str, limit: int) -> str:
+    """The longest prefix of `text` whose size is at most `limit`."""
+    used = n = 0
+    for ch in text:
+        used += 2 if ord(ch) > 0xFFFF else 1
+        if used > limit:
+            break
+        n += 1
+    return text[:n]
+
+
+def clip(text: str, limit: int) -> str:
     text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+    if size(text) <= limit:
+        return text
+    return _cut(text, limit - 1).rstrip() + "…"
 
 
 def sources_embed(answer: Answer) -> discord.Embed:
     embed = discord.Embed(title="Sources", colour=discord.Colour.blurple())
     if not answer.citations:
         embed.description = "None: the documents do not hold this."
-    used = len(embed.title)
+    footer = f"answered by: {clip(answer.backend, 40)}"
+    if answer.notes:
+        footer += " · " + clip("; ".join(answer.notes), NOTES)
+    more = " · {} more sources not shown"
+    budget = EMBED_TOTAL - size(embed.title) - size(embed.description or "") - size(footer) - size(more) - 8
+    shown = 0
     for c in answer.citations[:EMBED_FIELDS]:
-        name = _clip(f"[{c.n}] {c.source} — {c.title}", EMBED_FIELD_NAME)
-        value = _clip((f"{c.date} · " if c.date else "") + c.snippet, 300)
-        if used + len(name) + len(value) > EMBED_TOTAL - 100:
+        name = clip(f"[{c.n}] {c.source} — {c.title}", EMBED_FIELD_NAME)
+        value = clip((f"{c.date} · " if c.date else "") + c.snippet, SNIPPET) or "—"
+        if size(name) + size(value) > budget:
             break
         embed.add_field(name=name, value=value, inline=False)
-        used += len(name) + len(value)
-    footer = f"answered by: {answer.backend}"
-    if answer.notes:
-        footer += " · " + _clip("; ".join(answer.notes), 300)
+        budget -= size(name) + size(value)
+        shown += 1
+    if shown < len(answer.citations):
+        footer += more.format(len(answer.citations) - shown)
     embed.set_footer(text=footer)
     return embed

@@ -34,7 +34,7 @@ step "start: deploy/start.sh ingest / ask / bot, offline, torch unimportable"
 mkdir -p "$work/notorch/torch" "$work/run"
 echo 'raise ImportError("torch must not load when the container starts")' > "$work/notorch/torch/__init__.py"
 export PYTHONPATH="$work/notorch" SEEDRAG_DATA="$work/data" RAG_SEEDS_DIR="$root/seeds"
-unset RAG_INDEX_DIR DISCORD_FEEDBACK_FILE DISCORD_STATE_FILE DISCORD_TOKEN 2>/dev/null || true
+unset RAG_INDEX_DIR DISCORD_STATE_FILE DISCORD_TOKEN 2>/dev/null || true
 cd "$work/run"
 "$root/deploy/start.sh" --version
 "$root/deploy/start.sh" ingest | tee "$work/ingest.txt"

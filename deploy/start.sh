@@ -5,14 +5,13 @@
 #   start.sh ingest [ARGS]    build or update the index, then exit (compose's one-shot service)
 #   start.sh ARGS...          any other `rag` command: ask "QUESTION", sources, repl, --version
 #
-# Layout, each overridable by its variable: documents in /seeds (read-only), index and feedback
-# in $SEEDRAG_DATA (/data, a volume), the model cache baked into the image (RAG_MODEL_CACHE).
+# Layout, each overridable by its variable: documents in /seeds (read-only), index and the bot's
+# state file in $SEEDRAG_DATA (/data, a volume), the model cache baked into the image (RAG_MODEL_CACHE).
 # Nothing is fetched from a model hub: the embedding model ships inside a Python package.
 set -eu
 data=${SEEDRAG_DATA:-/data}
 export RAG_SEEDS_DIR="${RAG_SEEDS_DIR:-/seeds}"
 export RAG_INDEX_DIR="${RAG_INDEX_DIR:-$data/index}"
-export DISCORD_FEEDBACK_FILE="${DISCORD_FEEDBACK_FILE:-$data/feedback.jsonl}"
 export DISCORD_STATE_FILE="${DISCORD_STATE_FILE:-$data/bot_state.sqlite3}"
 export RAG_MODEL_CACHE="${RAG_MODEL_CACHE:-/opt/seedrag/models}"
 export HF_HUB_OFFLINE=1

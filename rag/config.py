@@ -19,6 +19,8 @@ from rag.errors import ConfigError
 BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
 BUNDLED_DIM = 384
 RETRIEVERS = ("hybrid", "dense", "bm25", "ngram", "lexical")
+# Who may ask the bot in a direct message: nobody, members of a server the bot is in, anyone.
+DM_POLICIES = ("members", "off", "all")
 
 
 def default_model_cache(env: Mapping[str, str] | None = None) -> Path:
@@ -72,15 +74,20 @@ class Settings:
     llm_temperature: float = 0.1
     llm_retries: int = 2
     llm_expand_query: bool = False
-    # Discord adapter.
+    # Discord adapter (bot/): README "Discord setup".
     discord_token: str = field(default="", repr=False)
     discord_channels: tuple[int, ...] = ()
     discord_admins: tuple[int, ...] = ()
-    discord_guild: int | None = None
     discord_cooldown: float = 10.0
     discord_mentions: bool = True
-    discord_concurrency: int = 2
-    feedback_file: Path = Path("feedback.jsonl")
+    discord_dms: str = "members"
+    discord_concurrency: int = 4
+    discord_queue_per_channel: int = 5
+    discord_queue_per_guild: int = 20
+    discord_answer_timeout: float = 120.0
+    discord_drain_seconds: float = 30.0
+    discord_state_file: Path = Path("bot_state.sqlite3")
+    discord_user_key: str = field(default="", repr=False)
     log_level: str = "WARNING"
     progress_seconds: float = 15.0  # off a terminal, long runs print a progress line this often
 
@@ -188,7 +195,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     for name in ("RAG_SEEDS_DIR", "RAG_INDEX_DIR"):
         value = env.get(name, "").strip()
         if value and Path(value).expanduser().exists() and not Path(value).expanduser().is_dir():
-            raise ConfigError(f"{name}={value!r} is a file; it must name a folder")
+            raise ConfigError(f"{name}={value!r} is not a folder; it must name one")
     store_url = env.get("RAG_STORE_URL", "").strip()
     if store_url and not store_url.startswith(("postgresql://", "postgres://")):
         raise ConfigError("RAG_STORE_URL must be empty (index files) or a postgresql:// URL")
@@ -206,9 +213,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     ef_search = _int(env, "RAG_PG_EF_SEARCH", Settings.pg_ef_search, lo=10)
     if ef_search > 1000:
         raise ConfigError(f"RAG_PG_EF_SEARCH={ef_search} must be at most 1000 (pgvector's limit)")
-    guild = env.get("DISCORD_GUILD_ID", "").strip()
-    if guild and not guild.isdigit():
-        raise ConfigError(f"DISCORD_GUILD_ID={guild!r} must be a numeric id")
+    # Discord's interaction token lives 15 minutes; stay well inside it so every question is answered.
+    answer_timeout = _float(env, "DISCORD_ANSWER_TIMEOUT", Settings.discord_answer_timeout, lo=1.0, hi=600.0)
     level = env.get("RAG_LOG_LEVEL", "WARNING").strip().upper() or "WARNING"
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"RAG_LOG_LEVEL={level!r} must be DEBUG, INFO, WARNING or ERROR")
@@ -250,11 +256,17 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         discord_token=env.get("DISCORD_TOKEN", "").strip(),
         discord_channels=_ids(env, "DISCORD_CHANNEL_IDS"),
         discord_admins=_ids(env, "DISCORD_ADMIN_IDS"),
-        discord_guild=int(guild) if guild else None,
-        discord_cooldown=_float(env, "DISCORD_COOLDOWN_SECONDS", 10.0, hi=86_400),
+        discord_cooldown=_float(env, "DISCORD_COOLDOWN_SECONDS", Settings.discord_cooldown, hi=86_400),
         discord_mentions=_bool(env, "DISCORD_HANDLE_MENTIONS", True),
-        discord_concurrency=_int(env, "DISCORD_CONCURRENCY", 2, lo=1, hi=64),
-        feedback_file=Path(env.get("DISCORD_FEEDBACK_FILE", "").strip() or "feedback.jsonl"),
+        discord_dms=_choice(env, "DISCORD_DMS", Settings.discord_dms, DM_POLICIES),
+        discord_concurrency=_int(env, "DISCORD_CONCURRENCY", Settings.discord_concurrency, lo=1, hi=64),
+        discord_queue_per_channel=_int(env, "DISCORD_QUEUE_PER_CHANNEL", Settings.discord_queue_per_channel, lo=1,
+                                       hi=10_000),
+        discord_queue_per_guild=_int(env, "DISCORD_QUEUE_PER_GUILD", Settings.discord_queue_per_guild, lo=1, hi=10_000),
+        discord_answer_timeout=answer_timeout,
+        discord_drain_seconds=_float(env, "DISCORD_DRAIN_SECONDS", Settings.discord_drain_seconds, hi=3600),
+        discord_state_file=Path(env.get("DISCORD_STATE_FILE", "").strip() or Settings.discord_state_file),
+        discord_user_key=env.get("DISCORD_USER_HASH_KEY", "").strip(),
         log_level=level,
         progress_seconds=_progress_seconds(env),
     )

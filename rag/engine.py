@@ -292,6 +292,9 @@ class Engine:
                     yield shown
         except LLMUnavailable as err:
             failure = str(err)
+        except Exception as err:  # a server reply no one foresaw must not break the answer
+            log.exception("LLM answer failed")
+            failure = clean(f"{type(err).__name__}: {err}", [self.settings.llm_api_key])[:200]
         if tail := verifier.finish():
             yield tail
         v = verifier.verdict()

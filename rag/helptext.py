@@ -25,6 +25,8 @@ GROUPS: dict[str, tuple[tuple[str, str], ...]] = {
         ("RAG_CHUNK_SIZE", "chunk size in model tokens (200)"),
         ("RAG_CHUNK_OVERLAP", "chunk overlap in model tokens (40)"),
         ("RAG_FAISS_INDEX", "FAISS factory string (Flat)"),
+        ("RAG_MAX_FILE_MB", "larger files are skipped with a warning (50)"),
+        ("RAG_ALLOW_OUTSIDE_LINKS", "follow links that leave the documents folder (false)"),
         ("RAG_SENTENCE_VECTORS", "per-sentence vectors for the answerer (true)"),
         ("RAG_INGEST_PRECISION", "fp32 or int8 document embedding (fp32)"),
         ("RAG_STORE_URL", "postgresql://… keeps the index in PostgreSQL (empty: files)"),
@@ -55,11 +57,16 @@ GROUPS: dict[str, tuple[tuple[str, str], ...]] = {
         ("DISCORD_TOKEN", "bot token (required to connect)"),
         ("DISCORD_CHANNEL_IDS", "channels it answers in (empty: all)"),
         ("DISCORD_ADMIN_IDS", "users allowed to /reindex besides Manage Server"),
-        ("DISCORD_GUILD_ID", "server for instant slash-command sync while developing"),
+        ("DISCORD_DMS", "who may ask in a DM: members, off or all (members)"),
         ("DISCORD_COOLDOWN_SECONDS", "seconds a user waits between questions (10)"),
-        ("DISCORD_HANDLE_MENTIONS", "answer @mentions; needs the Message Content intent (true)"),
-        ("DISCORD_CONCURRENCY", "questions answered at once (2)"),
-        ("DISCORD_FEEDBACK_FILE", "where votes are appended (feedback.jsonl)"),
+        ("DISCORD_HANDLE_MENTIONS", "answer @mentions and replies to answers (true)"),
+        ("DISCORD_CONCURRENCY", "engine calls running at once (4)"),
+        ("DISCORD_QUEUE_PER_CHANNEL", "questions waiting or running per channel (5)"),
+        ("DISCORD_QUEUE_PER_GUILD", "questions waiting or running per server (20)"),
+        ("DISCORD_ANSWER_TIMEOUT", "seconds a question may take, at most 600 (120)"),
+        ("DISCORD_DRAIN_SECONDS", "on SIGTERM, seconds running answers get (30)"),
+        ("DISCORD_STATE_FILE", "answers, conversations, votes (bot_state.sqlite3)"),
+        ("DISCORD_USER_HASH_KEY", "key for hashing user ids (empty: one per install)"),
     ),
     "logging": (
         ("RAG_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR (WARNING)"),
@@ -73,12 +80,13 @@ RAG_EXIT = """exit codes:
        (for example `rag ingest --rebuild`)
   2    a usage error, an empty question or a bad setting (the message names
        the variable)
-  130  interrupted (Ctrl-C)"""
+  130  interrupted (Ctrl-C)
+  141  the output was closed early (for example `rag sources | head -1`)"""
 
 BOT_EXIT = """exit codes:
-  0    the bot was stopped
-  2    a bad setting, or DISCORD_TOKEN missing or rejected, or the Message
-       Content intent refused (the message says what to change)"""
+  0    the bot was stopped (SIGTERM or Ctrl-C let running answers finish)
+  2    a bad setting, DISCORD_TOKEN missing or rejected, Discord unreachable,
+       or an unusable state file (one line says what to change)"""
 
 MODEL_EXIT = """exit codes:
   0    the export is in the cache (made now, or found and its checksums verified)

@@ -29,7 +29,7 @@ from rag.load import Reader, Skipped, scan
 from rag.model_cache import ensure_export, load_ingest_embedder
 from rag.progress import Progress, track
 from rag.records import Chunk, SourceDoc
-from rag.store import build_faiss, check_compatible, ingest_lock, load_snapshot, write_error, write_snapshot
+from rag.store import SnapshotWriter, build_faiss, check_compatible, ingest_lock, load_snapshot, write_error
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,8 @@ class IngestReport:
     skipped: list[dict] = field(default_factory=list)
     model_export: str | None = None  # which ONNX export embedded (cached or new), for the user
     notes: list[str] = field(default_factory=list)  # settings that could not be applied as given
-    # Seconds per stage: read (read, clean, detect language), chunk, embed, index (FAISS, BM25), write.
+    # Seconds per stage: read (read, clean, detect language), chunk, load model, lexical (BM25), embed
+    # (chunks and sentences), faiss, write.
     timings: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict:
@@ -67,7 +68,7 @@ def _previous(settings: Settings, rebuild: bool, report: IngestReport):
         report.rebuilt = "requested with --rebuild"
         return None
     try:
-        snap = load_snapshot(settings.index_dir)
+        snap = load_snapshot(settings.index_dir, lexical_kinds=())  # reused: chunks and vectors, not BM25
         check_compatible(snap.manifest, settings.embed_model, settings.chunk_size, settings.chunk_overlap)
         if snap.manifest.get("sentence_vectors") != settings.sentence_vectors:
             raise IndexIncompatible("sentence vectors setting changed")
@@ -215,63 +216,70 @@ def _build_index(docs, settings, embedder, rebuild, progress, skipped, seed_stat
     embedder, export = model()
     report.model_export = export.describe() if export else "no ONNX export: embedded with sentence-transformers"
     dim = int(embedder.dim) if new_rows or prev is None else prev.vectors.shape[1]
-    vectors = np.empty((len(chunks), dim), dtype=np.float32)
-    for i, r in enumerate(reuse):
-        if r is not None:
-            vectors[i] = prev.vectors[r]
-    _embed_into(vectors, ((i, chunks[i].text) for i in new_rows), len(new_rows), embedder, progress)
+    t = clock.add("load model", t)
+    with SnapshotWriter(settings.index_dir) as snapshot:
+        # Lexical indexes first, straight to disk: they need only the texts, and are not kept.
+        with Progress(None, "building the lexical indexes", enabled=progress):
+            for kind in ("bm25", "ngram"):
+                snapshot.save_lexical(LexicalIndex.build(kind, [c.text for c in chunks], [c.language for c in chunks]))
+        t = clock.add("lexical", t)
 
-    sentence_vectors = None
-    if settings.sentence_vectors:
-        sentence_vectors = _sentence_vectors(chunks, reuse, prev, embedder, progress, dim)
-    t = clock.add("embed", t)
+        vectors = np.empty((len(chunks), dim), dtype=np.float32)
+        for i, r in enumerate(reuse):
+            if r is not None:
+                vectors[i] = prev.vectors[r]
+        _embed_into(vectors, ((i, chunks[i].text) for i in new_rows), len(new_rows), embedder, progress)
+        if settings.sentence_vectors:
+            _write_sentence_vectors(snapshot, chunks, reuse, prev, embedder, progress, dim)
+        t = clock.add("embed", t)
 
-    with Progress(None, "building the lexical indexes", enabled=progress):
-        languages = [c.language for c in chunks]
-        lexical = {k: LexicalIndex.build(k, [c.text for c in chunks], languages) for k in ("bm25", "ngram")}
-    faiss_index, faiss_spec = build_faiss(vectors, settings.faiss_index)
-    if faiss_spec != settings.faiss_index:
-        report.notes.append(
-            f"RAG_FAISS_INDEX={settings.faiss_index} needs more vectors to train than the {len(chunks)} chunks; "
-            f"using {faiss_spec} (exact search) until the corpus grows"
-        )
-    t = clock.add("index", t)
-    manifest = {
-        "model": settings.embed_model,
-        "dim": int(dim),
-        "chunk_size": settings.chunk_size,
-        "chunk_overlap": settings.chunk_overlap,
-        "faiss_index": faiss_spec,
-        "sentence_vectors": settings.sentence_vectors,
-        "ingest_precision": settings.ingest_precision,
-        "documents": documents,
-        "skipped": report.skipped,
-        "seed_stats": seed_stats,
-        "embedder": export.record() if export else None,  # the model cache entry, with its checksums
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    }
-    write_snapshot(settings.index_dir, manifest, chunks, vectors, sentence_vectors, faiss_index, lexical)
+        faiss_index, faiss_spec = build_faiss(vectors, settings.faiss_index)
+        if faiss_spec != settings.faiss_index:
+            report.notes.append(
+                f"RAG_FAISS_INDEX={settings.faiss_index} needs more vectors to train than the {len(chunks)} "
+                f"chunks; using {faiss_spec} (exact search) until the corpus grows"
+            )
+        t = clock.add("faiss", t)
+        manifest = {
+            "model": settings.embed_model,
+            "dim": int(dim),
+            "chunk_size": settings.chunk_size,
+            "chunk_overlap": settings.chunk_overlap,
+            "faiss_index": faiss_spec,
+            "sentence_vectors": settings.sentence_vectors,
+            "ingest_precision": settings.ingest_precision,
+            "documents": documents,
+            "skipped": report.skipped,
+            "seed_stats": seed_stats,
+            "embedder": export.record() if export else None,  # the model cache entry, with its checksums
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        snapshot.commit(manifest, chunks, vectors, faiss_index)
     clock.add("write", t)
     report.seconds = round(time.perf_counter() - start, 3)
     report.timings = clock.rounded()
     return report
 
 
+def _embed(embedder, texts: list[str]) -> np.ndarray:
+    vecs = embedder.embed_batch(texts)
+    if not np.isfinite(vecs).all():
+        raise IngestFailed(
+            "the embedding model returned invalid numbers (NaN or infinity); its files may be damaged: "
+            "delete this model's folder in RAG_MODEL_CACHE and run `rag ingest` again"
+        )
+    return vecs
+
+
 def _embed_into(out: np.ndarray, pairs: Iterable[tuple[int, str]], total: int, embedder, progress: bool) -> None:
-    """out[row] = the vector of text for each (row, text), EMBED_WINDOW texts at a time; NaN is refused."""
+    """out[row] = the vector of text for each (row, text), EMBED_WINDOW texts at a time."""
     if not total:
         return
     rows: list[int] = []
     texts: list[str] = []
     with Progress(total, "embedding", "text", enabled=progress) as bar:
         def flush() -> None:
-            vecs = embedder.embed_batch(texts)
-            if not np.isfinite(vecs).all():
-                raise IngestFailed(
-                    "the embedding model returned invalid numbers (NaN or infinity); its files may be damaged: "
-                    "delete this model's folder in RAG_MODEL_CACHE and run `rag ingest` again"
-                )
-            out[rows] = vecs
+            out[rows] = _embed(embedder, texts)
             bar.update(len(texts))
             rows.clear()
             texts.clear()
@@ -285,20 +293,42 @@ def _embed_into(out: np.ndarray, pairs: Iterable[tuple[int, str]], total: int, e
             flush()
 
 
-def _sentence_vectors(chunks, reuse, prev, embedder, progress, dim: int) -> np.ndarray:
-    """Sentence vectors of every chunk, in chunk order, reusing those of unchanged chunks."""
+def _write_sentence_vectors(snapshot, chunks, reuse, prev, embedder, progress, dim: int) -> None:
+    """sentences.npy, chunk by chunk in order, written as it is computed (never whole in memory).
+
+    Unchanged chunks reuse their vectors from the previous snapshot; the others are embedded
+    EMBED_WINDOW sentences at a time.
+    """
     offsets_prev = prev.sentence_offsets if prev is not None and prev.sentence_vectors is not None else None
-    starts = np.concatenate([[0], np.cumsum([len(c.sentences) for c in chunks])]).astype(np.int64)
-    out = np.empty((int(starts[-1]), dim), dtype=np.float32)
-    fresh = []
-    for i, (c, r) in enumerate(zip(chunks, reuse)):
-        if r is not None and offsets_prev is not None:
-            out[starts[i]:starts[i + 1]] = prev.sentence_vectors[offsets_prev[r]:offsets_prev[r + 1]]
-        else:
-            fresh.append(i)
-    pairs = ((int(starts[i]) + j, text) for i in fresh for j, text in enumerate(chunks[i].sentence_texts()))
-    _embed_into(out, pairs, sum(len(chunks[i].sentences) for i in fresh), embedder, progress)
-    return out
+    fresh_total = sum(len(c.sentences) for c, r in zip(chunks, reuse) if r is None or offsets_prev is None)
+    out = snapshot.rows("sentences.npy", sum(len(c.sentences) for c in chunks), dim)
+    pending: list[np.ndarray | int] = []  # in chunk order: reused vectors, or a count of texts to embed
+    texts: list[str] = []
+    with Progress(fresh_total, "embedding", "text", enabled=progress and fresh_total > 0) as bar:
+        def flush() -> None:
+            vecs = _embed(embedder, texts) if texts else None
+            k = 0
+            for part in pending:
+                if isinstance(part, int):
+                    out.write(vecs[k:k + part])
+                    k += part
+                else:
+                    out.write(part)
+            bar.update(len(texts))
+            pending.clear()
+            texts.clear()
+
+        for c, r in zip(chunks, reuse):
+            if r is not None and offsets_prev is not None:
+                pending.append(np.asarray(prev.sentence_vectors[offsets_prev[r]:offsets_prev[r + 1]]))
+            else:
+                sentences = c.sentence_texts()
+                pending.append(len(sentences))
+                texts.extend(sentences)
+            if len(texts) >= EMBED_WINDOW or len(pending) >= EMBED_WINDOW:
+                flush()
+        flush()
+    out.close()
 
 
 def _rewrite_manifest(snap, changes: dict) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -21,15 +21,6 @@ import numpy as np
 from rag.languages import STOPWORDS, STOPWORDS_DE, STOPWORDS_EN, fold, guess_language, stem_words
 
 _WORD = re.compile(r"\w+", re.UNICODE)
-
-
-def _bm25s():
-    import logging
-
-    import bm25s
-
-    logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets DEBUG on itself at import
-    return bm25s
 
 
 def stopwords(language: str) -> frozenset[str]:
@@ -73,15 +64,45 @@ def query_tokens(kind: str, query: str, languages: tuple[str, ...]) -> list[str]
     qlang = guess_language(query)
     words = content_words(query, qlang)
     if kind == "ngram":
-        return list(dict.fromkeys(ngram_tokens(" ".join(words), "und")))
+        return list(dict.fromkeys(ngram_tokens(" ".join(words), qlang)))
     out: list[str] = []
     for lang in languages:
         out.extend(stem_words(words, lang))
     return list(dict.fromkeys(out))
 
 
+EMPTY_TOKEN = "\x00empty"
+K1, B = 1.2, 0.75
+
+
+def bm25_matrix(df: np.ndarray, lengths: np.ndarray,
+                counted: Iterable[tuple[np.ndarray, np.ndarray, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """BM25 ("lucene" idf, Robertson tf) of every (chunk, token) pair as a CSC matrix: data, indices, indptr.
+
+    `df` is each token's document frequency and `lengths` each chunk's token count; `counted`
+    yields, chunk by chunk, its distinct token ids and their counts (and length), and is read once
+    while the matrix is filled, so nothing but the finished matrix is held. Column t (a token)
+    lists the chunks holding it in ascending order, as bm25s stores it.
+    """
+    n = len(lengths)
+    idf = np.log(1 + (n - df + 0.5) / (df + 0.5)).astype(np.float32)
+    norm = K1 * ((1 - B) + B * lengths / (lengths.mean() if n else 1.0))
+    indptr = np.zeros(len(df) + 1, dtype=np.int64)
+    np.cumsum(df, out=indptr[1:])
+    data = np.empty(int(indptr[-1]), dtype=np.float32)
+    indices = np.empty(int(indptr[-1]), dtype=np.int32)
+    cursor = indptr[:-1].copy()
+    for doc, (distinct, counts, _) in enumerate(counted):
+        tf = counts.astype(np.float32)
+        slots = cursor[distinct]
+        indices[slots] = doc
+        data[slots] = idf[distinct] * tf / (norm[doc] + tf)
+        cursor[distinct] += 1
+    return data, indices, indptr
+
+
 class LexicalIndex:
-    """BM25 over chunk texts with a fixed tokenizer; bm25s builds and saves it.
+    """BM25 over chunk texts with a fixed tokenizer, in the file format of bm25s.
 
     Queries read bm25s's saved sparse matrix directly with numpy (the same sum bm25s computes in
     `get_scores`), because importing bm25s pulls in scipy and costs a third of the cold-start budget.
@@ -90,46 +111,55 @@ class LexicalIndex:
     def __init__(self, kind: str, data: np.ndarray, indices: np.ndarray, indptr: np.ndarray,
                  vocab: dict[str, int], num_docs: int, languages: tuple[str, ...] = ("en",)) -> None:
         self.kind = kind
-        self.languages = languages
+        self.languages = languages  # the stemmers the chunks were tokenized with
         self.data, self.indices, self.indptr = data, indices, indptr
         self.vocab = vocab
         self.num_docs = num_docs
-        self._model = None
 
     @classmethod
-    def build(cls, kind: str, texts: list[str], languages: list[str] | None = None) -> LexicalIndex:
-        """Index `texts`, each tokenized with the stemmer and stop words of its language."""
-        bm25s = _bm25s()
+    def build(cls, kind: str, texts: Sequence[str], languages: Sequence[str] | None = None) -> LexicalIndex:
+        """Index `texts` (tokenized twice, one at a time) without holding their tokens in memory.
+
+        The scores are bm25s's ("lucene" BM25, k1=1.2, b=0.75; tests compare the two), computed
+        here with numpy because bm25s keeps every token of the corpus as a Python object: for
+        character 4-grams of a 50 MB file that alone was gigabytes.
+        """
         tokenize = TOKENIZERS[kind]
-        langs = [lang if lang in ("en", "de") else "en" for lang in (languages or ["en"] * len(texts))]
-        # A placeholder token keeps empty chunks indexable without matching anything real.
-        corpus = [tokenize(t, lang) or ["\x00empty"] for t, lang in zip(texts, langs)]
-        model = bm25s.BM25(k1=1.2, b=0.75)
-        model.index(corpus, show_progress=False)
-        sc = model.scores
-        index = cls(kind, np.asarray(sc["data"]), np.asarray(sc["indices"]), np.asarray(sc["indptr"]),
-                    dict(model.vocab_dict), int(sc["num_docs"]), tuple(sorted(set(langs))) or ("en",))
-        index._model = model
-        return index
+        vocab: dict[str, int] = {}
+        # Each chunk is tokenized with its own language's stemmer and stop words.
+        # Without languages every text gets the tokenizer's own default (as TOKENIZERS[kind](text)).
+        langs = [lang if lang in ("en", "de") else "en" for lang in languages] if languages else [None] * len(texts)
+
+        def counted() -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
+            for text, lang in zip(texts, langs):
+                # A placeholder token keeps empty chunks indexable without matching anything real.
+                tokens = (tokenize(text, lang) if lang else tokenize(text)) or [EMPTY_TOKEN]
+                ids = np.fromiter((vocab.setdefault(t, len(vocab)) for t in tokens), np.int64, len(tokens))
+                distinct, counts = np.unique(ids, return_counts=True)
+                yield distinct, counts, len(tokens)
+
+        # First pass: vocabulary, document frequencies and lengths; the second fills the matrix.
+        df = np.zeros(1024, dtype=np.int64)
+        lengths = np.zeros(len(texts), dtype=np.float32)
+        for doc, (distinct, _, length) in enumerate(counted()):
+            if len(vocab) > len(df):
+                df = np.concatenate([df, np.zeros(max(len(vocab), 2 * len(df)) - len(df), dtype=np.int64)])
+            df[distinct] += 1
+            lengths[doc] = length
+        data, indices, indptr = bm25_matrix(df[:len(vocab)], lengths, counted())
+        return cls(kind, data, indices, indptr, vocab, len(texts), tuple(sorted({x or "en" for x in langs})) or ("en",))
 
     def tokenize(self, query: str) -> list[str]:
         return query_tokens(self.kind, query, self.languages)
 
-    def scores(self, query: str, extra: dict[str, float] | None = None) -> np.ndarray:
-        """BM25 of every chunk for `query`; `extra` adds weighted tokens (e.g. translations)."""
+    def scores(self, query: str) -> np.ndarray:
         scores = np.zeros(self.num_docs, dtype=np.float32)
-        for tok, weight in self.weighted_tokens(query, extra):
+        for tok in self.tokenize(query):
             t = self.vocab.get(tok)
             if t is not None and t + 1 < len(self.indptr):
                 a, b = self.indptr[t], self.indptr[t + 1]
-                np.add.at(scores, self.indices[a:b], weight * self.data[a:b])
+                np.add.at(scores, self.indices[a:b], self.data[a:b])
         return scores
-
-    def weighted_tokens(self, query: str, extra: dict[str, float] | None) -> list[tuple[str, float]]:
-        toks = {t: 1.0 for t in self.tokenize(query)}
-        for t, w in (extra or {}).items():
-            toks[t] = max(toks.get(t, 0.0), w)
-        return list(toks.items())
 
     def document_frequencies(self) -> dict[str, int]:
         """Chunks containing each token (the column lengths of the sparse score matrix)."""
@@ -139,8 +169,17 @@ class LexicalIndex:
         return self._df
 
     def save(self, folder: Path) -> None:
-        self._model.save(str(folder / self.kind), show_progress=False)
-        (folder / self.kind / "languages.json").write_text(json.dumps(list(self.languages)), encoding="utf-8")
+        """The files bm25s writes (and reads with `BM25.load`), so either can open the other's index."""
+        d = folder / self.kind
+        d.mkdir(parents=True, exist_ok=True)
+        np.save(d / "data.csc.index.npy", self.data)
+        np.save(d / "indices.csc.index.npy", self.indices)
+        np.save(d / "indptr.csc.index.npy", self.indptr)
+        (d / "vocab.index.json").write_text(json.dumps(self.vocab, ensure_ascii=False), encoding="utf-8")
+        params = {"k1": K1, "b": B, "delta": 0.5, "method": "lucene", "idf_method": "lucene", "dtype": "float32",
+                  "int_dtype": "int32", "num_docs": self.num_docs, "backend": "numpy"}
+        (d / "params.index.json").write_text(json.dumps(params, indent=4), encoding="utf-8")
+        (d / "languages.json").write_text(json.dumps(list(self.languages)), encoding="utf-8")
 
     @classmethod
     def load(cls, kind: str, folder: Path) -> LexicalIndex:

@@ -79,7 +79,13 @@ def _missing(seeds_dir: Path, what: str) -> SeedsMissing:
 
 
 def scan(seeds_dir: Path, allow_outside_links: bool = False) -> Scan:
-    """Every file that could be a document, in a stable order, and what was passed over (with why)."""
+    """Every file that could be a document, in a stable order, and what was passed over (with why).
+
+    Symbolic links are followed when they resolve inside the folder to something that would not
+    be indexed anyway (a hidden folder, another suffix): a link to an indexed file or folder would
+    only index it twice. Links that leave the folder are skipped unless `allow_outside_links`.
+    Each real folder is walked at most once, so link loops and link mazes end.
+    """
     try:
         root = Path(os.path.realpath(seeds_dir, strict=True))
     except OSError:
@@ -88,17 +94,22 @@ def scan(seeds_dir: Path, allow_outside_links: bool = False) -> Scan:
         raise _missing(seeds_dir, "is not a folder")
     files: list[SeedFile] = []
     skipped: list[Skipped] = []
+    walked = {str(root)}
+    # (folder path, its name relative to the seeds folder, reached through a link), depth first, sorted
+    stack: list[tuple[str, str, bool]] = [(str(seeds_dir), "", False)]
 
     def skip(rel: str, reason: str) -> None:  # logged by the Reader: a staleness check stays quiet
         skipped.append(Skipped(escape_name(rel), reason))
 
-    def walk(folder: str, rel: str, seen: frozenset[str], under_link: bool) -> None:
+    while stack:
+        folder, rel, under_link = stack.pop()
         try:
             with os.scandir(folder) as it:
                 entries = sorted(it, key=lambda e: e.name)
         except OSError as err:
             skip(rel or ".", f"folder cannot be read ({err.strerror or err})")
-            return
+            continue
+        subfolders = []
         for e in entries:
             if e.name.startswith("."):
                 continue
@@ -112,21 +123,24 @@ def scan(seeds_dir: Path, allow_outside_links: bool = False) -> Scan:
             if has_undecodable(e.name):
                 skip(name, "its name is not valid UTF-8; rename it")
                 continue
+            real = os.path.realpath(e.path) if (is_link or is_dir) else None
             if is_link:
-                target = os.path.realpath(e.path)
-                if not os.path.exists(target):
+                if not os.path.exists(real):
                     skip(name, "broken symbolic link")
                     continue
-                if not allow_outside_links and not _inside(target, root):
+                inside = _inside(real, root)
+                if inside and _indexed_anyway(real, root, is_dir):
+                    continue  # the target is indexed under its own name
+                if not inside and not allow_outside_links:
                     skip(name, "symbolic link to a place outside the documents folder "
                                "(set RAG_ALLOW_OUTSIDE_LINKS=true to follow such links)")
                     continue
             if is_dir:
-                real = os.path.realpath(e.path)
-                if real in seen:
-                    skip(name, "symbolic link loop")
+                if real in walked:
+                    skip(name, "symbolic link to a folder already indexed (a loop, or a second link)")
                 else:
-                    walk(e.path, name, seen | {real}, under_link or is_link)
+                    walked.add(real)
+                    subfolders.append((e.path, name, under_link or is_link))
                 continue
             try:
                 st = e.stat()
@@ -137,13 +151,21 @@ def scan(seeds_dir: Path, allow_outside_links: bool = False) -> Scan:
                 skip(name, "not a regular file")
                 continue
             files.append(SeedFile(Path(e.path), name, st.st_size, st.st_mtime_ns, under_link or is_link))
-
-    walk(str(seeds_dir), "", frozenset({str(root)}), False)
+        stack.extend(reversed(subfolders))  # an explicit stack: a deep tree cannot exhaust recursion
+    files.sort(key=lambda f: f.source)
     return Scan(tuple(files), tuple(skipped))
 
 
 def _inside(path: str, root: Path) -> bool:
     return Path(path) == root or Path(path).is_relative_to(root)
+
+
+def _indexed_anyway(real: str, root: Path, is_dir: bool) -> bool:
+    """Would the walk reach `real` (inside root) under its own name: no hidden part, a known suffix?"""
+    parts = Path(real).relative_to(root).parts
+    if not parts or any(p.startswith(".") for p in parts):
+        return False
+    return is_dir or os.path.splitext(parts[-1])[1].lower() in SUFFIXES
 
 
 def _decode(data: bytes) -> str:

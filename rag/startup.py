@@ -9,7 +9,7 @@ Where settings come from, so `rag` works from any folder:
   checkout this package runs from, if any). Only one file is read, in UTF-8;
 - relative paths are resolved against the folder of the `.env` file that set them (or, for a
   value from the environment, against the working directory), and the defaults (`seeds`,
-  `.rag_index`, `feedback.jsonl`) against the `.env` file's folder when one was found, else the
+  `.rag_index`, `bot_state.sqlite3`) against the `.env` file's folder when one was found, else the
   working directory. Every path in the settings is therefore absolute, and so is every error
   message that names one.
 """
@@ -33,7 +33,6 @@ PATH_SETTINGS = {
     "RAG_SEEDS_DIR": "seeds",
     "RAG_INDEX_DIR": ".rag_index",
     "RAG_MODEL_CACHE": None,  # default is absolute (XDG cache), built by rag.config
-    "DISCORD_FEEDBACK_FILE": "feedback.jsonl",
     "DISCORD_STATE_FILE": "bot_state.sqlite3",
 }
 MODEL_SETTING = "RAG_EMBED_MODEL"  # a path only when such a folder exists; else a model name

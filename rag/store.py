@@ -285,6 +285,99 @@ def build_faiss(vectors: np.ndarray, spec: str) -> tuple[object, str]:
     return index, spec
 
 
+class RowWriter:
+    """A float32 .npy file of known shape, written block by block: the array is never in memory whole."""
+
+    def __init__(self, path: Path, rows: int, dim: int) -> None:
+        self.path, self.rows, self.dim, self.written = path, rows, dim, 0
+        self._fh = open(path, "wb")
+        np.lib.format.write_array_header_1_0(
+            self._fh, {"descr": np.lib.format.dtype_to_descr(np.dtype("<f4")), "fortran_order": False,
+                       "shape": (rows, dim)})
+
+    def write(self, block: np.ndarray) -> None:
+        block = np.ascontiguousarray(block, dtype="<f4").reshape(-1, self.dim)
+        self._fh.write(block.tobytes())
+        self.written += len(block)
+
+    def close(self) -> None:
+        self._fh.close()
+        if self.written != self.rows:
+            raise RuntimeError(f"{self.path.name}: {self.written} rows written for {self.rows}")
+
+
+class SnapshotWriter:
+    """A new snapshot, written part by part into a temp folder that holds its writer lock.
+
+    Parts too big to keep in memory until the end (sentence vectors, lexical indexes) are saved as
+    soon as they are ready; `commit` writes the rest, renames the folder into place and points
+    `current` at it. Leaving the `with` block without a commit removes the folder, so `current`
+    still names the previous snapshot. Any OSError (disk full, read-only, not a folder) becomes
+    IngestFailed with the fix.
+    """
+
+    def __init__(self, index_dir: Path) -> None:
+        self.index_dir = index_dir
+        self.stamp = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}-{time.monotonic_ns() % 10**6}"
+        self.folder = index_dir / "snapshots" / f".tmp-{self.stamp}"
+        self._lock: int | None = None
+        self._committed: Path | None = None
+
+    def __enter__(self) -> SnapshotWriter:
+        try:
+            self.folder.parent.mkdir(parents=True, exist_ok=True)
+            self.folder.mkdir()
+            self._lock = _open_lock(self.folder / _WRITER_LOCK)
+            fcntl.flock(self._lock, fcntl.LOCK_EX)  # marks the folder as in use until we are done (or dead)
+        except OSError as err:
+            self._cleanup()
+            raise write_error(err, self.index_dir) from None
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._cleanup()
+        if isinstance(exc, OSError):
+            raise write_error(exc, self.index_dir) from None
+
+    def _cleanup(self) -> None:
+        if self._committed is None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
+    def rows(self, name: str, rows: int, dim: int) -> RowWriter:
+        return RowWriter(self.folder / name, rows, dim)
+
+    def save_lexical(self, lexical) -> None:
+        lexical.save(self.folder)
+
+    def commit(self, manifest: dict, chunks: list[Chunk], vectors: np.ndarray, faiss_index) -> Path:
+        import faiss
+
+        tmp = self.folder
+        with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as fh:
+            for c in chunks:
+                fh.write(json.dumps(c.to_json(), ensure_ascii=False) + "\n")
+        _save_npy(tmp / "vectors.npy", vectors)
+        try:
+            faiss.write_index(faiss_index, str(tmp / "faiss.index"))
+        except RuntimeError as err:  # FAISS reports I/O errors (disk full) as RuntimeError
+            raise OSError(errno.ENOSPC if "space" in str(err).lower() else errno.EIO,
+                          f"FAISS could not write its index: {_faiss_reason(err)}") from None
+        manifest = {**manifest, "format_version": FORMAT_VERSION, "pipeline_version": PIPELINE_VERSION}
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False), encoding="utf-8")
+        (tmp / _WRITER_LOCK).unlink()
+        final = tmp.parent / self.stamp
+        os.rename(tmp, final)
+        self._committed = final
+        link_tmp = self.index_dir / f".current-{self.stamp}"
+        os.symlink(Path("snapshots") / self.stamp, link_tmp)
+        os.replace(link_tmp, self.index_dir / "current")
+        _prune(self.index_dir, keep=final)
+        return final
+
+
 def write_snapshot(
     index_dir: Path,
     manifest: dict,
@@ -293,66 +386,14 @@ def write_snapshot(
     sentence_vectors: np.ndarray | None,
     faiss_index,
     lexical: dict,
-    extra_files: dict[str, Path] | None = None,
 ) -> Path:
-    """Write everything into a temp folder, then atomically point `current` at it.
-
-    Any OSError (disk full, read-only, not a folder) becomes IngestFailed; nothing is left behind
-    and `current` still points at the previous snapshot.
-    """
-    try:
-        return _write_snapshot(index_dir, manifest, chunks, vectors, sentence_vectors, faiss_index, lexical,
-                               extra_files)
-    except OSError as err:
-        raise write_error(err, index_dir) from None
-
-
-def _write_snapshot(index_dir, manifest, chunks, vectors, sentence_vectors, faiss_index, lexical, extra_files):
-    import faiss
-
-    snaps = index_dir / "snapshots"
-    snaps.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}-{time.monotonic_ns() % 10**6}"
-    tmp = snaps / f".tmp-{stamp}"
-    tmp.mkdir()
-    lock = None
-    try:
-        lock = _open_lock(tmp / _WRITER_LOCK)
-        fcntl.flock(lock, fcntl.LOCK_EX)  # marks the folder as in use until we are done (or dead)
-        with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as fh:
-            for c in chunks:
-                fh.write(json.dumps(c.to_json(), ensure_ascii=False) + "\n")
-        _save_npy(tmp / "vectors.npy", vectors)
+    """Write a whole snapshot from arrays in memory (SnapshotWriter does it part by part)."""
+    with SnapshotWriter(index_dir) as writer:
         if sentence_vectors is not None:
-            _save_npy(tmp / "sentences.npy", sentence_vectors)
-        try:
-            faiss.write_index(faiss_index, str(tmp / "faiss.index"))
-        except RuntimeError as err:  # FAISS reports I/O errors (disk full) as RuntimeError
-            raise OSError(errno.ENOSPC if "space" in str(err).lower() else errno.EIO,
-                          f"FAISS could not write its index: {_faiss_reason(err)}") from None
+            _save_npy(writer.folder / "sentences.npy", sentence_vectors)
         for lex in lexical.values():
-            lex.save(tmp)
-        for name, src in (extra_files or {}).items():
-            try:
-                os.link(src, tmp / name)  # unchanged model files are shared, not copied
-            except OSError:
-                shutil.copy2(src, tmp / name)
-        manifest = {**manifest, "format_version": FORMAT_VERSION, "pipeline_version": PIPELINE_VERSION}
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False), encoding="utf-8")
-        (tmp / _WRITER_LOCK).unlink()
-        final = snaps / stamp
-        os.rename(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    finally:
-        if lock is not None:
-            os.close(lock)
-    link_tmp = index_dir / f".current-{stamp}"
-    os.symlink(Path("snapshots") / stamp, link_tmp)
-    os.replace(link_tmp, index_dir / "current")
-    _prune(index_dir, keep=final)
-    return final
+            writer.save_lexical(lex)
+        return writer.commit(manifest, chunks, vectors, faiss_index)
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:

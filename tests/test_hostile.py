@@ -137,17 +137,40 @@ def test_outside_links_are_followed_when_allowed(workspace, embedder, tmp_path):
     assert answer.citations and answer.citations[0].source == "shared/vault.txt"
 
 
-def test_links_inside_the_folder_are_followed_files_and_folders_alike_and_loops_end(workspace, embedder):
+def test_links_inside_the_folder_are_followed_once_and_loops_end(workspace, embedder):
     sub = workspace.seeds_dir / "archive"
     sub.mkdir()
     (sub / "note.md").write_text("# Note\n\nThe Aral ferry runs on Thursdays.", encoding="utf-8")
-    (workspace.seeds_dir / "latest").symlink_to("archive", target_is_directory=True)
-    (workspace.seeds_dir / "latest.md").symlink_to("archive/note.md")
+    hidden = workspace.seeds_dir / ".drafts"
+    hidden.mkdir()
+    (hidden / "plan.md").write_text("# Plan\n\nThe Balkhash bridge opens in May.", encoding="utf-8")
+    (workspace.seeds_dir / "latest").symlink_to("archive", target_is_directory=True)  # indexed anyway
+    (workspace.seeds_dir / "latest.md").symlink_to("archive/note.md")  # indexed anyway
+    (workspace.seeds_dir / "drafts").symlink_to(".drafts", target_is_directory=True)  # only reachable by the link
     (sub / "loop").symlink_to("..", target_is_directory=True)
     report = ingest_folder(workspace, embedder=embedder)
     docs = load_snapshot(workspace.index_dir).manifest["documents"]
-    assert {"archive/note.md", "latest/note.md", "latest.md"} <= set(docs)
-    assert {s["reason"] for s in report.skipped} == {"symbolic link loop"}
+    assert {"archive/note.md", "drafts/plan.md"} <= set(docs)
+    assert not {"latest/note.md", "latest.md"} & set(docs)  # no document twice
+    assert [s["source"] for s in report.skipped] == ["archive/loop"]
+    assert Engine(workspace).ask("When does the Balkhash bridge open?").citations[0].source == "drafts/plan.md"
+
+
+def test_a_very_deep_folder_tree_is_walked_without_running_out_of_stack(tmp_path):
+    """A tree deeper than the stack allows: here 300 levels under a stack limit lowered to ~150."""
+    import inspect
+
+    deep = tmp_path / "docs"
+    path = deep / ("d/" * 300)
+    path.mkdir(parents=True)
+    (path / "bottom.txt").write_text("Found at the bottom of a deep tree.", encoding="utf-8")
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(len(inspect.stack()) + 150)
+    try:
+        found = scan(deep)
+    finally:
+        sys.setrecursionlimit(limit)
+    assert [f.source for f in found.files] == ["d/" * 300 + "bottom.txt"] and not found.skipped
 
 
 def test_names_that_are_not_utf8_are_skipped_and_every_command_still_works(workspace):

@@ -10,7 +10,7 @@ from rag.config import load_settings
 from rag.startup import find_env_file, resolve_environment
 from tests.test_answers import MEETING_Q
 
-PATH_VARS = ("RAG_SEEDS_DIR", "RAG_INDEX_DIR", "DISCORD_FEEDBACK_FILE")
+PATH_VARS = ("RAG_SEEDS_DIR", "RAG_INDEX_DIR", "DISCORD_STATE_FILE")
 
 
 def rag(cwd: Path, *args: str) -> subprocess.CompletedProcess:
@@ -39,7 +39,7 @@ def test_relative_paths_resolve_against_the_env_file_folder_and_the_environment_
     settings = load_settings(resolve_environment(environ, env_file, cwd=elsewhere))
     assert settings.seeds_dir == home / "docs"              # from the file: its folder
     assert settings.index_dir == elsewhere / "idx"           # from the environment: the working directory
-    assert settings.feedback_file == home / "feedback.jsonl"  # a default: the file's folder
+    assert settings.discord_state_file == home / "bot_state.sqlite3"  # a default: the file's folder
     assert (settings.top_k, settings.retriever) == (7, "dense")
     assert environ["RAG_SEEDS_DIR"] == str(home / "docs")     # subprocesses see the resolved value
 
