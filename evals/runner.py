@@ -58,7 +58,8 @@ def qa_row(item: QAItem, engine: Engine) -> dict:
         a = engine.ask(item.question)
     except RagError as err:
         return {"id": item.id, "question": item.question, "kind": item.kind, "error": str(err),
-                "retrieved": [], "answer": "", "abstained": True, "cited_sources": [], "latency_ms": {}}
+                "retrieved": [], "answer": "", "abstained": True, "cited_sources": [], "latency_ms": {},
+                "gold_answers": item.answers, "gold_sources": item.sources}
     wall = (time.perf_counter() - start) * 1000
     return {
         "id": item.id, "question": item.question, "kind": item.kind,
@@ -82,7 +83,12 @@ def score_qa_row(row: dict) -> dict:
         s["false_abstention"] = float(row["abstained"])
         if row["gold_answers"]:
             s["answer_contains"] = 0.0 if row["abstained"] else M.answer_contains(row["answer"], row["gold_answers"])
+            s["first_sentence_contains"] = (
+                0.0 if row["abstained"] else M.first_sentence_contains(row["answer"], row["gold_answers"])
+            )
             s["token_f1"] = 0.0 if row["abstained"] else M.token_f1(row["answer"], row["gold_answers"])
+        if not row["abstained"]:
+            s["answer_words"] = float(M.answer_words(row["answer"]))
         if gold and not row["abstained"]:
             s["citation_precision"] = M.citation_precision(row["cited_sources"], gold)
     else:
@@ -91,8 +97,11 @@ def score_qa_row(row: dict) -> dict:
     return s
 
 
-METRIC_KEYS = ("hit@1", "hit@5", "mrr", "ndcg@10", "recall@100", "answer_contains", "token_f1",
-               "citation_precision", "citation_validity", "abstention_accuracy", "false_abstention")
+METRIC_KEYS = ("hit@1", "hit@5", "mrr", "ndcg@10", "recall@100", "answer_contains", "first_sentence_contains",
+               "token_f1", "citation_precision", "citation_validity", "abstention_accuracy", "false_abstention")
+# Summarized by the median rather than the mean: one long multi-sentence answer should not hide
+# that most answers are short.
+MEDIAN_KEYS = ("answer_words",)
 
 
 def summarize(rows: list[dict]) -> dict:
@@ -101,6 +110,10 @@ def summarize(rows: list[dict]) -> dict:
         vals = [r["metrics"].get(key) for r in rows if r["metrics"].get(key) is not None]
         if vals:
             out[key if key != "false_abstention" else "false_abstention_rate"] = M.mean(vals)
+    for key in MEDIAN_KEYS:
+        vals = [r["metrics"][key] for r in rows if r["metrics"].get(key) is not None]
+        if vals:
+            out[f"{key}_median"] = M.median(vals)
     stages = sorted({k for r in rows for k in r.get("latency_ms", {})})
     out["latency_ms"] = {
         st: {"p50": round(M.percentile([r["latency_ms"][st] for r in rows if st in r["latency_ms"]], 50), 2),

@@ -109,8 +109,8 @@ class Engine:
             raise IndexIncompatible(str(err).replace("--rebuild", "")) from None
         return _State(
             index=index,
-            retriever=HybridRetriever(index, mode=s.retriever, fusion=s.fusion),
-            extractive=Extractive(ExtractiveAnswerer(index, s.min_confidence, s.answer_sentences)),
+            retriever=HybridRetriever(index, mode=s.retriever, fusion=s.fusion, model_languages=s.embed_languages),
+            extractive=Extractive(ExtractiveAnswerer(index, s.min_confidence, s.answer_sentences, s.embed_languages)),
             notes=notes,
         )
 

@@ -224,7 +224,7 @@ def _build_index(docs, settings, embedder, rebuild, progress, skipped, seed_stat
         with Progress(None, "building the lexical indexes", enabled=progress):
             kinds = lexical_kinds({d["language"] for d in documents.values()}, len(chunks))
             for kind in kinds:
-                snapshot.save_lexical(LexicalIndex.build(kind, [c.text for c in chunks]))
+                snapshot.save_lexical(LexicalIndex.build(kind, [c.text for c in chunks], [c.language for c in chunks]))
         t = clock.add("lexical", t)
 
         vectors = np.empty((len(chunks), dim), dtype=np.float32)

@@ -48,7 +48,7 @@ from rag.errors import (
     StoreUnavailable,
 )
 from rag.index import DocInfo, StoredChunk, lexical_kinds, top_positive
-from rag.lexical import TOKENIZERS
+from rag.lexical import TOKENIZERS, query_tokens
 from rag.records import Chunk
 
 log = logging.getLogger(__name__)
@@ -219,6 +219,9 @@ class _DocFreqs:
             self.cache[token] = int(row[0]) if row else 0
         return self.cache[token] or default
 
+    def __contains__(self, token: str) -> bool:
+        return self.get(token) > 0
+
 
 class PgIndex:
     """The `rag.index.Index` interface over a PostgreSQL schema; safe to share between threads."""
@@ -233,6 +236,7 @@ class PgIndex:
         self._stats: dict[int, tuple[int, int]] = {}
         self._tombstones = np.zeros(0, dtype=np.int64)
         self._languages: frozenset[str] | None = None
+        self._stemmers: tuple[str, ...] | None = None
         self._df = {kind: _DocFreqs(self, CHANNELS[kind]) for kind in CHANNELS}
         self._lock = threading.Lock()
 
@@ -250,6 +254,16 @@ class PgIndex:
     @property
     def num_chunks(self) -> int:
         return self._stats.get(CHANNELS["bm25"], (0, 0))[0]
+
+    @property
+    def stemmers(self) -> tuple[str, ...]:
+        """The stemmers the chunks were tokenized with: a question is stemmed with each of them."""
+        rows = self._stemmers
+        if rows is None:
+            rows = self.db.run(lambda conn: conn.execute(
+                _q(self.db.schema, "SELECT DISTINCT language FROM {s}.documents")).fetchall())
+            rows = self._stemmers = tuple(sorted({stemmer_of(r[0]) for r in rows})) or ("en",)
+        return rows
 
     @property
     def languages(self) -> frozenset[str]:
@@ -276,7 +290,9 @@ class PgIndex:
             rows = conn.execute(_q(self.db.schema, "SELECT chunk_id FROM {s}.tombstones")).fetchall()
             self._tombstones = np.sort(np.array([r[0] for r in rows], dtype=np.int64))
             self._stats = stats
-            self._languages = None
+            langs = {r[0] for r in conn.execute(_q(self.db.schema, "SELECT DISTINCT language FROM {s}.documents"))}
+            self._languages = frozenset(langs) - {"und", None}
+            self._stemmers = tuple(sorted({stemmer_of(x) for x in langs})) or ("en",)
             for df in self._df.values():
                 df.cache.clear()
             self._generation = generation
@@ -325,7 +341,7 @@ class _PgView:
 
     def lexical(self, kind: str, text: str, k: int):
         channel = CHANNELS[kind]
-        counts = Counter(TOKENIZERS[kind](text))
+        counts = Counter(query_tokens(kind, text, self.index.stemmers))
         empty = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         n_docs, total = self.stats.get(channel, (0, 0))
         if not counts or not n_docs:
@@ -390,11 +406,21 @@ def lexical_fingerprint() -> str:
     import hashlib
 
     probe = "Neutralität Tokajew's meetings 2024-08-09 running ran Aschgabat naïve U.S. e-mail Ölpreise"
-    return hashlib.sha1(repr([TOKENIZERS[k](probe) for k in sorted(TOKENIZERS)]).encode()).hexdigest()[:12]
+    tokens = [TOKENIZERS[k](probe, lang) for k in sorted(TOKENIZERS) for lang in STEMMED]
+    tokens += [query_tokens(k, probe, STEMMED) for k in sorted(TOKENIZERS)]
+    return hashlib.sha1(repr(tokens).encode()).hexdigest()[:12]
 
 
-def _tokens(kind: str, text: str) -> list[str]:
-    return TOKENIZERS[kind](text) or [EMPTY_TOKEN]
+STEMMED = ("de", "en")  # languages with their own stemmer and stop words; others are read as English
+
+
+def stemmer_of(language: str | None) -> str:
+    return language if language in STEMMED else "en"
+
+
+def _tokens(kind: str, text: str, language: str | None) -> list[str]:
+    """A chunk's tokens, with its language's stemmer and stop words (as LexicalIndex.build does)."""
+    return TOKENIZERS[kind](text, stemmer_of(language)) or [EMPTY_TOKEN]
 
 
 def _schema_sql(dim: int, settings: Settings) -> str:
@@ -520,7 +546,8 @@ class PgWriter:
         sources = list(sources)
         if not sources or self.fresh:
             return 0
-        rows = self._x("DELETE FROM {s}.chunks WHERE source = ANY(%s) RETURNING id, text", (sources,)).fetchall()
+        rows = self._x("DELETE FROM {s}.chunks WHERE source = ANY(%s) RETURNING id, text, language",
+                       (sources,)).fetchall()
         self._x("DELETE FROM {s}.documents WHERE source = ANY(%s)", (sources,))
         if not rows:
             return 0
@@ -530,8 +557,8 @@ class PgWriter:
         for kind, channel in CHANNELS.items():
             df: Counter = Counter()
             total = 0
-            for _, text in rows:
-                toks = _tokens(kind, text)
+            for _, text, language in rows:
+                toks = _tokens(kind, text, language)
                 total += len(toks)
                 df.update(set(toks))
             self._temp_terms(df)
@@ -582,7 +609,7 @@ class PgWriter:
                 continue
             p = self.pending[channel]
             for cid, c in zip(ids, chunks):
-                p.add(cid, _tokens(kind, c.text))
+                p.add(cid, _tokens(kind, c.text, c.language))
             if len(p.ids) >= FLUSH_POSTINGS:
                 self._flush(channel)
 
@@ -668,12 +695,12 @@ class PgWriter:
         """Index every stored chunk into one channel (it was skipped while the corpus was one large
         one-language collection, and is needed now)."""
         cur = self.conn.cursor(name=f"backfill{channel}")
-        cur.execute(_q(self.s, "SELECT id, text FROM {s}.chunks ORDER BY id"))
+        cur.execute(_q(self.s, "SELECT id, text, language FROM {s}.chunks ORDER BY id"))
         rows = cur.fetchmany(10_000)
         while rows:
             p = self.pending[channel]
-            for cid, text in rows:
-                p.add(cid, _tokens(kind, text))
+            for cid, text, language in rows:
+                p.add(cid, _tokens(kind, text, language))
             if len(p.ids) >= FLUSH_POSTINGS:
                 self._flush(channel)  # statements between FETCHes of an open cursor are fine
             rows = cur.fetchmany(10_000)

@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 # Bump when cleaning, splitting or sentence rules change, so old snapshots are rebuilt.
-PIPELINE_VERSION = 1
+PIPELINE_VERSION = 2
 FIX = "run `rag ingest --rebuild` to build it again from the documents"
 LOCK_FILE = "ingest.lock"
 _WRITER_LOCK = ".writer.lock"
