@@ -249,7 +249,8 @@ def _local_server(work: Path) -> tuple[str, Path]:
     return url, folder
 
 
-def run_scale(settings, sizes: list[int], stores: list[str], questions: int, out: Path, report_only: bool) -> int:
+def run_scale(settings, sizes: list[int], stores: list[str], questions: int, out: Path, report_only: bool,
+              keep: bool = False) -> int:
     results = json.loads(out.read_text()) if out.exists() else []
     work = ROOT / ".rag_cache" / "scale"
     server = None
@@ -267,7 +268,8 @@ def run_scale(settings, sizes: list[int], stores: list[str], questions: int, out
                 except RuntimeError as err:
                     print(f"error: {err}; the phase's own output is above", file=sys.stderr)
                     return 1
-                _cleanup(store, n, work, url)
+                if not keep:
+                    _cleanup(store, n, work, url)
                 results = [r for r in results if (r["store"], r["chunks"]) != (store, n)] + [row]
                 results.sort(key=lambda r: (r["chunks"], STORES.index(r["store"])))
                 out.parent.mkdir(parents=True, exist_ok=True)

@@ -349,7 +349,8 @@ class _PgView:
         rows = self.conn.execute(_q(self.s, """
             SELECT t.term, t.df, p.chunk_ids, p.tfs, p.dls FROM {s}.terms t
             LEFT JOIN {s}.postings p ON p.channel = t.channel AND p.term_id = t.id
-            WHERE t.channel = %s AND t.term = ANY(%s)"""), (channel, list(counts))).fetchall()
+            WHERE t.channel = %s AND t.term = ANY(%s)"""), (channel, list(counts)),
+            binary=True).fetchall()  # binary: posting arrays arrive as raw bytes, not hex text
         df_cache = self.index._df[kind].cache
         ids_parts, w_parts = [], []
         for term, df, ids_b, tfs_b, dls_b in rows:
