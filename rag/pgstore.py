@@ -62,6 +62,7 @@ K1, B = 1.2, 0.75  # as LexicalIndex (bm25s defaults it sets explicitly)
 RETRY_DELAYS = (0.2, 0.6, 1.5)
 MERGE_SEGMENTS = 24  # merge postings once a channel has more segments than this…
 MERGE_TOMBSTONES = 0.1  # …or once this share of its postings belong to deleted chunks
+SPARSE_RATIO = 8  # sum BM25 over sorted candidates, not a slot per chunk id, below 1 posting per 8 ids
 FLUSH_POSTINGS = 16_000_000  # postings buffered (12 bytes each) before a segment is written
 
 
@@ -374,9 +375,13 @@ class _PgView:
             ids, weights = ids[keep], weights[keep]
         if not len(ids):
             return empty
-        scores = np.bincount(ids, weights=weights).astype(np.float32)  # one slot per chunk id: no sort
-        top = top_positive(scores, k)
-        return top.astype(np.int64), scores[top]
+        if len(ids) * SPARSE_RATIO < int(ids.max()):  # few postings for many chunk ids: number the candidates
+            uniq, slots = np.unique(ids, return_inverse=True)
+        else:  # one slot per chunk id: no sort
+            uniq, slots = None, ids
+        scores = np.bincount(slots, weights=weights).astype(np.float32)
+        top = top_positive(scores, k)  # ties go to the lower slot, i.e. the lower chunk id, either way
+        return (uniq[top] if uniq is not None else top).astype(np.int64), scores[top]
 
     def fetch(self, ids: list[int], qvec: np.ndarray | None) -> list[StoredChunk]:
         if not ids:
