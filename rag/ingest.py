@@ -115,10 +115,7 @@ def build_index(
 
         return ingest_into_postgres(docs, settings, embedder, rebuild, progress, skipped, seed_stats)
     with ingest_lock(settings.index_dir):
-        try:
-            return _build_index(docs, settings, embedder, rebuild, progress, skipped, seed_stats)
-        except OSError as err:  # the snapshot writer converts its own; this catches the rest
-            raise write_error(err, settings.index_dir) from None
+        return _build_index(docs, settings, embedder, rebuild, progress, skipped, seed_stats)
 
 
 class _Clock:
@@ -205,7 +202,10 @@ def _build_index(docs, settings, embedder, rebuild, progress, skipped, seed_stat
         report.model_export = export.describe() if export else None
         if seed_stats is not None and (prev.manifest.get("seed_stats") != seed_stats
                                        or prev.manifest.get("skipped") != report.skipped):
-            _rewrite_manifest(prev, {"seed_stats": seed_stats, "skipped": report.skipped})
+            try:
+                _rewrite_manifest(prev, {"seed_stats": seed_stats, "skipped": report.skipped})
+            except OSError as err:
+                raise write_error(err, settings.index_dir) from None
         report.seconds = round(time.perf_counter() - start, 3)
         report.timings = clock.rounded()
         return report
