@@ -55,7 +55,7 @@ class IngestReport:
         return asdict(self)
 
 
-EMBED_WINDOW = 4096  # texts tokenized and embedded at once: bounds the tokenizer's memory
+EMBED_WINDOW = 1024  # texts tokenized and embedded at once: bounds the tokenizer's memory (~25 MB)
 
 
 def seed_signature(seeds_dir: Path, allow_outside_links: bool = False) -> dict[str, list[int]]:
