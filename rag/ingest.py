@@ -30,7 +30,7 @@ from rag.load import Reader, Skipped, scan
 from rag.model_cache import ensure_export, load_ingest_embedder
 from rag.progress import Progress, track
 from rag.records import Chunk, SourceDoc
-from rag.store import (SnapshotWriter, build_faiss, check_compatible, ingest_lock, load_snapshot,
+from rag.store import (SnapshotWriter, build_faiss, ingest_lock, load_snapshot, rebuild_reason,
                        resolve_faiss_spec, write_error)
 
 log = logging.getLogger(__name__)
@@ -71,12 +71,9 @@ def _previous(settings: Settings, rebuild: bool, report: IngestReport):
         return None
     try:
         snap = load_snapshot(settings.index_dir, lexical_kinds=())  # reused: chunks and vectors, not BM25
-        check_compatible(snap.manifest, settings.embed_model, settings.chunk_size, settings.chunk_overlap)
-        if snap.manifest.get("sentence_vectors") != settings.sentence_vectors:
-            raise IndexIncompatible("sentence vectors setting changed")
-        old = snap.manifest.get("ingest_precision", "fp32")
-        if old != settings.ingest_precision:
-            raise IndexIncompatible(f"ingest precision {old} → {settings.ingest_precision}")
+        reason = rebuild_reason(snap.manifest, settings)
+        if reason:
+            raise IndexIncompatible(reason)
         return snap
     except IndexMissing:
         return None
