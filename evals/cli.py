@@ -1,4 +1,4 @@
-"""`python -m evals run|tune-fusion|bench`: thin argument parsing over the runner."""
+"""`python -m evals run|tune-fusion|bench|scale`: thin argument parsing over the runner."""
 
 from __future__ import annotations
 
@@ -37,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="comma-separated configurations run on the same index: default, hybrid, hybrid-rrf, "
                           "dense, bm25, ngram, lexical, no-abstain")
     run.add_argument("--chart", type=Path, metavar="PNG", help="chart path for --compare (default next to --out)")
+    run.add_argument("--store", metavar="files|URL",
+                     help="where the index lives: 'files' (a snapshot folder) or a postgresql:// URL; "
+                          "default RAG_STORE_URL (files when it is empty)")
     tune = command("tune-fusion", "grid-search the fusion (cc weights, or RRF weights and k) on a BEIR train split",
                    "Try convex-combination weights (the default fusion, RAG_FUSION=cc) and RRF weights and k "
                    "on a BEIR split (train by default, so test stays unseen) and print nDCG@10 per candidate.")
@@ -49,6 +52,19 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", type=Path, default=Path("reports/bench.json"), metavar="JSON",
                        help="results file (default reports/bench.json)")
     bench.add_argument("--quick", action="store_true", help="smaller corpus slice and fewer runs")
+    scale = command("scale", "the stores at 100,000 and 1,000,000 synthetic chunks",
+                    "Load a synthetic corpus (embedding-like vectors, Zipfian text) into FAISS flat, the FAISS "
+                    "scale path (HNSW) and PostgreSQL (RAG_STORE_URL, else a local server it starts), then "
+                    "measure load time, disk size, peak memory, question p50/p95 on the full path, dense "
+                    "recall@10 against exact search and a one-source update. Results accumulate in --out; "
+                    "a million chunks take about an hour per store on 2 cores.")
+    scale.add_argument("--sizes", default="100000,1000000", help="comma-separated chunk counts (default 100000,1000000)")
+    scale.add_argument("--stores", default="faiss-flat,faiss-hnsw,postgres",
+                       help="comma-separated: faiss-flat, faiss-hnsw, postgres (default all)")
+    scale.add_argument("--questions", type=int, default=200, help="questions per store and size (default 200)")
+    scale.add_argument("--out", type=Path, default=Path("reports/scale.json"), metavar="JSON",
+                       help="results file, updated per (store, size) (default reports/scale.json; chart beside it)")
+    scale.add_argument("--report", action="store_true", help="only print the table and draw the chart from --out")
     return p
 
 
@@ -76,6 +92,14 @@ def main(argv: list[str] | None = None) -> int:
             from evals.bench import run_bench
 
             return run_bench(settings, args.out, quick=args.quick)
+        if args.command == "scale":
+            from evals.scale import STORES, run_scale
+
+            stores = [x.strip() for x in args.stores.split(",") if x.strip()]
+            if set(stores) - set(STORES):
+                raise ValueError(f"--stores: unknown {', '.join(sorted(set(stores) - set(STORES)))}; known: {', '.join(STORES)}")
+            sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
+            return run_scale(settings, sizes, stores, args.questions, args.out, args.report)
         if args.command == "tune-fusion":
             from evals.tune import tune_fusion
 
@@ -93,6 +117,10 @@ def _run(settings, args) -> int:
 
     names = args.compare.split(",") if args.compare else ["default"]
     dataset = str(args.dataset)
+    if args.store:
+        if args.store != "files" and not args.store.startswith(("postgresql://", "postgres://")):
+            raise ValueError(f"--store {args.store!r} must be 'files' or a postgresql:// URL")
+        settings = settings.with_(store_url="" if args.store == "files" else args.store)
     reports = []
     if is_beir(args.dataset):
         beir = load_beir(args.dataset, args.split or "test")
@@ -100,7 +128,8 @@ def _run(settings, args) -> int:
             reports.append(run_beir(settings, beir, name.strip(), dataset, args.limit))
     else:
         if args.seeds:
-            settings = settings.with_(seeds_dir=args.seeds, index_dir=index_dir_for_seeds(args.seeds))
+            settings = settings.with_(seeds_dir=args.seeds, index_dir=index_dir_for_seeds(args.seeds),
+                                      pg_schema=index_dir_for_seeds(args.seeds).name.replace("-", "_"))
         items = load_qa(args.dataset, args.split)[: args.limit] if args.limit else load_qa(args.dataset, args.split)
         if not items:
             raise ValueError(f"no questions in {dataset}" + (f" for split {args.split!r}" if args.split else ""))

@@ -31,6 +31,31 @@ def answer_contains(answer: str, golds: list[str]) -> float:
     return float(any(normalize(g) in a for g in golds))
 
 
+def first_sentence(answer: str) -> str:
+    """The answer's lead: its first line or first sentence, whichever ends sooner (markers removed).
+
+    A short answer ("308 [1]") on its own line is the lead; so is the first quoted sentence when
+    there is no short answer. This is what a reader sees before deciding to read on.
+    """
+    from rag.sentences import split_sentence_texts
+
+    text = strip_markers(answer).strip()
+    if not text:
+        return ""
+    first_line = text.split("\n", 1)[0]
+    sentences = split_sentence_texts(first_line)
+    return sentences[0] if sentences else first_line
+
+
+def first_sentence_contains(answer: str, golds: list[str]) -> float:
+    return answer_contains(first_sentence(answer), golds)
+
+
+def answer_words(answer: str) -> int:
+    """Length of the answer text in words, citation markers not counted."""
+    return len(re.findall(r"\w+", strip_markers(answer)))
+
+
 def _tokens(text: str) -> list[str]:
     return re.findall(r"\w+", normalize(strip_markers(text)))
 
@@ -84,6 +109,14 @@ def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     rank = max(1, math.ceil(q / 100 * len(ordered)))
     return ordered[rank - 1]
+
+
+def median(values: list[float]) -> float | None:
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return None
+    mid = len(values) // 2
+    return float(values[mid]) if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
 
 
 def mean(values: list[float]) -> float | None:

@@ -47,6 +47,7 @@ def _progress(items, desc: str):
 def describe(settings: Settings, name: str) -> dict:
     keys = ("embed_model", "retriever", "fusion", "top_k", "chunk_size", "chunk_overlap", "faiss_index", "min_confidence")
     d = {k: getattr(settings, k) for k in keys}
+    d["store"] = "postgresql" if settings.store_url else "files"
     return {"name": name, **d, "backend": "llm" if settings.llm_base_url else "extractive"}
 
 
@@ -57,7 +58,8 @@ def qa_row(item: QAItem, engine: Engine) -> dict:
         a = engine.ask(item.question)
     except RagError as err:
         return {"id": item.id, "question": item.question, "kind": item.kind, "error": str(err),
-                "retrieved": [], "answer": "", "abstained": True, "cited_sources": [], "latency_ms": {}}
+                "retrieved": [], "answer": "", "abstained": True, "cited_sources": [], "latency_ms": {},
+                "gold_answers": item.answers, "gold_sources": item.sources}
     wall = (time.perf_counter() - start) * 1000
     return {
         "id": item.id, "question": item.question, "kind": item.kind,
@@ -81,7 +83,12 @@ def score_qa_row(row: dict) -> dict:
         s["false_abstention"] = float(row["abstained"])
         if row["gold_answers"]:
             s["answer_contains"] = 0.0 if row["abstained"] else M.answer_contains(row["answer"], row["gold_answers"])
+            s["first_sentence_contains"] = (
+                0.0 if row["abstained"] else M.first_sentence_contains(row["answer"], row["gold_answers"])
+            )
             s["token_f1"] = 0.0 if row["abstained"] else M.token_f1(row["answer"], row["gold_answers"])
+        if not row["abstained"]:
+            s["answer_words"] = float(M.answer_words(row["answer"]))
         if gold and not row["abstained"]:
             s["citation_precision"] = M.citation_precision(row["cited_sources"], gold)
     else:
@@ -90,8 +97,11 @@ def score_qa_row(row: dict) -> dict:
     return s
 
 
-METRIC_KEYS = ("hit@1", "hit@5", "mrr", "ndcg@10", "recall@100", "answer_contains", "token_f1",
-               "citation_precision", "citation_validity", "abstention_accuracy", "false_abstention")
+METRIC_KEYS = ("hit@1", "hit@5", "mrr", "ndcg@10", "recall@100", "answer_contains", "first_sentence_contains",
+               "token_f1", "citation_precision", "citation_validity", "abstention_accuracy", "false_abstention")
+# Summarized by the median rather than the mean: one long multi-sentence answer should not hide
+# that most answers are short.
+MEDIAN_KEYS = ("answer_words",)
 
 
 def summarize(rows: list[dict]) -> dict:
@@ -100,6 +110,10 @@ def summarize(rows: list[dict]) -> dict:
         vals = [r["metrics"].get(key) for r in rows if r["metrics"].get(key) is not None]
         if vals:
             out[key if key != "false_abstention" else "false_abstention_rate"] = M.mean(vals)
+    for key in MEDIAN_KEYS:
+        vals = [r["metrics"][key] for r in rows if r["metrics"].get(key) is not None]
+        if vals:
+            out[f"{key}_median"] = M.median(vals)
     stages = sorted({k for r in rows for k in r.get("latency_ms", {})})
     out["latency_ms"] = {
         st: {"p50": round(M.percentile([r["latency_ms"][st] for r in rows if st in r["latency_ms"]], 50), 2),
@@ -143,11 +157,15 @@ def ensure_beir_index(beir: BeirSet, settings: Settings) -> Settings:
     from rag.ingest import build_index
     from rag.records import SourceDoc
 
+    from rag.index import has_index
+
     index_dir = beir_index_dir(beir, settings)
-    s = settings.with_(index_dir=index_dir, sentence_vectors=False)
-    if (index_dir / "current").exists():
+    # In PostgreSQL the cached index is a schema named like the cache folder.
+    s = settings.with_(index_dir=index_dir, sentence_vectors=False, pg_schema=index_dir.name.replace("-", "_"))
+    if has_index(s):
         return s
-    print(f"embedding {len(beir.corpus)} documents into {index_dir} (cached for later runs)…", file=sys.stderr)
+    where = f"PostgreSQL schema {s.pg_schema}" if s.store_url else str(index_dir)
+    print(f"embedding {len(beir.corpus)} documents into {where} (cached for later runs)…", file=sys.stderr)
     docs = [
         SourceDoc(source=d["id"], text=f"{d['title']} {d['text']}".strip(), title=d["title"], date=None,
                   language="en", sha256=hashlib.sha256((d["title"] + "\n" + d["text"]).encode()).hexdigest())

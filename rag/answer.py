@@ -2,13 +2,16 @@
 
 It never writes a word the documents do not contain. It ranks the sentences of the retrieved
 chunks by meaning (sentence vectors computed at ingest, so no model runs per sentence at query
-time) and by how much of the question's rare vocabulary they hold, then answers with up to three
-of them, each followed by its citation marker. For "when"/"how many" questions it leads with the
-date or number found in the best sentence.
+time), by how much of the question's vocabulary they hold (through the English–German word list
+for English questions over German text) and by their chunk's retrieval score, then answers with
+the best one, and a second only when it is nearly as strong. Headings, title lines and bullet
+stubs are never quoted. When the question asks for a name, place, date, number or duration
+(rag.spans) and the best sentence holds one clear span of that type, the answer leads with it.
 
-Confidence combines the best sentence's cosine with the question's IDF-weighted term coverage;
-below RAG_MIN_CONFIDENCE it abstains. The threshold was calibrated on the dev split of
-evals/seeds_qa.jsonl, not on single examples.
+Confidence combines the best sentence's cosine (trusted less for languages the embedding model
+does not know), word coverage, and the share of the question's words no document holds; below
+RAG_MIN_CONFIDENCE it abstains. Calibrated on XQuAD dev (even articles; checked on odd ones) and
+the seeds dev split, never on single examples.
 """
 
 from __future__ import annotations
@@ -19,9 +22,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rag.languages import guess_language, stem_words
 from rag.lexical import content_words, fold
 from rag.index import Index
+from rag.lexicon import translate
 from rag.records import Citation, Hit
+from rag.spans import answer_type, best_span
 
 ABSTAIN_TEXT = "I couldn't find this in the documents."
 QUESTION_WORDS = {
@@ -29,15 +35,15 @@ QUESTION_WORDS = {
     "welche", "welcher", "welches", "wie", "warum", "was", "did", "does", "do", "is", "are", "was",
     "were", "say", "said", "says", "according", "article", "document", "mentioned", "mention",
 }
-_MONTH = r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?"
-_MONAT = r"(?:Januar|Februar|März|April|Mai|Juni|Juli|August|September|Oktober|November|Dezember)"
-_DATE = re.compile(
-    rf"\b{_MONTH}\s+\d{{1,2}}(?:,\s*\d{{4}})?|\b\d{{1,2}}\.?\s+{_MONTH}(?:\s+\d{{4}})?|\b\d{{1,2}}\.\s+{_MONAT}(?:\s+\d{{4}})?"
-    rf"|\b\d{{4}}-\d{{2}}-\d{{2}}\b|\b(?:in|im|since|seit)\s+(?:19|20)\d{{2}}\b"
-)
-_NUMBER = re.compile(r"[$€£]?\b\d[\d,.]*\b(?!\.?\d|th\b|st\b|nd\b|rd\b|-)(?:\s+(?:million|billion|thousand|percent|%))?")
-_WHEN = re.compile(r"^\s*(when|wann|what date|on what date|what day|in what year|in which year|what year)\b", re.I)
-_HOW_MANY = re.compile(r"^\s*(how many|how much|wie viele|wie viel)\b", re.I)
+# Sentence score = 0.5 cosine + 0.5 question-word coverage + 0.5 fused chunk score − 0.02 per chunk
+# rank, + TYPE_BONUS when the sentence holds a span of the type the question asks for. Weights
+# chosen on XQuAD dev articles with even numbers and checked on the odd ones (en, de and xl alike).
+TYPE_BONUS = 0.1
+SECOND_SENTENCE_RATIO = 0.8
+# A short answer leads only when its span is the sentence's only candidate of the asked type or
+# beats the next by this many characters of distance to the question's words: among several
+# names the nearest is right about half the time, and a wrong lead is worse than none.
+SPAN_MARGIN = 60
 
 
 @dataclass(frozen=True)
@@ -86,38 +92,65 @@ def _common_prefix(a: str, b: str) -> str:
     return a[:n]
 
 
+@dataclass(frozen=True)
+class Term:
+    """A question word, its IDF weight, and the forms that count as finding it (word, translations)."""
+
+    word: str
+    weight: float
+    forms: tuple[str, ...]
+
+
 class ExtractiveAnswerer:
-    def __init__(self, index: Index, min_confidence: float, max_sentences: int = 3):
+    def __init__(self, index: Index, min_confidence: float, max_sentences: int = 2,
+                 model_languages: tuple[str, ...] = ("en",)):
         self.index = index
         self.min_confidence = min_confidence
         self.max_sentences = max_sentences
+        self.model_languages = model_languages
         self._df = index.document_frequencies("bm25")
+        # The stemmers the word channel used: one per document language (rag.lexical).
+        self._languages = tuple(sorted({lang if lang in ("de",) else "en" for lang in index.languages})) or ("en",)
 
     @property
     def _n_chunks(self) -> int:
         return max(self.index.num_chunks, 1)
 
-    def _idf(self, word: str) -> float:
-        from rag.lexical import word_tokens
+    def _stems(self, word: str) -> list[str]:
+        return [stem_words([word], lang)[0] for lang in self._languages]
 
-        stems = word_tokens(word)
-        df = self._df.get(stems[0], 0) if stems else 0
+    def _idf(self, word: str) -> float:
+        df = max((self._df.get(st, 0) for st in self._stems(word)), default=0)
         return math.log(1 + (self._n_chunks - df + 0.5) / (df + 0.5))
 
-    def key_terms(self, question: str) -> list[tuple[str, float]]:
-        words = [w for w in dict.fromkeys(content_words(question)) if w not in QUESTION_WORDS]
-        return [(w, self._idf(w)) for w in words]
+    def key_terms(self, question: str) -> list[Term]:
+        """The question's content words, IDF-weighted, each with its German translations when the
+        question is English and the documents include German ones."""
+        qlang = guess_language(question)
+        words = [w for w in dict.fromkeys(content_words(question, qlang)) if w not in QUESTION_WORDS]
+        cross = qlang == "en" and "de" in self._languages and "multi" not in self.model_languages
+        found = translate(words) if cross else {}
+        return [Term(w, self._idf(w), (w, *sorted(found.get(w, ())))) for w in words]
+
+    def absent_fraction(self, terms: list[Term]) -> float:
+        """Share of the question's longer words that no document holds in any form: a question
+        about something the documents never mention ("key entity absent")."""
+        long = [t for t in terms if len(t.word) >= 4 and not t.word.isdigit()]
+        if not long:
+            return 0.0
+        absent = [t for t in long if not any(st in self._df for f in t.forms for st in self._stems(f))]
+        return len(absent) / len(long)
 
     @staticmethod
-    def coverage(terms: list[tuple[str, float]], text: str) -> float:
+    def coverage(terms: list[Term], text: str) -> float:
         if not terms:
             return 0.0
         vocab = set(re.findall(r"\w+", fold(text)))
-        total = sum(w for _, w in terms)
-        return sum(w for t, w in terms if _matches(t, vocab)) / total
+        total = sum(t.weight for t in terms)
+        return sum(t.weight for t in terms if any(_matches(f, vocab) for f in t.forms)) / total
 
     def evidence(self, question: str, qvec: np.ndarray, hits: list[Hit], terms) -> list[Evidence]:
-        wants = _WHEN if _WHEN.match(question) else _HOW_MANY if _HOW_MANY.match(question) else None
+        kind = answer_type(question)
         out: list[Evidence] = []
         seen: set[str] = set()
         for rank, hit in enumerate(hits):
@@ -129,36 +162,46 @@ class ExtractiveAnswerer:
                 dens = np.full(len(texts), hit.dense)
             for sent, d in zip(texts, dens.tolist()):
                 key = " ".join(sent.split())
-                if key in seen or len(key) < 12:
+                if key in seen or not is_statement(key, hit.chunk.title):
                     continue
                 seen.add(key)
                 cov = self.coverage(terms, sent)
-                score = d + 0.5 * cov - 0.02 * rank
-                if wants is not None and self.short_answer(question, sent):
-                    score += 0.15  # a "when" question is answered by a sentence holding a date
+                score = 0.5 * d + 0.5 * cov + 0.5 * hit.score - 0.02 * rank
+                if kind is not None and best_span(kind, question, sent, hit.chunk.language == "de"):
+                    score += TYPE_BONUS  # it holds a name / date / number of the kind the question asks for
                 out.append(Evidence(rank, hit, sent, float(d), cov, score))
         out.sort(key=lambda e: -e.score)
         return out
 
-    def confidence(self, terms, evidence: list[Evidence], hits: list[Hit]) -> float:
+    def confidence(self, terms: list[Term], evidence: list[Evidence], hits: list[Hit]) -> float:
+        """Cosine (trusted less when the model does not know the sentence's language), coverage of
+        the question's words by the best sentence and the top chunk, minus the share of its words
+        no document holds. Weights and RAG_MIN_CONFIDENCE set on XQuAD dev even articles (en, de,
+        xl together, ≥ 0.93 of unanswerable questions refused), checked on the odd ones."""
         if not evidence:
             return 0.0
         best = evidence[0]
+        known = "multi" in self.model_languages or best.hit.chunk.language in self.model_languages
+        wd = 0.6 if known else 0.3
         chunk_cov = self.coverage(terms, hits[0].chunk.text) if hits else 0.0
-        raw = 0.45 * max(best.dense, 0.0) + 0.35 * best.coverage + 0.2 * chunk_cov
+        raw = (wd * max(best.dense, 0.0) + (1 - wd) * (0.65 * best.coverage + 0.35 * chunk_cov)
+               - 0.2 * self.absent_fraction(terms))
         return float(min(max(raw, 0.0), 1.0))
 
     def answer(self, question: str, qvec: np.ndarray, hits: list[Hit]) -> Extracted:
+        if not is_question(question):
+            return Extracted(ABSTAIN_TEXT, True, [], 0.0)
         terms = self.key_terms(question)
         evidence = self.evidence(question, qvec, hits, terms)
         conf = self.confidence(terms, evidence, hits)
         if not evidence or conf < self.min_confidence:
             return Extracted(ABSTAIN_TEXT, True, [], conf)
         best = evidence[0]
-        chosen = [best] + [
-            e for e in evidence[1:self.max_sentences * 3]
-            if e.score >= 0.85 * best.score and e.coverage >= 0.5 * best.coverage
-        ][: self.max_sentences - 1]
+        # A second sentence only when it is nearly as strong evidence as the first: then the first
+        # often holds the question's words and the second the answer ("… misconceptions about X.
+        # This is often interpreted as …"). On XQuAD en dev this lifts answers holding the gold
+        # from 0.81 to 0.90 while half the answers stay one sentence.
+        chosen = [best] + [e for e in evidence[1:self.max_sentences] if e.score >= SECOND_SENTENCE_RATIO * best.score]
         numbers: dict[str, int] = {}
         citations: list[Citation] = []
         snippets: dict[str, list[str]] = {}
@@ -177,20 +220,38 @@ class ExtractiveAnswerer:
                 n=n, source=src, title=hit.chunk.title, date=hit.chunk.date,
                 snippet=" … ".join(snippets[src]), score=round(max(e.score for e in chosen if e.hit.chunk.source == src), 4),
             )
-        short = self.short_answer(question, best.sentence)
+        short = best_span(answer_type(question), question, best.sentence, best.hit.chunk.language == "de",
+                          margin=SPAN_MARGIN)
         body = " ".join(lines)
         text = f"{short} [1]\n\n{body}" if short else body
         return Extracted(text, False, citations, conf)
 
-    @staticmethod
-    def short_answer(question: str, sentence: str) -> str | None:
-        """The date or number a "when"/"how many" question asks for, if the sentence holds one."""
-        if _WHEN.match(question):
-            m = _DATE.search(sentence)
-            if m:
-                return m.group(0).strip().rstrip(",")
-        if _HOW_MANY.match(question):
-            m = _NUMBER.search(sentence)
-            if m:
-                return m.group(0).strip().rstrip(",.")
-        return None
+
+
+def is_question(text: str) -> bool:
+    """False for a bare word or two with no question word and no question mark ("sources"):
+    matching a lone word to some sentence is a guess, not an answer.
+
+    >>> is_question("sources"), is_question("Who is the Chairman of the Mazhilis?"), is_question("Tokayev speech date")
+    (False, True, True)
+    """
+    words = re.findall(r"\w+", text)
+    return "?" in text or len(words) > 2 or bool(QUESTION_WORDS & {fold(w) for w in words})
+
+
+def is_statement(sentence: str, title: str = "") -> bool:
+    """False for what only looks like a sentence: a heading, a title line, a bullet stub, a fragment.
+
+    >>> is_statement("Super Bowl 50"), is_statement("The Panthers gave up just 308 points.")
+    (False, True)
+    """
+    s = sentence.strip()
+    words = s.split()
+    closed = bool(re.search(r"[.!?…:;\"”“'’)\]]$", s))
+    if len(words) < 4 or s.startswith("#") or (not closed and fold(s) == fold(title.strip())):
+        return False  # too short to be a statement, or the document's title line
+    if s[0] in "-*•–" and len(words) < 8:
+        return False  # a list bullet stub
+    if not closed and len(words) <= 12:
+        return False  # no closing punctuation and short: a heading
+    return s[0].isupper() or s[0].isdigit() or s[0] in "\"“„'‘([$€£"  # not a cut-off fragment

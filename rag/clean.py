@@ -85,6 +85,38 @@ def _title_from(first_line: str, limit: int = 90) -> str:
     return cut.rstrip(",;:–- ") + "…"
 
 
+_TERMINAL = re.compile(r"[.!?:;…\"”’)\]]$")
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+•–]|\d{1,3}[.)])\s+")
+
+
+def reflow(text: str, wrapped: bool = False) -> str:
+    """Join lines that a layout broke, not the author: PDF and hard-wrapped text.
+
+    A line ending in a hyphen before a lower-case word is de-hyphenated ("cross-\\ning" →
+    "crossing"); a line that does not end a sentence joins the next when that one starts in lower
+    case, or (with `wrapped`, for PDF text where every line is a layout line) when it is long, so
+    not a heading. Blank lines, list items and short title-like lines stay as they are.
+
+    >>> reflow("The crossing takes\\nthree hours by ferry.\\n\\nNext para-\\ngraph here.")
+    'The crossing takes three hours by ferry.\\n\\nNext paragraph here.'
+    """
+    out: list[str] = []
+    for line in text.split("\n"):
+        stripped = line.strip()
+        prev = out[-1].rstrip() if out else ""
+        if prev and stripped and not _LIST_ITEM.match(stripped) and not _TERMINAL.search(prev):
+            starts_lower = stripped[0].islower()
+            if prev.endswith("-") and len(prev) > 1 and prev[-2].isalpha() and starts_lower:
+                out[-1] = prev[:-1] + stripped
+                continue
+            if starts_lower or (wrapped and len(prev) >= 50 and not _LIST_ITEM.match(prev.strip())
+                                and stripped[0].isalnum()):
+                out[-1] = prev + " " + stripped
+                continue
+        out.append(line)
+    return "\n".join(out)
+
+
 def clean_text(raw: str, title_hint: str | None = None) -> Cleaned:
     """Clean one document's text and pull out its title and date (pure; no I/O)."""
     lines = [re.sub(r"[ \t]+", " ", ln).strip() for ln in normalize(raw).split("\n")]

@@ -38,15 +38,18 @@ class Settings:
     # One ONNX export per model for the whole user account, shared by every index (rag.model_cache).
     model_cache: Path = field(default_factory=default_model_cache)
     embed_model: str = BUNDLED_MODEL
+    # Languages the embedding model understands ("multi" for a multilingual model): decides how much
+    # the dense channel counts for German questions or English questions over German text.
+    embed_languages: tuple[str, ...] = ("en",)
     top_k: int = 5
     chunk_size: int = 200
     chunk_overlap: int = 40
-    faiss_index: str = "Flat"
+    faiss_index: str = "auto"  # Flat below 50,000 chunks, HNSW32 above (rag.store.resolve_faiss_spec)
     retriever: str = "hybrid"
     fusion: str = "cc"
-    min_confidence: float = 0.44
+    min_confidence: float = 0.34
     max_question_chars: int = 2000
-    answer_sentences: int = 3
+    answer_sentences: int = 2
     sentence_vectors: bool = True
     query_backend: str = "onnx"
     ingest_precision: str = "fp32"
@@ -154,6 +157,19 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
     return value
 
 
+def _languages(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = env.get(name, "").replace(" ", "").lower()
+    if not raw:
+        return default
+    langs = tuple(dict.fromkeys(part for part in raw.split(",") if part))
+    bad = [x for x in langs if x != "multi" and not (len(x) == 2 and x.isalpha())]
+    if bad or not langs:
+        raise ConfigError(
+            f"{name}={raw!r} must be 'multi' (a multilingual model) or two-letter language codes such as 'en' or 'en,de'"
+        )
+    return langs
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build settings from `env` (default: the process environment); raise ConfigError on bad values."""
     env = os.environ if env is None else env
@@ -171,8 +187,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     base_url = _url(env, "RAG_LLM_BASE_URL")
     embed_model = env.get("RAG_EMBED_MODEL", "").strip() or BUNDLED_MODEL
     check_model(embed_model)
-    faiss_index = env.get("RAG_FAISS_INDEX", "").strip() or "Flat"
-    if faiss_index != "Flat" and embed_model == BUNDLED_MODEL:  # other models: checked at ingest, dim known
+    faiss_index = env.get("RAG_FAISS_INDEX", "").strip() or "auto"
+    if faiss_index not in ("Flat", "auto") and embed_model == BUNDLED_MODEL:  # other models: checked at ingest, dim known
         from rag.store import check_faiss_spec
 
         check_faiss_spec(faiss_index, BUNDLED_DIM)
@@ -208,6 +224,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         model_cache=Path(env.get("RAG_MODEL_CACHE", "").strip()).expanduser()
         if env.get("RAG_MODEL_CACHE", "").strip() else default_model_cache(env),
         embed_model=embed_model,
+        embed_languages=_languages(env, "RAG_EMBED_LANGUAGES", ("en",)),
         top_k=_int(env, "RAG_TOP_K", 5, lo=1, hi=1000),
         chunk_size=chunk_size,
         chunk_overlap=chunk_overlap,
@@ -216,7 +233,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         fusion=_choice(env, "RAG_FUSION", "cc", ("cc", "rrf")),
         min_confidence=min_conf,
         max_question_chars=_int(env, "RAG_MAX_QUESTION_CHARS", 2000, lo=20, hi=100_000),
-        answer_sentences=_int(env, "RAG_ANSWER_SENTENCES", 3, lo=1, hi=50),
+        answer_sentences=_int(env, "RAG_ANSWER_SENTENCES", 2, lo=1, hi=50),
         sentence_vectors=_bool(env, "RAG_SENTENCE_VECTORS", True),
         query_backend=_choice(env, "RAG_QUERY_BACKEND", "onnx", ("onnx", "torch")),
         ingest_precision=_choice(env, "RAG_INGEST_PRECISION", "fp32", ("fp32", "int8")),

@@ -63,10 +63,11 @@ class Engine:
     def _index_is_stale(self) -> bool:
         from rag.index import stored_manifest
         from rag.ingest import seed_signature
+        from rag.store import rebuild_reason
 
         manifest = stored_manifest(self.settings)
-        if manifest is None:
-            return True
+        if manifest is None or rebuild_reason(manifest, self.settings):
+            return True  # nothing built yet, or built by another model, chunking or pipeline version
         if not self.settings.seeds_dir.is_dir():
             return False  # serve the index we have; ingest will say the folder is missing
         try:
@@ -109,8 +110,8 @@ class Engine:
             raise IndexIncompatible(str(err).replace("--rebuild", "")) from None
         return _State(
             index=index,
-            retriever=HybridRetriever(index, mode=s.retriever, fusion=s.fusion),
-            extractive=Extractive(ExtractiveAnswerer(index, s.min_confidence, s.answer_sentences)),
+            retriever=HybridRetriever(index, mode=s.retriever, fusion=s.fusion, model_languages=s.embed_languages),
+            extractive=Extractive(ExtractiveAnswerer(index, s.min_confidence, s.answer_sentences, s.embed_languages)),
             notes=notes,
         )
 
@@ -292,6 +293,9 @@ class Engine:
                     yield shown
         except LLMUnavailable as err:
             failure = str(err)
+        except Exception as err:  # a server reply no one foresaw must not break the answer
+            log.exception("LLM answer failed")
+            failure = clean(f"{type(err).__name__}: {err}", [self.settings.llm_api_key])[:200]
         if tail := verifier.finish():
             yield tail
         v = verifier.verdict()

@@ -93,6 +93,19 @@ def top_positive(scores: np.ndarray, depth: int) -> np.ndarray:
     return positive[np.lexsort((positive, -scores[positive]))]
 
 
+# The character n-gram channel carries questions across languages; in a one-language corpus its
+# fusion weight is 0 and, past this size, it would be the biggest part of the index (about five
+# times the word channel's postings), so it is not built. `RAG_RETRIEVER=ngram` then finds nothing.
+NGRAM_MONOLINGUAL_LIMIT = 50_000
+
+
+def lexical_kinds(languages: set[str], n_chunks: int) -> tuple[str, ...]:
+    """The lexical channels an index of `n_chunks` chunks in these languages keeps."""
+    if len(set(languages) - {"und", None}) > 1 or n_chunks < NGRAM_MONOLINGUAL_LIMIT:
+        return ("bm25", "ngram")
+    return ("bm25",)
+
+
 def uses_postgres(settings: Settings) -> bool:
     return bool(settings.store_url)
 

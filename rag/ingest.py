@@ -24,12 +24,14 @@ import numpy as np
 from rag.chunk import chunk_document, make_splitter
 from rag.config import Settings
 from rag.errors import IndexCorrupt, IndexIncompatible, IndexMissing, IngestFailed, SeedsMissing
+from rag.index import lexical_kinds
 from rag.lexical import LexicalIndex
 from rag.load import Reader, Skipped, scan
 from rag.model_cache import ensure_export, load_ingest_embedder
 from rag.progress import Progress, track
 from rag.records import Chunk, SourceDoc
-from rag.store import SnapshotWriter, build_faiss, check_compatible, ingest_lock, load_snapshot, write_error
+from rag.store import (SnapshotWriter, build_faiss, ingest_lock, load_snapshot, rebuild_reason,
+                       resolve_faiss_spec, write_error)
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +71,9 @@ def _previous(settings: Settings, rebuild: bool, report: IngestReport):
         return None
     try:
         snap = load_snapshot(settings.index_dir, lexical_kinds=())  # reused: chunks and vectors, not BM25
-        check_compatible(snap.manifest, settings.embed_model, settings.chunk_size, settings.chunk_overlap)
-        if snap.manifest.get("sentence_vectors") != settings.sentence_vectors:
-            raise IndexIncompatible("sentence vectors setting changed")
-        old = snap.manifest.get("ingest_precision", "fp32")
-        if old != settings.ingest_precision:
-            raise IndexIncompatible(f"ingest precision {old} → {settings.ingest_precision}")
+        reason = rebuild_reason(snap.manifest, settings)
+        if reason:
+            raise IndexIncompatible(reason)
         return snap
     except IndexMissing:
         return None
@@ -220,8 +219,9 @@ def _build_index(docs, settings, embedder, rebuild, progress, skipped, seed_stat
     with SnapshotWriter(settings.index_dir) as snapshot:
         # Lexical indexes first, straight to disk: they need only the texts, and are not kept.
         with Progress(None, "building the lexical indexes", enabled=progress):
-            for kind in ("bm25", "ngram"):
-                snapshot.save_lexical(LexicalIndex.build(kind, [c.text for c in chunks]))
+            kinds = lexical_kinds({d["language"] for d in documents.values()}, len(chunks))
+            for kind in kinds:
+                snapshot.save_lexical(LexicalIndex.build(kind, [c.text for c in chunks], [c.language for c in chunks]))
         t = clock.add("lexical", t)
 
         vectors = np.empty((len(chunks), dim), dtype=np.float32)
@@ -234,7 +234,7 @@ def _build_index(docs, settings, embedder, rebuild, progress, skipped, seed_stat
         t = clock.add("embed", t)
 
         faiss_index, faiss_spec = build_faiss(vectors, settings.faiss_index)
-        if faiss_spec != settings.faiss_index:
+        if faiss_spec != resolve_faiss_spec(settings.faiss_index, len(chunks)):  # an untrainable IVF/PQ fell back
             report.notes.append(
                 f"RAG_FAISS_INDEX={settings.faiss_index} needs more vectors to train than the {len(chunks)} "
                 f"chunks; using {faiss_spec} (exact search) until the corpus grows"
@@ -248,6 +248,7 @@ def _build_index(docs, settings, embedder, rebuild, progress, skipped, seed_stat
             "faiss_index": faiss_spec,
             "sentence_vectors": settings.sentence_vectors,
             "ingest_precision": settings.ingest_precision,
+            "lexical_kinds": list(kinds),
             "documents": documents,
             "skipped": report.skipped,
             "seed_stats": seed_stats,

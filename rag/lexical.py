@@ -11,50 +11,39 @@ with an English-only embedding model.
 
 from __future__ import annotations
 
-import functools
+import json
 import re
-import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
-STOPWORDS = set(
-    """a an and are as at be been but by did do does for from had has have he her his how i in into is it
-    its of on or our she so that the their them there these they this those to was we were what when
-    where which who whom whose why will with would you your about after also any can could many much
-    more most other over than then up out under again did done tell me please give know take took place
-    der die das und ist im in den des dem ein eine einer eines zu zur zum mit von für auf bei als wie
-    wer was wann wo warum welche welcher welches sich sie er es nicht auch aus hat haben wurde wurden
-    sein seine ihre ihr am an oder über nach vor durch""".split()
-)
+from rag.languages import STOPWORDS, STOPWORDS_DE, STOPWORDS_EN, fold, guess_language, stem_words
+
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
-def fold(text: str) -> str:
-    """Casefold and strip accents: 'Neutralität' → 'neutralitat'."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
+def stopwords(language: str) -> frozenset[str]:
+    return {"en": STOPWORDS_EN, "de": STOPWORDS_DE}.get(language, STOPWORDS)
 
 
-@functools.lru_cache(maxsize=1)
-def _stemmer():
-    import Stemmer
+def content_words(text: str, language: str | None = None) -> list[str]:
+    """Folded words minus the stop words of `language` (guessed when None; both lists when unknown).
 
-    return Stemmer.Stemmer("english")
-
-
-def content_words(text: str) -> list[str]:
-    return [w for w in _WORD.findall(fold(text)) if w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
+    Stop words are per language because they collide: "war", "die" and "man" are content in English.
+    """
+    stops = stopwords(language or guess_language(text))
+    return [w for w in _WORD.findall(fold(text)) if w not in stops and (len(w) > 1 or w.isdigit())]
 
 
-def word_tokens(text: str) -> list[str]:
-    return _stemmer().stemWords(content_words(text))
+def word_tokens(text: str, language: str = "en") -> list[str]:
+    """Stemmed content words, with the stemmer and stop words of the text's language."""
+    return stem_words(content_words(text, language), language)
 
 
-def ngram_tokens(text: str, n: int = 4) -> list[str]:
+def ngram_tokens(text: str, language: str | None = None, n: int = 4) -> list[str]:
     out: list[str] = []
-    for w in content_words(text):
+    for w in content_words(text, language):
         if len(w) < 3 or w.isdigit():
             continue
         padded = f"#{w}#"
@@ -62,7 +51,24 @@ def ngram_tokens(text: str, n: int = 4) -> list[str]:
     return out
 
 
-TOKENIZERS: dict[str, Callable[[str], list[str]]] = {"bm25": word_tokens, "ngram": ngram_tokens}
+TOKENIZERS: dict[str, Callable[[str, str], list[str]]] = {"bm25": word_tokens, "ngram": ngram_tokens}
+
+
+def query_tokens(kind: str, query: str, languages: tuple[str, ...]) -> list[str]:
+    """The query's tokens for an index over `languages`: stemmed once per language, then merged.
+
+    A question's words are stemmed the way each document language was, so "Punkte" meets German
+    "punkt" and names keep matching across languages ("panthers" → "panther" and "panth"). Each
+    token counts once: repeating a word in a question does not make it matter more.
+    """
+    qlang = guess_language(query)
+    words = content_words(query, qlang)
+    if kind == "ngram":
+        return list(dict.fromkeys(ngram_tokens(" ".join(words), qlang)))
+    out: list[str] = []
+    for lang in languages:
+        out.extend(stem_words(words, lang))
+    return list(dict.fromkeys(out))
 
 
 EMPTY_TOKEN = "\x00empty"
@@ -103,15 +109,15 @@ class LexicalIndex:
     """
 
     def __init__(self, kind: str, data: np.ndarray, indices: np.ndarray, indptr: np.ndarray,
-                 vocab: dict[str, int], num_docs: int) -> None:
+                 vocab: dict[str, int], num_docs: int, languages: tuple[str, ...] = ("en",)) -> None:
         self.kind = kind
-        self.tokenize = TOKENIZERS[kind]
+        self.languages = languages  # the stemmers the chunks were tokenized with
         self.data, self.indices, self.indptr = data, indices, indptr
         self.vocab = vocab
         self.num_docs = num_docs
 
     @classmethod
-    def build(cls, kind: str, texts: Sequence[str]) -> LexicalIndex:
+    def build(cls, kind: str, texts: Sequence[str], languages: Sequence[str] | None = None) -> LexicalIndex:
         """Index `texts` (tokenized twice, one at a time) without holding their tokens in memory.
 
         The scores are bm25s's ("lucene" BM25, k1=1.2, b=0.75; tests compare the two), computed
@@ -120,11 +126,14 @@ class LexicalIndex:
         """
         tokenize = TOKENIZERS[kind]
         vocab: dict[str, int] = {}
+        # Each chunk is tokenized with its own language's stemmer and stop words.
+        # Without languages every text gets the tokenizer's own default (as TOKENIZERS[kind](text)).
+        langs = [lang if lang in ("en", "de") else "en" for lang in languages] if languages else [None] * len(texts)
 
         def counted() -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
-            for text in texts:
+            for text, lang in zip(texts, langs):
                 # A placeholder token keeps empty chunks indexable without matching anything real.
-                tokens = tokenize(text) or [EMPTY_TOKEN]
+                tokens = (tokenize(text, lang) if lang else tokenize(text)) or [EMPTY_TOKEN]
                 ids = np.fromiter((vocab.setdefault(t, len(vocab)) for t in tokens), np.int64, len(tokens))
                 distinct, counts = np.unique(ids, return_counts=True)
                 yield distinct, counts, len(tokens)
@@ -138,7 +147,10 @@ class LexicalIndex:
             df[distinct] += 1
             lengths[doc] = length
         data, indices, indptr = bm25_matrix(df[:len(vocab)], lengths, counted())
-        return cls(kind, data, indices, indptr, vocab, len(texts))
+        return cls(kind, data, indices, indptr, vocab, len(texts), tuple(sorted({x or "en" for x in langs})) or ("en",))
+
+    def tokenize(self, query: str) -> list[str]:
+        return query_tokens(self.kind, query, self.languages)
 
     def scores(self, query: str) -> np.ndarray:
         scores = np.zeros(self.num_docs, dtype=np.float32)
@@ -158,8 +170,6 @@ class LexicalIndex:
 
     def save(self, folder: Path) -> None:
         """The files bm25s writes (and reads with `BM25.load`), so either can open the other's index."""
-        import json
-
         d = folder / self.kind
         d.mkdir(parents=True, exist_ok=True)
         np.save(d / "data.csc.index.npy", self.data)
@@ -169,13 +179,14 @@ class LexicalIndex:
         params = {"k1": K1, "b": B, "delta": 0.5, "method": "lucene", "idf_method": "lucene", "dtype": "float32",
                   "int_dtype": "int32", "num_docs": self.num_docs, "backend": "numpy"}
         (d / "params.index.json").write_text(json.dumps(params, indent=4), encoding="utf-8")
+        (d / "languages.json").write_text(json.dumps(list(self.languages)), encoding="utf-8")
 
     @classmethod
     def load(cls, kind: str, folder: Path) -> LexicalIndex:
-        import json
-
         d = folder / kind
         params = json.loads((d / "params.index.json").read_text(encoding="utf-8"))
         vocab = json.loads((d / "vocab.index.json").read_text(encoding="utf-8"))
+        langs = d / "languages.json"
+        languages = tuple(json.loads(langs.read_text(encoding="utf-8"))) if langs.exists() else ("en",)
         return cls(kind, np.load(d / "data.csc.index.npy"), np.load(d / "indices.csc.index.npy"),
-                   np.load(d / "indptr.csc.index.npy"), vocab, int(params["num_docs"]))
+                   np.load(d / "indptr.csc.index.npy"), vocab, int(params["num_docs"]), languages)

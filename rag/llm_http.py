@@ -199,6 +199,8 @@ class ChatClient:
             choice = data["choices"][0]
             text = choice["message"].get("content") or ""
             finish = choice.get("finish_reason")
+            if not isinstance(text, str):
+                raise TypeError("content is not text")
         except ChatError:
             raise
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
@@ -290,5 +292,8 @@ class ChatClient:
             choice = data["choices"][0]
         except (KeyError, IndexError, TypeError):
             return None  # e.g. a usage-only chunk
-        delta = choice.get("delta") or {}
-        return (delta.get("content") or "") if isinstance(delta, dict) else "", choice.get("finish_reason")
+        if not isinstance(choice, dict):
+            return None
+        delta = choice.get("delta")
+        content = delta.get("content") if isinstance(delta, dict) else None
+        return (content if isinstance(content, str) else ""), choice.get("finish_reason")

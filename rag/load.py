@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag.clean import clean_text
+from rag.clean import clean_text, reflow
 from rag.errors import SeedsMissing
 from rag.records import SourceDoc
 from rag.textsafe import escape_name, has_undecodable, safe_text
@@ -177,21 +177,46 @@ def _decode(data: bytes) -> str:
         raise ValueError(f"not UTF-8 text ({err.reason} at byte {err.start})") from None
 
 
+_HTML_BLOCKS = ["p", "li", "h1", "h2", "h3", "h4", "h5", "h6", "td", "th", "dt", "dd", "blockquote", "pre",
+                "figcaption", "caption", "div", "section", "article", "main", "table", "tr", "ul", "ol", "title"]
+
+
 def _html_to_text(html: str) -> tuple[str, str | None]:
+    """Block elements become paragraphs; inline ones (<b>, <a>, <span>) stay inside their sentence."""
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(html, "html.parser")
-    for tag in soup(["script", "style", "nav", "header", "footer", "aside", "form", "noscript"]):
+    for tag in soup(["script", "style", "nav", "header", "footer", "aside", "form", "noscript", "head"]):
         tag.decompose()
     heading = soup.find("h1")
-    title = (heading or soup.title).get_text(" ", strip=True) if (heading or soup.title) else None
-    return soup.get_text("\n", strip=True), title
+    title = heading.get_text(" ", strip=True) if heading else None
+    for br in soup.find_all("br"):
+        br.replace_with("\n")
+    for tag in soup.find_all(_HTML_BLOCKS):
+        tag.insert_before("\n\n")
+        tag.insert_after("\n\n")
+    text = re.sub(r"[ \t\r\f\v]+", " ", soup.get_text(""))
+    paragraphs = (" ".join(part.split()) for part in re.split(r"\n\s*\n", text))
+    return "\n".join(p for p in paragraphs if p), title
 
 
 def _pdf_to_text(data: bytes) -> str:
+    """Page texts with the layout's line wraps and hyphenation joined back (rag.clean.reflow)."""
     from pypdf import PdfReader
 
-    return "\n\n".join((page.extract_text() or "") for page in PdfReader(io.BytesIO(data)).pages)
+    return "\n\n".join(reflow(page.extract_text() or "", wrapped=True) for page in PdfReader(io.BytesIO(data)).pages)
+
+
+def _markdown_to_text(md: str) -> str:
+    """Headings lose their '#' (they stay lines of their own, so never part of a sentence), wrapped
+    paragraph lines are joined, links keep their text, emphasis marks go."""
+    lines = []
+    for line in md.split("\n"):
+        line = re.sub(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$", r"\1\n", line)  # heading: its own paragraph
+        line = re.sub(r"!?\[([^\]]*)\]\([^)]*\)", r"\1", line)
+        line = re.sub(r"(\*\*|__|\*|`)(\S(?:.*?\S)?)\1", r"\2", line)
+        lines.append(line)
+    return reflow("\n".join(lines))
 
 
 def detect_language(text: str) -> str:
@@ -234,7 +259,10 @@ def parse_document(source: str, data: bytes, title_fallback: str | None = None) 
             raw, title_hint = _html_to_text(raw)
         elif suffix in (".md", ".markdown"):
             m = re.search(r"^#\s+(.+)$", raw, re.M)
-            title_hint = m.group(1).strip() if m else None
+            title_hint = m.group(1).strip().rstrip("#").strip() if m else None
+            raw = _markdown_to_text(raw)
+        else:
+            raw = reflow(raw)
     cleaned = clean_text(_plain(raw), title_hint=title_hint and _plain(title_hint))
     if len(cleaned.text.strip()) < 2:
         raise ValueError("no text left after cleaning")

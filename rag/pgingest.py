@@ -79,17 +79,36 @@ def ingest_into_postgres(docs: Iterable[SourceDoc], settings: Settings, embedder
 
     `skipped` and `seed_stats` are read after `docs` is exhausted, so a lazy reader may fill them.
     """
+    import psycopg
+
     from rag.ingest import IngestReport
-    from rag.model_cache import ensure_export
-    from rag.pgstore import PgIndex, PgWriter, ingest_lock, stored_sources
+    from rag.pgstore import Database, redact
 
     start = time.perf_counter()
     report = IngestReport()
+    try:
+        _ingest(docs, settings, embedder, rebuild, progress, skipped, seed_stats, report)
+    except psycopg.Error as err:  # nothing was committed: the transaction rolled back
+        db = Database(settings)
+        what = redact(str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__, db.url)
+        retry = ("run `rag ingest` again once the server is back" if isinstance(err, psycopg.OperationalError)
+                 else "please report this with the message")
+        raise IngestFailed(f"the PostgreSQL index at {db.where} failed during the ingest ({what}); it was "
+                           f"rolled back and is unchanged; {retry}") from None
+    report.seconds = round(time.perf_counter() - start, 3)
+    return report
+
+
+def _ingest(docs, settings: Settings, embedder, rebuild: bool, progress: bool, skipped, seed_stats, report) -> None:
+    from rag.model_cache import ensure_export
+    from rag.pgstore import PgIndex, PgWriter, ingest_lock, stored_sources
+
     with ingest_lock(settings):
         manifest, report.rebuilt = _rebuild_reason(settings, rebuild)
         fresh = manifest is None
         previous = {} if fresh else stored_sources(settings)
-        step = _Step(settings, embedder, fresh, previous, report, progress)
+        ngram_present = fresh or "ngram" in manifest.get("lexical_kinds", ())
+        step = _Step(settings, embedder, fresh, previous, report, progress, ngram_present)
         seen: set[str] = set()
         try:
             batch, size = [], 0
@@ -126,7 +145,8 @@ def ingest_into_postgres(docs: Iterable[SourceDoc], settings: Settings, embedder
                         w.conn.commit()
                 report.chunks_total = PgIndex(settings, manifest).read(lambda view: view.num_chunks)
             else:
-                writer = step.writer or PgWriter.begin(settings, int(manifest["dim"]), fresh=False)
+                writer = step.writer or PgWriter.begin(settings, int(manifest["dim"]), fresh=False,
+                                                       ngram_present=ngram_present)
                 step.writer = writer
                 writer.delete_sources(removed)
                 export = step.export or ensure_export(settings.model_cache, settings.embed_model, embedder)
@@ -135,15 +155,14 @@ def ingest_into_postgres(docs: Iterable[SourceDoc], settings: Settings, embedder
         finally:
             if step.writer is not None:
                 step.writer.__exit__(None, None, None)
-    report.seconds = round(time.perf_counter() - start, 3)
-    return report
 
 
 class _Step:
     """Chunk, embed and write one batch of changed documents; the model loads with the first batch."""
 
-    def __init__(self, settings, embedder, fresh, previous, report, progress) -> None:
+    def __init__(self, settings, embedder, fresh, previous, report, progress, ngram_present: bool) -> None:
         self.settings, self.embedder, self.fresh, self.previous = settings, embedder, fresh, previous
+        self.ngram_present = ngram_present
         self.report, self.progress = report, progress
         self.writer = None
         self.emb = self.export = self.splitter = None
@@ -163,7 +182,8 @@ class _Step:
         if len(chunks) and not np.isfinite(vectors).all():
             raise IngestFailed("the embedding model returned NaN or infinite vectors; the index is unchanged")
         if self.writer is None:
-            self.writer = PgWriter.begin(s, vectors.shape[1] if len(chunks) else int(self.emb.dim), fresh=self.fresh)
+            self.writer = PgWriter.begin(s, vectors.shape[1] if len(chunks) else int(self.emb.dim), fresh=self.fresh,
+                                         ngram_present=self.ngram_present)
         self.writer.delete_sources([d.source for d in batch if d.source in self.previous])
         self.writer.add([_doc_row(d) for d in batch], chunks, vectors, _sentence_vectors(chunks, self.emb, s))
         self.report.chunks_embedded += len(chunks)

@@ -33,29 +33,36 @@ import math
 import re
 import threading
 import time
+from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from rag.config import Settings
-from rag.errors import ConfigError, IndexCorrupt, IndexMissing, IngestBusy, StoreUnavailable
-from rag.index import DocInfo, StoredChunk, top_positive
-from rag.lexical import TOKENIZERS
+from rag.errors import (
+    ConfigError,
+    IndexCorrupt,
+    IndexMissing,
+    IngestBusy,
+    StoreUnavailable,
+)
+from rag.index import DocInfo, StoredChunk, lexical_kinds, top_positive
+from rag.lexical import TOKENIZERS, query_tokens
 from rag.records import Chunk
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 CHANNELS = {"bm25": 1, "ngram": 2}
-EMPTY_TOKEN = "\x00empty"  # what LexicalIndex.build gives a chunk with no tokens (dl = 1)
+# A chunk with no tokens gets one placeholder (dl = 1), as LexicalIndex.build does; PostgreSQL text
+# cannot hold its NUL byte, and no query token can contain \x01.
+EMPTY_TOKEN = "\x01empty"
 K1, B = 1.2, 0.75  # as LexicalIndex (bm25s defaults it sets explicitly)
 RETRY_DELAYS = (0.2, 0.6, 1.5)
 MERGE_SEGMENTS = 24  # merge postings once a channel has more segments than this…
 MERGE_TOMBSTONES = 0.1  # …or once this share of its postings belong to deleted chunks
-FLUSH_POSTINGS = 4_000_000  # postings buffered before a segment is written during a large load
+FLUSH_POSTINGS = 16_000_000  # postings buffered (12 bytes each) before a segment is written
 
 
 # ----- connections -------------------------------------------------------------------------
@@ -212,6 +219,9 @@ class _DocFreqs:
             self.cache[token] = int(row[0]) if row else 0
         return self.cache[token] or default
 
+    def __contains__(self, token: str) -> bool:
+        return self.get(token) > 0
+
 
 class PgIndex:
     """The `rag.index.Index` interface over a PostgreSQL schema; safe to share between threads."""
@@ -226,6 +236,7 @@ class PgIndex:
         self._stats: dict[int, tuple[int, int]] = {}
         self._tombstones = np.zeros(0, dtype=np.int64)
         self._languages: frozenset[str] | None = None
+        self._stemmers: tuple[str, ...] | None = None
         self._df = {kind: _DocFreqs(self, CHANNELS[kind]) for kind in CHANNELS}
         self._lock = threading.Lock()
 
@@ -243,6 +254,16 @@ class PgIndex:
     @property
     def num_chunks(self) -> int:
         return self._stats.get(CHANNELS["bm25"], (0, 0))[0]
+
+    @property
+    def stemmers(self) -> tuple[str, ...]:
+        """The stemmers the chunks were tokenized with: a question is stemmed with each of them."""
+        rows = self._stemmers
+        if rows is None:
+            rows = self.db.run(lambda conn: conn.execute(
+                _q(self.db.schema, "SELECT DISTINCT language FROM {s}.documents")).fetchall())
+            rows = self._stemmers = tuple(sorted({stemmer_of(r[0]) for r in rows})) or ("en",)
+        return rows
 
     @property
     def languages(self) -> frozenset[str]:
@@ -269,7 +290,9 @@ class PgIndex:
             rows = conn.execute(_q(self.db.schema, "SELECT chunk_id FROM {s}.tombstones")).fetchall()
             self._tombstones = np.sort(np.array([r[0] for r in rows], dtype=np.int64))
             self._stats = stats
-            self._languages = None
+            langs = {r[0] for r in conn.execute(_q(self.db.schema, "SELECT DISTINCT language FROM {s}.documents"))}
+            self._languages = frozenset(langs) - {"und", None}
+            self._stemmers = tuple(sorted({stemmer_of(x) for x in langs})) or ("en",)
             for df in self._df.values():
                 df.cache.clear()
             self._generation = generation
@@ -310,13 +333,15 @@ class _PgView:
 
     def dense(self, qvec: np.ndarray, k: int):
         q = np.asarray(qvec, dtype=np.float32)
+        if k > self.index.settings.pg_ef_search:  # HNSW returns at most ef_search rows
+            self.conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(min(k, 1000)),))
         rows = self.conn.execute(_q(self.s,
             "SELECT id, (embedding <#> %s) FROM {s}.chunks ORDER BY embedding <#> %s LIMIT %s"), (q, q, k)).fetchall()
         return np.array([r[0] for r in rows], dtype=np.int64), -np.array([r[1] for r in rows], dtype=np.float32)
 
     def lexical(self, kind: str, text: str, k: int):
         channel = CHANNELS[kind]
-        counts = Counter(TOKENIZERS[kind](text))
+        counts = Counter(query_tokens(kind, text, self.index.stemmers))
         empty = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         n_docs, total = self.stats.get(channel, (0, 0))
         if not counts or not n_docs:
@@ -381,11 +406,21 @@ def lexical_fingerprint() -> str:
     import hashlib
 
     probe = "Neutralität Tokajew's meetings 2024-08-09 running ran Aschgabat naïve U.S. e-mail Ölpreise"
-    return hashlib.sha1(repr([TOKENIZERS[k](probe) for k in sorted(TOKENIZERS)]).encode()).hexdigest()[:12]
+    tokens = [TOKENIZERS[k](probe, lang) for k in sorted(TOKENIZERS) for lang in STEMMED]
+    tokens += [query_tokens(k, probe, STEMMED) for k in sorted(TOKENIZERS)]
+    return hashlib.sha1(repr(tokens).encode()).hexdigest()[:12]
 
 
-def _tokens(kind: str, text: str) -> list[str]:
-    return TOKENIZERS[kind](text) or [EMPTY_TOKEN]
+STEMMED = ("de", "en")  # languages with their own stemmer and stop words; others are read as English
+
+
+def stemmer_of(language: str | None) -> str:
+    return language if language in STEMMED else "en"
+
+
+def _tokens(kind: str, text: str, language: str | None) -> list[str]:
+    """A chunk's tokens, with its language's stemmer and stop words (as LexicalIndex.build does)."""
+    return TOKENIZERS[kind](text, stemmer_of(language)) or [EMPTY_TOKEN]
 
 
 def _schema_sql(dim: int, settings: Settings) -> str:
@@ -400,6 +435,9 @@ def _schema_sql(dim: int, settings: Settings) -> str:
         id bigint PRIMARY KEY, source text NOT NULL, n int NOT NULL, key text NOT NULL, text text NOT NULL,
         title text NOT NULL, date text, language text NOT NULL, sentences int4[] NOT NULL,
         sentence_vectors bytea, embedding vector({int(dim)}) NOT NULL);
+    -- Vectors stay in the row (1.5 kB for 384 dimensions): TOASTed out of line, every distance
+    -- computed for a result or an exact scan would cost an extra lookup.
+    ALTER TABLE {{s}}.chunks ALTER COLUMN embedding SET STORAGE PLAIN;
     CREATE INDEX chunks_source ON {{s}}.chunks (source);
     CREATE TABLE {{s}}.terms (
         channel smallint NOT NULL, term text NOT NULL, id int GENERATED ALWAYS AS IDENTITY UNIQUE,
@@ -421,16 +459,24 @@ def _hnsw_sql(settings: Settings) -> str:
             f"WITH (m = {int(settings.pg_hnsw_m)}, ef_construction = {int(settings.pg_hnsw_ef_construction)})")
 
 
-@dataclass
 class _Pending:
-    """Postings of chunks added in this transaction, not yet written as a segment."""
+    """Postings of chunks added in this transaction, not yet written as a segment: compact arrays
+    (12 bytes a posting) with terms numbered locally, so a large load stays small in memory."""
 
-    terms: list
-    ids: list
-    tfs: list
-    dls: list
-    n_docs: int = 0
-    total_len: int = 0
+    def __init__(self) -> None:
+        self.vocab: dict[str, int] = {}
+        self.terms, self.ids, self.tfs, self.dls = array("I"), array("I"), array("H"), array("H")
+        self.n_docs = self.total_len = 0
+
+    def add(self, chunk_id: int, tokens: list[str]) -> None:
+        counts = Counter(tokens)
+        vocab = self.vocab
+        self.terms.extend(vocab.setdefault(t, len(vocab)) for t in counts)
+        self.tfs.extend(min(v, 65535) for v in counts.values())
+        self.ids.extend([chunk_id] * len(counts))
+        self.dls.extend([min(len(tokens), 65535)] * len(counts))
+        self.n_docs += 1
+        self.total_len += len(tokens)
 
 
 class PgWriter:
@@ -440,13 +486,23 @@ class PgWriter:
     `fresh` builds a new schema beside the live one and swaps it in at commit.
     """
 
-    def __init__(self, settings: Settings, conn, schema: str, live: str, fresh: bool, dim: int) -> None:
+    def __init__(self, settings: Settings, conn, schema: str, live: str, fresh: bool, dim: int,
+                 ngram_present: bool = True) -> None:
         self.settings, self.conn, self.s, self.live, self.fresh, self.dim = settings, conn, schema, live, fresh, dim
-        self.pending = {c: _Pending([], [], [], []) for c in CHANNELS.values()}
+        self.pending = {c: _Pending() for c in CHANNELS.values()}
         self.added = 0
+        # The n-gram channel's postings are complete only if the index had them and this ingest
+        # keeps adding them; `commit` drops the channel or rebuilds it, as lexical_kinds decides.
+        self.ngram_live = ngram_present
+        self.languages: set[str] = set()
+        self.n_before = 0
+        if not fresh:
+            self.languages = {r[0] for r in self._x("SELECT DISTINCT language FROM {s}.documents").fetchall()}
+            row = self._x("SELECT n_docs FROM {s}.lexstats WHERE channel = 1").fetchone()
+            self.n_before = int(row[0]) if row else 0
 
     @classmethod
-    def begin(cls, settings: Settings, dim: int, fresh: bool) -> PgWriter:
+    def begin(cls, settings: Settings, dim: int, fresh: bool, ngram_present: bool = True) -> PgWriter:
         db = Database(settings)
         psycopg = _psycopg()
         try:
@@ -467,7 +523,7 @@ class PgWriter:
                 conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
                 conn.execute(f'CREATE SCHEMA "{schema}"')
                 conn.execute(_q(schema, _schema_sql(dim, settings)))
-            return cls(settings, conn, schema, live, fresh, dim)
+            return cls(settings, conn, schema, live, fresh, dim, ngram_present=fresh or ngram_present)
         except BaseException:
             conn.close()
             raise
@@ -490,7 +546,8 @@ class PgWriter:
         sources = list(sources)
         if not sources or self.fresh:
             return 0
-        rows = self._x("DELETE FROM {s}.chunks WHERE source = ANY(%s) RETURNING id, text", (sources,)).fetchall()
+        rows = self._x("DELETE FROM {s}.chunks WHERE source = ANY(%s) RETURNING id, text, language",
+                       (sources,)).fetchall()
         self._x("DELETE FROM {s}.documents WHERE source = ANY(%s)", (sources,))
         if not rows:
             return 0
@@ -500,8 +557,8 @@ class PgWriter:
         for kind, channel in CHANNELS.items():
             df: Counter = Counter()
             total = 0
-            for _, text in rows:
-                toks = _tokens(kind, text)
+            for _, text, language in rows:
+                toks = _tokens(kind, text, language)
                 total += len(toks)
                 df.update(set(toks))
             self._temp_terms(df)
@@ -542,40 +599,42 @@ class PgWriter:
                 flat = [x for pair in c.sentences for x in pair]
                 svb = np.ascontiguousarray(sv, dtype="<f4").tobytes() if sv is not None else None
                 cp.write_row((cid, c.source, c.n, c.id, c.text, c.title, c.date, c.language, flat, svb, vec))
+        self.added += len(chunks)
+        self.languages |= {d["language"] for d in docs}
+        if self.ngram_live and "ngram" not in lexical_kinds(self.languages, self.n_before + self.added):
+            self.ngram_live = False  # a large one-language corpus: stop; commit decides (drop or backfill)
+            self.pending[CHANNELS["ngram"]] = _Pending()
         for kind, channel in CHANNELS.items():
+            if kind == "ngram" and not self.ngram_live:
+                continue
             p = self.pending[channel]
             for cid, c in zip(ids, chunks):
-                toks = _tokens(kind, c.text)
-                counts = Counter(toks)
-                p.terms.extend(counts.keys())
-                p.tfs.extend(counts.values())
-                p.ids.extend([cid] * len(counts))
-                p.dls.extend([min(len(toks), 65535)] * len(counts))
-                p.total_len += len(toks)
-            p.n_docs += len(chunks)
+                p.add(cid, _tokens(kind, c.text, c.language))
             if len(p.ids) >= FLUSH_POSTINGS:
                 self._flush(channel)
-        self.added += len(chunks)
 
     def _flush(self, channel: int) -> None:
         """Write this channel's pending postings as one new segment and count them into df and stats."""
         p = self.pending[channel]
         if not p.ids:
             return
-        distinct = Counter(p.terms)  # postings per term = chunks per term = df increment
-        self._temp_terms(distinct)
+        local = np.frombuffer(p.terms, dtype=np.uint32)
+        names = list(p.vocab)
+        per_term = np.bincount(local, minlength=len(names))  # postings per term = chunks per term = df increment
+        self._temp_terms({names[i]: int(d) for i, d in enumerate(per_term.tolist()) if d})
         self._x("""INSERT INTO {s}.terms (channel, term) SELECT %s, term FROM _terms
                    ON CONFLICT (channel, term) DO NOTHING""", (channel,))
         self._x("""UPDATE {s}.terms t SET df = t.df + x.d FROM _terms x
                    WHERE t.channel = %s AND t.term = x.term""", (channel,))
         term_ids = dict(self._x("""SELECT t.term, t.id FROM {s}.terms t JOIN _terms x ON x.term = t.term
                                    WHERE t.channel = %s""", (channel,)).fetchall())
-        tid = np.fromiter((term_ids[t] for t in p.terms), dtype=np.int64, count=len(p.terms))
+        global_ids = np.array([term_ids[t] for t in names], dtype=np.int64)
+        tid = global_ids[local]
         order = np.argsort(tid, kind="stable")  # chunk ids stay ascending within a term
         tid = tid[order]
-        ids = np.asarray(p.ids, dtype="<u4")[order]
-        tfs = np.minimum(np.asarray(p.tfs, dtype=np.int64), 65535).astype("<u2")[order]
-        dls = np.asarray(p.dls, dtype="<u2")[order]
+        ids = np.frombuffer(p.ids, dtype=np.uint32).astype("<u4")[order]
+        tfs = np.frombuffer(p.tfs, dtype=np.uint16).astype("<u2")[order]
+        dls = np.frombuffer(p.dls, dtype=np.uint16).astype("<u2")[order]
         starts = np.flatnonzero(np.r_[True, tid[1:] != tid[:-1]])
         ends = np.r_[starts[1:], len(tid)]
         segment = self._x("SELECT nextval('{s}.segment_ids')").fetchone()[0]
@@ -583,11 +642,13 @@ class PgWriter:
                 FROM STDIN (FORMAT BINARY)""")) as cp:
             cp.set_types(["int2", "int4", "int4", "bytea", "bytea", "bytea"])
             for a, b in zip(starts.tolist(), ends.tolist()):
-                cp.write_row((channel, int(tid[a]), segment, ids[a:b].tobytes(), tfs[a:b].tobytes(), dls[a:b].tobytes()))
+                cp.write_row((channel, int(tid[a]), segment, ids[a:b].tobytes(), tfs[a:b].tobytes(),
+                              dls[a:b].tobytes()))
         self._x("""INSERT INTO {s}.lexstats VALUES (%s, %s, %s) ON CONFLICT (channel) DO UPDATE
-                   SET n_docs = lexstats.n_docs + excluded.n_docs, total_len = lexstats.total_len + excluded.total_len""",
+                   SET n_docs = lexstats.n_docs + excluded.n_docs,
+                       total_len = lexstats.total_len + excluded.total_len""",
                 (channel, p.n_docs, p.total_len))
-        self.pending[channel] = _Pending([], [], [], [])
+        self.pending[channel] = _Pending()
 
     def set_seed_stats(self, seed_stats: dict | None, skipped: list) -> None:
         import json
@@ -603,22 +664,48 @@ class PgWriter:
 
         for channel in CHANNELS.values():
             self._flush(channel)
-        for channel in CHANNELS.values():  # a corpus emptied by deletions still has its statistics row
-            self._x("INSERT INTO {s}.lexstats VALUES (%s, 0, 0) ON CONFLICT DO NOTHING", (channel,))
+        self._x("INSERT INTO {s}.lexstats VALUES (1, 0, 0) ON CONFLICT DO NOTHING")  # even when emptied
         n = self._x("SELECT n_docs FROM {s}.lexstats WHERE channel = 1").fetchone()[0]
+        languages = {r[0] for r in self._x("SELECT DISTINCT language FROM {s}.documents").fetchall()}
+        kinds = lexical_kinds(languages, int(n))
+        ngram = CHANNELS["ngram"]
+        if "ngram" not in kinds or not self.ngram_live:
+            for table in ("postings", "terms", "lexstats"):
+                self._x(f"DELETE FROM {{s}}.{table} WHERE channel = %s", (ngram,))
+        if "ngram" in kinds and not self.ngram_live:
+            self._backfill(ngram, "ngram")
+        if "ngram" in kinds:
+            self._x("INSERT INTO {s}.lexstats VALUES (%s, 0, 0) ON CONFLICT DO NOTHING", (ngram,))
+        manifest = {**manifest, "lexical_kinds": list(kinds)}
         # Building HNSW once over loaded rows is far faster than growing it row by row.
         mem_mb = int(min(4096, max(64, n * int(manifest["dim"]) * 4 * 2 / 2**20)))
         self._x(f"SET LOCAL maintenance_work_mem = '{mem_mb}MB'")
         self._x(_hnsw_sql(self.settings))
         self._maybe_merge()
-        self._x("""INSERT INTO {s}.meta VALUES ('manifest', %s::jsonb) ON CONFLICT (key) DO UPDATE SET value = excluded.value""",
-                (json.dumps(manifest),))
+        self._x("""INSERT INTO {s}.meta VALUES ('manifest', %s::jsonb)
+                   ON CONFLICT (key) DO UPDATE SET value = excluded.value""", (json.dumps(manifest),))
         self._x("UPDATE {s}.meta SET value = to_jsonb(%s::bigint) WHERE key = 'generation'", (time.time_ns(),))
         if self.fresh and self.s != self.live:
             self.conn.execute(f'DROP SCHEMA IF EXISTS "{self.live}" CASCADE')
             self.conn.execute(f'ALTER SCHEMA "{self.s}" RENAME TO "{self.live}"')
         self.conn.commit()
         return int(n)
+
+    def _backfill(self, channel: int, kind: str) -> None:
+        """Index every stored chunk into one channel (it was skipped while the corpus was one large
+        one-language collection, and is needed now)."""
+        cur = self.conn.cursor(name=f"backfill{channel}")
+        cur.execute(_q(self.s, "SELECT id, text, language FROM {s}.chunks ORDER BY id"))
+        rows = cur.fetchmany(10_000)
+        while rows:
+            p = self.pending[channel]
+            for cid, text, language in rows:
+                p.add(cid, _tokens(kind, text, language))
+            if len(p.ids) >= FLUSH_POSTINGS:
+                self._flush(channel)  # statements between FETCHes of an open cursor are fine
+            rows = cur.fetchmany(10_000)
+        cur.close()
+        self._flush(channel)
 
     def _maybe_merge(self) -> None:
         """Merge every channel's segments once there are many, or many deleted chunks in them."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -96,6 +97,9 @@ def _handle(engine: Engine, line: str, last: Answer | None, history: list[tuple[
         return last
     if line == ":new":
         history.clear()
+        return last
+    if re.fullmatch(r":\w+", line):  # a mistyped command is not a question
+        print(f"unknown command {line}; :help lists the commands", file=out)
         return last
     answer = None
     for piece in engine.ask_stream(line, history[-3:]):

@@ -12,6 +12,7 @@ Each request pops the next step from `script` (else `default`):
   {"status": 400, "message"}  an error reply (any status) with that message
   {"delay": s}                wait before answering
   {"malformed": True}         broken JSON; {"empty": True}: an empty completion
+  {"raw": {...}}              this JSON object as the reply (or the one SSE event)
   {"empty_stream": True}      200, then the stream closes with nothing (llama.cpp on a failed prompt)
   {"no_done": True}           content, then the stream closes: no finish_reason, no [DONE]
   {"endless": "sse"|"empty"|"json"}  never ends: content deltas, empty deltas, or a JSON body
@@ -87,6 +88,13 @@ class FakeOpenAI:
                     return self._send(step["status"], {"error": {
                         "message": step.get("message", "scripted failure"), "type": "invalid_request_error",
                         "param": None, "code": step.get("code")}})
+                if "raw" in step:  # this JSON object as the whole reply, or as every SSE event
+                    if not body.get("stream"):
+                        return self._send(200, step["raw"])
+                    self._start_stream()
+                    self._chunk(f"data: {json.dumps(step['raw'])}\n\n".encode() + b"data: [DONE]\n\n")
+                    self.wfile.write(b"0\r\n\r\n")
+                    return
                 if step.get("malformed"):
                     return self._raw(200, b'{"choices": [ {"message": ', "application/json")
                 if step.get("endless") == "json" or (not body.get("stream") and (step.get("endless") or "trickle" in step)):

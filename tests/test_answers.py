@@ -68,3 +68,115 @@ def test_follow_up_uses_the_conversation(engine):
     first = engine.ask("Who is the Chairman of the Mazhilis?")
     follow = engine.ask("Which countries did he meet with?", history=[("Who is the Chairman of the Mazhilis?", first.text)])
     assert follow.retrieved[0] == "000_f95afc1178a02e7b.txt"
+
+
+# ----- short answers, clean sentences, languages (issue 10) ---------------------------------
+MINI = {
+    "panthers.txt": "Panthers defense\n\nThe Panthers defense gave up just 308 points, ranking sixth in the league. "
+                    "Pro Bowl defensive tackle Kawann Short led the team in sacks with 11, while also forcing three fumbles.",
+    "harbor.md": "# Harbor Tea Cooperative annual report\n\nThe cooperative ships its tea from\nthe harbor of "
+                 "Port Ellery to three inland markets.\n\n## Members\n\nThe cooperative counts 412 growers in 2023.",
+    "ferry.html": "<html><body><h1>Island ferry</h1><p>The crossing to Lindholm takes <b>three hours</b> on the "
+                  "<a href='x'>old ferry</a>.</p></body></html>",
+    "kloster.txt": "Das Kloster Andechs wurde im Jahr 1455 gegründet. Die Mönche brauen seit Jahrhunderten Bier, "
+                   "und die Brauerei verkauft heute mehr als 100.000 Hektoliter im Jahr.",
+}
+
+
+@pytest.fixture(scope="module")
+def mini(tmp_path_factory, built):
+    from rag.engine import Engine
+    from rag.ingest import ingest_folder
+
+    base = tmp_path_factory.mktemp("mini")
+    (base / "seeds").mkdir()
+    for name, text in MINI.items():
+        (base / "seeds" / name).write_text(text, encoding="utf-8")
+    settings = built.with_(seeds_dir=base / "seeds", index_dir=base / "index")
+    ingest_folder(settings)
+    return Engine(settings)
+
+
+@pytest.mark.parametrize("question, lead", [
+    ("Who is the Pro Bowl defensive tackle of the Panthers?", "Kawann Short [1]"),
+    ("How many points did the Panthers defense give up?", "308 [1]"),
+    ("Wie viele Hektoliter verkauft die Brauerei des Klosters?", "100.000 [1]"),
+    ("How long does the crossing to Lindholm take?", "three hours [1]"),
+    ("When was the Andechs monastery founded?", "1455 [1]"),
+])
+def test_short_answer_leads_then_the_cited_sentence(mini, question, lead):
+    a = mini.ask(question)
+    assert not a.abstained, a.text
+    assert a.text.startswith(lead + "\n\n"), a.text
+    span = lead.removesuffix(" [1]")
+    assert span in a.text.split("\n\n", 1)[1], "the span is quoted verbatim from the cited sentence"
+
+
+def test_headings_and_title_lines_are_never_quoted_as_sentences(mini):
+    for q in ("What does the Harbor Tea Cooperative annual report say about the members?",
+              "What did the Panthers defense do?"):
+        a = mini.ask(q)
+        assert not a.abstained
+        for line in ("Harbor Tea Cooperative annual report [", "Members [", "Panthers defense [", "# "):
+            assert line not in a.text, a.text
+
+
+def test_wrapped_markdown_and_inline_html_stay_one_sentence(mini):
+    a = mini.ask("From which harbor does the cooperative ship its tea?")
+    assert "ships its tea from the harbor of Port Ellery to three inland markets. [1]" in a.text, a.text
+    a = mini.ask("Which ferry goes to Lindholm?")
+    assert "The crossing to Lindholm takes three hours on the old ferry. [1]" in a.text, a.text
+
+
+def test_english_question_over_german_text_is_answered_through_the_word_list(mini):
+    a = mini.ask("In which year was the monastery founded?")
+    assert not a.abstained, a.text
+    assert a.citations[0].source == "kloster.txt"
+    assert "1455" in a.text
+
+
+@pytest.mark.parametrize("question", ["sources", "ferry", "Who is the president of the Andechs football club?"])
+def test_bare_words_and_absent_entities_abstain(mini, question):
+    a = mini.ask(question)
+    assert a.abstained, a.text
+    assert a.text == "I couldn't find this in the documents."
+
+
+def test_unknown_repl_command_is_rejected_not_asked(mini):
+    import io
+
+    from rag.repl import run_repl
+
+    out = io.StringIO()
+    run_repl(mini, stdin=io.StringIO(":bogus\n"), out=out)
+    assert "unknown command :bogus" in out.getvalue()
+    assert "couldn't find" not in out.getvalue()
+
+
+def test_a_multilingual_model_leads_across_languages(mini):
+    """Declared multilingual (RAG_EMBED_LANGUAGES=multi), the dense channel carries English questions to
+    German chunks; declared English, words and n-grams do and German text gets the word list."""
+    from rag.retrieve import HybridRetriever
+
+    index = mini.state.index
+    english_model = HybridRetriever(index, model_languages=("en",))
+    multi_model = HybridRetriever(index, model_languages=("multi",))
+    w = multi_model.situation_weights("en", "de")
+    assert w["dense"] > w["bm25"] + w["ngram"]
+    w = english_model.situation_weights("en", "de")
+    assert w["dense"] < w["bm25"] + w["ngram"]
+    w = english_model.situation_weights("de", "de")
+    assert w["dense"] < w["bm25"] + w["ngram"]  # German questions over German text: words lead
+    assert multi_model.translations("How many points?") == ""
+    assert "punkt" in english_model.translations("How many points?").split()
+
+
+def test_embed_languages_setting_is_validated():
+    from rag.config import load_settings
+    from rag.errors import ConfigError
+
+    assert load_settings({}).embed_languages == ("en",)
+    assert load_settings({"RAG_EMBED_LANGUAGES": "multi"}).embed_languages == ("multi",)
+    assert load_settings({"RAG_EMBED_LANGUAGES": "en, de"}).embed_languages == ("en", "de")
+    with pytest.raises(ConfigError, match="RAG_EMBED_LANGUAGES"):
+        load_settings({"RAG_EMBED_LANGUAGES": "english"})

@@ -98,3 +98,34 @@ def test_beir_run_ranks_documents_and_caches_the_index(built, tiny_beir, tmp_pat
     snapshots = list((tmp_path / "cache").glob("*/snapshots/*"))
     run_beir(built, beir, "bm25", str(tiny_beir))
     assert list((tmp_path / "cache").glob("*/snapshots/*")) == snapshots, "second run re-used the cached index"
+
+
+XQUAD = ROOT.parent / "shared" / "benchmarks" / "xquad-dev"
+# Every 10th question of each XQuAD dev set (61 each, unanswerable ones included): a slice small
+# enough for CI, measured values noted beside each floor (README "Results").
+XQUAD_FLOORS = {  # measured on the slice 2026-11-24: hit@1, contains, first sentence, abstained, false abstentions
+    "en": {"hit@1": 0.92, "answer_contains": 0.87, "first_sentence_contains": 0.69, "abstention_accuracy": 0.8,
+           "false_abstention_rate": 0.06},  # 0.964 0.927 0.745 1.0 0.018
+    "de": {"hit@1": 0.92, "answer_contains": 0.70, "first_sentence_contains": 0.56, "abstention_accuracy": 0.8,
+           "false_abstention_rate": 0.18},  # 0.964 0.764 0.618 1.0 0.127
+    "xl": {"hit@1": 0.67, "answer_contains": 0.43, "first_sentence_contains": 0.38, "abstention_accuracy": 0.8,
+           "false_abstention_rate": 0.47},  # 0.727 0.491 0.436 1.0 0.400
+}
+
+
+@pytest.mark.parametrize("name", sorted(XQUAD_FLOORS))
+def test_ci_gate_on_xquad_dev_slices(built, name, tmp_path_factory):
+    """English, German and English-over-German questions on Wikipedia text nobody here wrote."""
+    folder = XQUAD / name
+    if not folder.is_dir():
+        pytest.skip(f"{folder} is not beside this checkout")
+    items = load_qa(folder / "qa.jsonl")[::10]
+    base = tmp_path_factory.mktemp(f"xquad-{name}")
+    settings = built.with_(seeds_dir=folder / "seeds", index_dir=base / "index")
+    s = run_qa(settings, items, "default", str(folder))["summary"]
+    floors = XQUAD_FLOORS[name]
+    for key, floor in floors.items():
+        ok = s[key] <= floor if key == "false_abstention_rate" else s[key] >= floor
+        assert ok, (name, key, s[key], floor, s)
+    assert s["citation_validity"] == 1.0, s
+    assert s["answer_words_median"] <= 60, s

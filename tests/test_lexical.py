@@ -31,6 +31,15 @@ def test_ngrams_bridge_spellings_across_languages():
     assert word_tokens("The meetings") == ["meet"]
 
 
+def test_german_text_gets_german_stemming_and_stop_words():
+    assert word_tokens("Die Punkte der Verteidigung", "de") == ["punkt", "verteid"]
+    assert word_tokens("The war", "en") == ["war"]  # "war" is a German stop word, not an English one
+    index = LexicalIndex.build("bm25", ["Die Verteidigung gab nur 308 Punkte ab.", "The defense gave up 308 points."],
+                               ["de", "en"])
+    scores = index.scores("Wie viele Punkte gab die Verteidigung ab?")
+    assert scores[0] > 0 == scores[1]  # "punkte" and "verteidigung" meet the German text only
+
+
 def test_streamed_bm25_build_scores_like_bm25s(built):
     """The numpy build must give bm25s's scores (the reference), on the seeds and on edge cases."""
     import bm25s

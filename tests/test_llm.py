@@ -408,3 +408,12 @@ def test_cli_with_server_up_then_down(built, server):
     assert data["backend"] == "extractive" and "August 9, 2024 [1]" in data["answer"]
     assert any(n.startswith("LLM unavailable: cannot connect") for n in data["notes"])
     assert SECRET not in out.stdout + out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_odd_but_valid_json_shapes_fall_back_cleanly(built, server, stream):
+    engine = llm_engine(built, server)
+    odd = {"choices": ["not an object"]} if stream else {"choices": [{"message": {"content": ["a", "list"]}}]}
+    server.script = [{"raw": odd}]
+    text, a = streamed(engine, MEETING_Q) if stream else (None, engine.ask(MEETING_Q))
+    assert a.backend == "extractive" and a.text.startswith("August 9, 2024 [1]") and a.notes

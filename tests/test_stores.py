@@ -150,6 +150,46 @@ def test_both_stores_give_the_same_answers_citations_and_abstentions(pair):
         assert abs(b.confidence - a.confidence) < 1e-4, q
 
 
+def _same_rankings(pg: Settings, files: Settings) -> None:
+    """Both lexical channels rank the same chunks with the same scores in both stores."""
+    ingest_folder(files)
+    pg_index, file_index = open_index(pg), open_index(files)
+    assert pg_index.lexical_kinds == file_index.lexical_kinds
+    for q in ["Central Asia cooperation", "Tokayev meeting Ghent tram", "Neutralität Turkmenistan", "parliament"]:
+        for kind in pg_index.lexical_kinds:
+            for k in (3, 50):
+                f_ids, f_scores = file_index.read(lambda v: v.lexical(kind, q, k))
+                p_ids, p_scores = pg_index.read(lambda v: v.lexical(kind, q, k))
+                f_keys = [c.chunk.id for c in file_index.read(lambda v: v.fetch(f_ids.tolist(), None))]
+                p_keys = [c.chunk.id for c in pg_index.read(lambda v: v.fetch(p_ids.tolist(), None))]
+                assert p_keys == f_keys, (q, kind, k)
+                np.testing.assert_allclose(p_scores, f_scores, rtol=1e-5)
+
+
+def test_ngram_channel_follows_the_corpus_languages_and_size(pg_store, monkeypatch):
+    """Past the size limit, a one-language corpus drops the n-gram channel; a second language brings
+    it back (PostgreSQL rebuilds it from the stored chunks), in both stores alike."""
+    import rag.index
+
+    monkeypatch.setattr(rag.index, "NGRAM_MONOLINGUAL_LIMIT", 10)  # the seeds' 25 chunks count as large
+    files = pg_store.with_(store_url="", index_dir=pg_store.index_dir / "files")
+    german = pg_store.seeds_dir / "002_ddc9d047bacb3bd0.txt"
+    text = german.read_text(encoding="utf-8")
+    ingest_folder(pg_store)
+    _same_rankings(pg_store, files)
+    assert open_index(pg_store).lexical_kinds == ("bm25", "ngram")  # English and German
+    german.unlink()
+    ingest_folder(pg_store)
+    _same_rankings(pg_store, files)
+    assert open_index(pg_store).lexical_kinds == ("bm25",)
+    german.write_text(text, encoding="utf-8")
+    ingest_folder(pg_store)
+    _same_rankings(pg_store, files)
+    assert open_index(pg_store).lexical_kinds == ("bm25", "ngram")
+    answer = Engine(pg_store, auto_ingest=False).ask(VI)
+    assert answer.text.startswith("August 9, 2024 [1]")
+
+
 def test_bm25_scores_are_the_file_store_scores_after_updates(pg_store, built, monkeypatch):
     """PostgreSQL sums BM25 from postings with live statistics; it must equal bm25s on a fresh build,
     both while deleted chunks are tombstones masked at query time and after segments are merged."""
@@ -159,17 +199,7 @@ def test_bm25_scores_are_the_file_store_scores_after_updates(pg_store, built, mo
     files = store.with_(store_url="", index_dir=store.index_dir / "files")
 
     def same_rankings():
-        ingest_folder(files)
-        pg_index, file_index = open_index(store), open_index(files)
-        for q in ["Central Asia cooperation", "Tokayev meeting Ghent tram", "Neutralität Turkmenistan", "parliament"]:
-            for kind in ("bm25", "ngram"):
-                for k in (3, 50):
-                    f_ids, f_scores = file_index.read(lambda v: v.lexical(kind, q, k))
-                    p_ids, p_scores = pg_index.read(lambda v: v.lexical(kind, q, k))
-                    f_keys = [c.chunk.id for c in file_index.read(lambda v: v.fetch(f_ids.tolist(), None))]
-                    p_keys = [c.chunk.id for c in pg_index.read(lambda v: v.fetch(p_ids.tolist(), None))]
-                    assert p_keys == f_keys, (q, kind, k)
-                    np.testing.assert_allclose(p_scores, f_scores, rtol=1e-5)
+        _same_rankings(store, files)
 
     def count(sql):
         import psycopg
@@ -329,3 +359,76 @@ def test_a_second_ingest_on_the_same_schema_is_refused_while_one_runs(pg_store):
         with pytest.raises(IngestBusy, match="ingest already running on the PostgreSQL index"):
             ingest_folder(pg_store)
     assert ingest_folder(pg_store).unchanged == 5  # released with its session
+
+
+# ----- the FAISS scale path ------------------------------------------------------------------
+def test_auto_faiss_index_switches_to_hnsw_above_the_threshold_and_keeps_the_answers(workspace, monkeypatch):
+    import rag.store as store_mod
+
+    flat = Engine(workspace, auto_ingest=False).ask(VI).to_json()
+    monkeypatch.setattr(store_mod, "FAISS_AUTO_CHUNKS", 10)  # the seeds' 25 chunks count as "large"
+    report = ingest_folder(workspace, rebuild=True)
+    index = open_index(workspace)
+    assert index.manifest["faiss_index"] == "HNSW32" and not report.notes
+    hnsw = Engine(workspace, auto_ingest=False).ask(VI).to_json()
+    assert (hnsw["answer"], hnsw["citations"]) == (flat["answer"], flat["citations"])
+
+
+def test_hnsw_scale_path_recall_against_exact_search(monkeypatch):
+    """On 4,000 clustered unit vectors, the auto-chosen HNSW finds ≥ 95 % of the exact top 10."""
+    import rag.store as store_mod
+    from rag.store import FileIndex, Snapshot, build_faiss
+
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((40, 64)).astype(np.float32)
+    x = centres[rng.integers(0, 40, 4000)] + 0.6 * rng.standard_normal((4000, 64)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    monkeypatch.setattr(store_mod, "FAISS_AUTO_CHUNKS", 1000)
+    index, spec = build_faiss(x, "auto")
+    assert spec == "HNSW32"
+    view = FileIndex(Snapshot(Path("."), {"documents": {}}, [], x, None, index, {}))
+    queries = x[:100] + 0.3 * rng.standard_normal((100, 64)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    exact = np.argsort(-(queries @ x.T), axis=1)[:, :10]
+    found = [view.dense(q, 100)[0][:10] for q in queries]
+    recall = np.mean([len(set(f) & set(e)) / 10 for f, e in zip(found, exact)])
+    assert recall >= 0.95, recall
+
+
+def test_a_connection_lost_mid_ingest_rolls_back_and_says_so(pg_store, monkeypatch):
+    """The server ends the writer's session just before commit: the ingest fails with a clear
+    message, and questions still get the previous, complete version of the document."""
+    import psycopg
+
+    from rag.errors import IngestFailed
+    from rag.pgstore import PgWriter
+
+    ingest_folder(pg_store)
+    path = pg_store.seeds_dir / EU_SOURCE
+    path.write_text(path.read_text(encoding="utf-8") + "\n\nThe delegation later toured the Zwijnaarde tram depot.",
+                    encoding="utf-8")
+    merge = PgWriter._maybe_merge
+
+    def killed(self):
+        merge(self)
+        pid = self.conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        with psycopg.connect(pg_store.store_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+    monkeypatch.setattr(PgWriter, "_maybe_merge", killed)
+    with pytest.raises(IngestFailed, match="rolled back and is unchanged"):
+        ingest_folder(pg_store)
+    monkeypatch.undo()
+    engine = Engine(pg_store, auto_ingest=False)
+    assert "Zwijnaarde" not in engine.ask("Which tram depot did the delegation tour?").text
+    assert engine.ask(VI).text.startswith("August 9, 2024 [1]")
+    assert ingest_folder(pg_store).updated == 1  # the next ingest applies the change
+    assert "Zwijnaarde" in Engine(pg_store, auto_ingest=False).ask("Which tram depot did the delegation tour?").text
+
+
+def test_a_chunk_without_any_word_token_is_indexed_like_the_file_store(pg_store):
+    """Only stop words: BM25 gives such a chunk a placeholder token (length 1) in both stores."""
+    (pg_store.seeds_dir / "005_stopwords.txt").write_text("It is what it was. And so it is, or it was.\n",
+                                                          encoding="utf-8")
+    assert ingest_folder(pg_store).added == 6
+    _same_rankings(pg_store, pg_store.with_(store_url="", index_dir=pg_store.index_dir / "files"))
