@@ -63,10 +63,11 @@ class Engine:
     def _index_is_stale(self) -> bool:
         from rag.index import stored_manifest
         from rag.ingest import seed_signature
+        from rag.store import rebuild_reason
 
         manifest = stored_manifest(self.settings)
-        if manifest is None:
-            return True
+        if manifest is None or rebuild_reason(manifest, self.settings):
+            return True  # nothing built yet, or built by another model, chunking or pipeline version
         if not self.settings.seeds_dir.is_dir():
             return False  # serve the index we have; ingest will say the folder is missing
         try:

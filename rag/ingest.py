@@ -30,7 +30,7 @@ from rag.load import Reader, Skipped, scan
 from rag.model_cache import ensure_export, load_ingest_embedder
 from rag.progress import Progress, track
 from rag.records import Chunk, SourceDoc
-from rag.store import (SnapshotWriter, build_faiss, check_compatible, ingest_lock, load_snapshot,
+from rag.store import (SnapshotWriter, build_faiss, ingest_lock, load_snapshot, rebuild_reason,
                        resolve_faiss_spec, write_error)
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ class IngestReport:
         return asdict(self)
 
 
-EMBED_WINDOW = 4096  # texts tokenized and embedded at once: bounds the tokenizer's memory
+EMBED_WINDOW = 1024  # texts tokenized and embedded at once: bounds the tokenizer's memory (~25 MB)
 
 
 def seed_signature(seeds_dir: Path, allow_outside_links: bool = False) -> dict[str, list[int]]:
@@ -71,12 +71,9 @@ def _previous(settings: Settings, rebuild: bool, report: IngestReport):
         return None
     try:
         snap = load_snapshot(settings.index_dir, lexical_kinds=())  # reused: chunks and vectors, not BM25
-        check_compatible(snap.manifest, settings.embed_model, settings.chunk_size, settings.chunk_overlap)
-        if snap.manifest.get("sentence_vectors") != settings.sentence_vectors:
-            raise IndexIncompatible("sentence vectors setting changed")
-        old = snap.manifest.get("ingest_precision", "fp32")
-        if old != settings.ingest_precision:
-            raise IndexIncompatible(f"ingest precision {old} → {settings.ingest_precision}")
+        reason = rebuild_reason(snap.manifest, settings)
+        if reason:
+            raise IndexIncompatible(reason)
         return snap
     except IndexMissing:
         return None
@@ -117,10 +114,7 @@ def build_index(
 
         return ingest_into_postgres(docs, settings, embedder, rebuild, progress, skipped, seed_stats)
     with ingest_lock(settings.index_dir):
-        try:
-            return _build_index(docs, settings, embedder, rebuild, progress, skipped, seed_stats)
-        except OSError as err:  # the snapshot writer converts its own; this catches the rest
-            raise write_error(err, settings.index_dir) from None
+        return _build_index(docs, settings, embedder, rebuild, progress, skipped, seed_stats)
 
 
 class _Clock:
@@ -207,7 +201,10 @@ def _build_index(docs, settings, embedder, rebuild, progress, skipped, seed_stat
         report.model_export = export.describe() if export else None
         if seed_stats is not None and (prev.manifest.get("seed_stats") != seed_stats
                                        or prev.manifest.get("skipped") != report.skipped):
-            _rewrite_manifest(prev, {"seed_stats": seed_stats, "skipped": report.skipped})
+            try:
+                _rewrite_manifest(prev, {"seed_stats": seed_stats, "skipped": report.skipped})
+            except OSError as err:
+                raise write_error(err, settings.index_dir) from None
         report.seconds = round(time.perf_counter() - start, 3)
         report.timings = clock.rounded()
         return report

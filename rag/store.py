@@ -160,6 +160,24 @@ def check_compatible(manifest: dict, model: str, chunk_size: int, chunk_overlap:
         raise IndexIncompatible(f"index was built with other settings ({'; '.join(diffs)}); {FIX}")
 
 
+def rebuild_reason(manifest: dict, settings) -> str | None:
+    """Why an index built as `manifest` describes cannot be updated incrementally (None: it can).
+
+    Ingest rebuilds for any of these; the engine re-indexes before answering for the same ones, so
+    an upgrade that changes the pipeline version never leaves questions failing until a manual ingest.
+    """
+    try:
+        check_compatible(manifest, settings.embed_model, settings.chunk_size, settings.chunk_overlap)
+    except IndexIncompatible as err:
+        return str(err).split("; run")[0]
+    if manifest.get("sentence_vectors") != settings.sentence_vectors:
+        return "sentence vectors setting changed"
+    old = manifest.get("ingest_precision", "fp32")
+    if old != settings.ingest_precision:
+        return f"ingest precision {old} → {settings.ingest_precision}"
+    return None
+
+
 def load_snapshot(index_dir: Path, lexical_kinds: tuple[str, ...] | None = None) -> Snapshot:
     """Load the current snapshot; every failure becomes IndexMissing or IndexCorrupt with the fix."""
     import faiss

@@ -118,6 +118,22 @@ def test_corrupt_index_gives_the_fix_not_a_traceback(workspace):
         engine.ask("When did the meeting take place?")
 
 
+def test_index_from_an_older_pipeline_is_rebuilt_before_answering(workspace):
+    """After an upgrade that bumps the pipeline version, questions answer (with a note), not fail."""
+    import json
+
+    from rag.store import PIPELINE_VERSION
+
+    manifest_path = load_snapshot(workspace.index_dir).folder / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest["pipeline_version"] = PIPELINE_VERSION - 1
+    manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
+    answer = Engine(workspace).ask("When did the VI Consultative Meeting of the Heads of State of Central Asia take place?")
+    assert "August 9, 2024" in answer.text
+    assert any(note.startswith("indexed ") for note in answer.notes)
+    assert load_snapshot(workspace.index_dir).manifest["pipeline_version"] == PIPELINE_VERSION
+
+
 def test_stale_index_is_refreshed_on_ask(workspace, embedder):
     (workspace.seeds_dir / "extra.md").write_text(
         "# Falcon survey\n\nThe Saker falcon census in the Altyn-Emel park counted 412 birds.", encoding="utf-8")
