@@ -52,13 +52,14 @@ def doc_sha(n: int, d: int) -> str:
 
 # ----- phases (each in its own process) ------------------------------------------------------
 def _settings(store: str, n: int, work: Path, url: str):
-    from rag.config import Settings
+    from rag.config import load_settings
 
     work = Path(work)
-    return Settings(
+    # The environment's settings (e.g. RAG_PG_EF_SEARCH, RAG_PG_HNSW_M) with this run's own places.
+    return load_settings().with_(
         seeds_dir=work / "seeds", index_dir=work / f"{store}-{n}", sentence_vectors=False,
         faiss_index="Flat" if store == "faiss-flat" else "auto",  # auto: HNSW32 from 50,000 chunks
-        store_url=url if store == "postgres" else "", pg_schema=f"scale_{n}",
+        store_url=url if store == "postgres" else "", pg_schema=f"scale_{n}", llm_base_url="",
     )
 
 
