@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
-from rag.config import Settings
+from rag.config import Settings, check_pg_schema
 from rag.errors import (
     ConfigError,
     IndexCorrupt,
@@ -107,7 +107,7 @@ class Database:
 
     def __init__(self, settings: Settings) -> None:
         self.url = settings.store_url
-        self.schema = settings.pg_schema
+        self.schema = check_pg_schema(settings.pg_schema)  # also for settings built without load_settings
         self.where = redact(self.url)
         self._local = threading.local()
 
@@ -518,14 +518,17 @@ class PgWriter:
         try:
             _ensure_extension(conn, db)
             live = db.schema
+            conn.autocommit = False
+            _claim(conn, db, live)  # in this transaction: nobody else's schema is written or dropped
             exists = conn.execute("SELECT to_regclass(%s)", (f'"{live}".chunks',)).fetchone()[0] is not None
             fresh = fresh or not exists
             schema = f"{live}__build" if fresh and exists else live
-            conn.autocommit = False
             from pgvector.psycopg import register_vector
 
             register_vector(conn)
             if fresh:
+                if schema != live:
+                    _claim(conn, db, schema)
                 conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
                 conn.execute(f'CREATE SCHEMA "{schema}"')
                 conn.execute(_q(schema, _schema_sql(dim, settings)))
@@ -776,9 +779,36 @@ def ingest_lock(settings: Settings) -> Iterator[None]:
         if not conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (f"seedrag:{db.schema}",)).fetchone()[0]:
             raise IngestBusy(f"ingest already running on the PostgreSQL index at {db.where} (schema {db.schema}); "
                              "wait for it to finish, then try again")
+        _claim(conn, db, db.schema)  # before any document is embedded; PgWriter.begin checks again
         yield
     finally:
         conn.close()  # ends the session, which releases the lock
+
+
+SEEDRAG_TABLES = ("meta", "documents", "chunks", "terms", "postings", "lexstats", "tombstones")
+
+
+def _claim(conn, db: Database, schema: str) -> None:
+    """Raise ConfigError unless `schema` is missing, empty or a seedrag index (all of seedrag's tables,
+    and a schema_version in `meta`): an ingest replaces the whole schema, so it must never be an
+    application's."""
+    found = conn.execute("SELECT count(to_regclass(format('%%I.%%I', %s::text, t))) FROM unnest(%s::text[]) t",
+                         (schema, list(SEEDRAG_TABLES))).fetchone()[0]
+    if found == len(SEEDRAG_TABLES) and conn.execute(
+            _q(schema, "SELECT 1 FROM {s}.meta WHERE key = 'schema_version'")).fetchone():
+        return
+    objects = [r[0] for r in conn.execute("""
+        SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s
+        UNION ALL SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = %s
+        UNION ALL SELECT t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+                  WHERE n.nspname = %s AND t.typrelid = 0 AND t.typelem = 0
+        ORDER BY 1 LIMIT 4""", (schema, schema, schema)).fetchall()]
+    if objects:
+        raise ConfigError(
+            f"RAG_PG_SCHEMA={db.schema}: schema {schema} in the database at {db.where} already holds objects that "
+            f"are not a seedrag index ({', '.join(objects)}); seedrag replaces its schema whole on a rebuild, so it "
+            "leaves this one alone: set RAG_PG_SCHEMA to a schema of seedrag's own (a new name)"
+        )
 
 
 def _ensure_extension(conn, db: Database) -> None:

@@ -365,6 +365,46 @@ def test_a_second_ingest_on_the_same_schema_is_refused_while_one_runs(pg_store):
     assert ingest_folder(pg_store).unchanged == 5  # released with its session
 
 
+def test_schema_names_are_checked_wherever_settings_come_from():
+    """A rebuild loads into "<schema>__build", so a name must leave room for it under PostgreSQL's 63
+    bytes; settings made without load_settings (the eval harness's) are checked when the store opens."""
+    from rag.config import load_settings
+    from rag.errors import ConfigError
+    from rag.pgstore import Database
+
+    assert load_settings({"RAG_PG_SCHEMA": "s" * 56}).pg_schema == "s" * 56
+    for bad in ("s" * 57, "public", "pg_temp", "My-Index"):
+        with pytest.raises(ConfigError, match="RAG_PG_SCHEMA"):
+            load_settings({"RAG_PG_SCHEMA": bad})
+    with pytest.raises(ConfigError, match="lower-case SQL name"):
+        Database(Settings(store_url="postgresql://u@h/d", pg_schema='x" CASCADE; --'))
+
+
+def test_ingest_refuses_a_schema_that_holds_someone_elses_tables(built, pg_url, tmp_path):
+    """seedrag replaces its schema whole on a rebuild: a schema with an application's tables is left
+    alone (exit 2, the schema named), `public` is refused as a setting, an empty schema is used."""
+    import psycopg
+
+    mine = _schema()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{mine}"')
+        conn.execute(f'CREATE TABLE "{mine}".customers (name text)')
+        conn.execute(f"INSERT INTO \"{mine}\".customers VALUES ('Ada')")
+    env = {**os.environ, "RAG_STORE_URL": pg_url, "RAG_INDEX_DIR": str(tmp_path / "index"),
+           "RAG_SEEDS_DIR": str(built.seeds_dir), "PYTHONPATH": str(ROOT)}
+    for schema, says in ((mine, f"schema {mine} in the database at"), ("public", "shared or system schema")):
+        for args in (["ingest"], ["ingest", "--rebuild"]):
+            out = subprocess.run([sys.executable, "-m", "rag", *args], env={**env, "RAG_PG_SCHEMA": schema},
+                                 cwd=tmp_path, capture_output=True, text=True, timeout=120)
+            assert out.returncode == 2 and says in out.stderr and "Traceback" not in out.stderr, out.stderr
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        assert conn.execute(f'SELECT name FROM "{mine}".customers').fetchall() == [("Ada",)]
+        conn.execute(f'DROP TABLE "{mine}".customers')  # now empty: seedrag may use it
+    s = built.with_(store_url=pg_url, pg_schema=mine)
+    assert ingest_folder(s).added == 5
+    assert ingest_folder(s, rebuild=True).chunks_total > 0  # its own schema: rebuilt in place
+
+
 # ----- the FAISS scale path ------------------------------------------------------------------
 def test_auto_faiss_index_switches_to_hnsw_above_the_threshold_and_keeps_the_answers(workspace, monkeypatch):
     import rag.store as store_mod
