@@ -205,17 +205,17 @@ def _read_manifest(db: Database) -> dict | None:
 
 
 class _DocFreqs:
-    """df lookups for the answerer's IDF; filled by the lexical channel as a side effect, so a question
-    usually costs no extra query."""
+    """df lookups for the answerer's IDF, for one generation; filled by the lexical channel as a side
+    effect, so a question usually costs no extra query."""
 
-    def __init__(self, index: PgIndex, channel: int) -> None:
-        self.index, self.channel = index, channel
+    def __init__(self, db: Database, channel: int) -> None:
+        self.db, self.channel = db, channel
         self.cache: dict[str, int] = {}
 
     def get(self, token: str, default: int = 0) -> int:
         if token not in self.cache:
-            row = self.index.db.run(lambda conn: conn.execute(
-                _q(self.index.db.schema, "SELECT df FROM {s}.terms WHERE channel = %s AND term = %s"),
+            row = self.db.run(lambda conn: conn.execute(
+                _q(self.db.schema, "SELECT df FROM {s}.terms WHERE channel = %s AND term = %s"),
                 (self.channel, token)).fetchone())
             self.cache[token] = int(row[0]) if row else 0
         return self.cache[token] or default
@@ -224,8 +224,23 @@ class _DocFreqs:
         return self.get(token) > 0
 
 
+class _Generation:
+    """What one committed ingest (a `generation`) looks like to readers: BM25 statistics, deleted
+    chunks, languages and a df cache. A question keeps the one its transaction began with, so a
+    concurrent ingest never mixes one generation's tombstones or dfs into another's reads."""
+
+    def __init__(self, db: Database, generation, stats: dict[int, tuple[int, int]], tombstones: np.ndarray,
+                 languages: set) -> None:
+        self.generation, self.stats, self.tombstones = generation, stats, tombstones
+        self.languages = frozenset(languages) - {"und", None}
+        self.stemmers = tuple(sorted({stemmer_of(x) for x in languages})) or ("en",)
+        self.df = {kind: _DocFreqs(db, CHANNELS[kind]) for kind in CHANNELS}
+
+
 class PgIndex:
     """The `rag.index.Index` interface over a PostgreSQL schema; safe to share between threads."""
+
+    KEEP_GENERATIONS = 4  # questions still reading older generations while an ingest commits
 
     def __init__(self, settings: Settings, manifest: dict) -> None:
         self.settings = settings
@@ -233,12 +248,8 @@ class PgIndex:
         self.manifest = manifest
         self.lexical_kinds = tuple(manifest.get("lexical_kinds", ("bm25", "ngram")))
         self.dim = int(manifest["dim"])
-        self._generation = None
-        self._stats: dict[int, tuple[int, int]] = {}
-        self._tombstones = np.zeros(0, dtype=np.int64)
-        self._languages: frozenset[str] | None = None
-        self._stemmers: tuple[str, ...] | None = None
-        self._df = {kind: _DocFreqs(self, CHANNELS[kind]) for kind in CHANNELS}
+        self._generations: dict = {}  # generation → _Generation, oldest first
+        self._latest: _Generation | None = None
         self._lock = threading.Lock()
 
     @classmethod
@@ -252,27 +263,23 @@ class PgIndex:
         index.read(lambda view: None)  # load the statistics now, not in the first question
         return index
 
+    def _current(self) -> _Generation:
+        if self._latest is None:
+            self.read(lambda view: None)
+        return self._latest
+
     @property
     def num_chunks(self) -> int:
-        return self._stats.get(CHANNELS["bm25"], (0, 0))[0]
+        return self._current().stats.get(CHANNELS["bm25"], (0, 0))[0]
 
     @property
     def stemmers(self) -> tuple[str, ...]:
         """The stemmers the chunks were tokenized with: a question is stemmed with each of them."""
-        rows = self._stemmers
-        if rows is None:
-            rows = self.db.run(lambda conn: conn.execute(
-                _q(self.db.schema, "SELECT DISTINCT language FROM {s}.documents")).fetchall())
-            rows = self._stemmers = tuple(sorted({stemmer_of(r[0]) for r in rows})) or ("en",)
-        return rows
+        return self._current().stemmers
 
     @property
     def languages(self) -> frozenset[str]:
-        if self._languages is None:
-            rows = self.db.run(lambda conn: conn.execute(
-                _q(self.db.schema, "SELECT DISTINCT language FROM {s}.documents")).fetchall())
-            self._languages = frozenset(r[0] for r in rows) - {"und", None}
-        return self._languages
+        return self._current().languages
 
     def read(self, fn):
         def once(conn):
@@ -283,20 +290,22 @@ class PgIndex:
 
         return self.db.run(once)
 
-    def _refresh(self, conn, generation, stats: dict[int, tuple[int, int]]) -> None:
-        """A new generation (another ingest committed): reload tombstones, forget cached statistics."""
+    def _generation(self, conn, generation, stats: dict[int, tuple[int, int]]) -> _Generation:
+        """The state of `generation` as this transaction sees it, loaded once and shared by the
+        questions that read it; the newest generation also answers the index-wide properties."""
         with self._lock:
-            if generation == self._generation:
-                return
-            rows = conn.execute(_q(self.db.schema, "SELECT chunk_id FROM {s}.tombstones")).fetchall()
-            self._tombstones = np.sort(np.array([r[0] for r in rows], dtype=np.int64))
-            self._stats = stats
-            langs = {r[0] for r in conn.execute(_q(self.db.schema, "SELECT DISTINCT language FROM {s}.documents"))}
-            self._languages = frozenset(langs) - {"und", None}
-            self._stemmers = tuple(sorted({stemmer_of(x) for x in langs})) or ("en",)
-            for df in self._df.values():
-                df.cache.clear()
-            self._generation = generation
+            gen = self._generations.get(generation)
+            if gen is None:
+                rows = conn.execute(_q(self.db.schema, "SELECT chunk_id FROM {s}.tombstones")).fetchall()
+                langs = {r[0] for r in conn.execute(_q(self.db.schema, "SELECT DISTINCT language FROM {s}.documents"))}
+                gen = _Generation(self.db, generation, stats,
+                                  np.sort(np.array([r[0] for r in rows], dtype=np.int64)), langs)
+                self._generations[generation] = gen
+                while len(self._generations) > self.KEEP_GENERATIONS:
+                    self._generations.pop(next(iter(self._generations)))
+            if self._latest is None or _newer(generation, self._latest.generation):
+                self._latest = gen
+            return gen
 
     def documents(self) -> list[DocInfo]:
         rows = self.db.run(lambda conn: conn.execute(_q(self.db.schema,
@@ -305,7 +314,15 @@ class PgIndex:
         return [DocInfo(source=r[0], title=r[1], date=r[2], language=r[3], chunks=int(r[4])) for r in rows]
 
     def document_frequencies(self, kind: str) -> _DocFreqs:
-        return self._df[kind]
+        return self._current().df[kind]
+
+
+def _newer(a, b) -> bool:
+    """Generations are commit times in ns (0 for a schema never committed)."""
+    try:
+        return int(a) > int(b)
+    except (TypeError, ValueError):
+        return a != b
 
 
 def bm25_weights(tf: np.ndarray, dl: np.ndarray, df: int, n_docs: int, avgdl: float) -> np.ndarray:
@@ -330,7 +347,7 @@ class _PgView:
                    set_config('hnsw.ef_search', %s, true)"""), (str(self.index.settings.pg_ef_search),)).fetchone()[:2]
         self.stats = {int(c): (int(v[0]), int(v[1])) for c, v in stats.items()}
         self.num_chunks = self.stats.get(CHANNELS["bm25"], (0, 0))[0]
-        self.index._refresh(self.conn, gen, self.stats)
+        self.gen = self.index._generation(self.conn, gen, self.stats)
 
     def dense(self, qvec: np.ndarray, k: int):
         q = np.asarray(qvec, dtype=np.float32)
@@ -342,7 +359,7 @@ class _PgView:
 
     def lexical(self, kind: str, text: str, k: int):
         channel = CHANNELS[kind]
-        counts = Counter(query_tokens(kind, text, self.index.stemmers))
+        counts = Counter(query_tokens(kind, text, self.gen.stemmers))
         empty = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         n_docs, total = self.stats.get(channel, (0, 0))
         if not counts or not n_docs:
@@ -352,7 +369,7 @@ class _PgView:
             LEFT JOIN {s}.postings p ON p.channel = t.channel AND p.term_id = t.id
             WHERE t.channel = %s AND t.term = ANY(%s)"""), (channel, list(counts)),
             binary=True).fetchall()  # binary: posting arrays arrive as raw bytes, not hex text
-        df_cache = self.index._df[kind].cache
+        df_cache = self.gen.df[kind].cache
         ids_parts, w_parts = [], []
         for term, df, ids_b, tfs_b, dls_b in rows:
             df_cache[term] = int(df)
@@ -369,7 +386,7 @@ class _PgView:
             return empty
         ids = np.concatenate(ids_parts).astype(np.int64)
         weights = np.concatenate(w_parts)
-        tomb = self.index._tombstones
+        tomb = self.gen.tombstones
         if len(tomb):
             keep = ~np.isin(ids, tomb, assume_unique=False)
             ids, weights = ids[keep], weights[keep]

@@ -227,6 +227,39 @@ def test_bm25_scores_are_the_file_store_scores_after_updates(pg_store, built, mo
     same_rankings()
 
 
+def test_a_question_begun_before_an_ingest_reads_its_own_generation(pg_store, monkeypatch):
+    """Bot questions run in threads on one index: a question whose transaction began before an update
+    committed must still find the updated source's old chunks, even after a newer question has read
+    the new generation (whose tombstones list those old chunks)."""
+    import threading
+
+    import rag.pgstore as pgstore
+
+    monkeypatch.setattr(pgstore, "MERGE_TOMBSTONES", 2.0)  # the replaced chunks stay tombstones
+    store = pg_store
+    ingest_folder(store)
+    index = open_index(store)
+    inside, go, found = threading.Event(), threading.Event(), []
+
+    def old_question(view):
+        inside.set()
+        go.wait(60)
+        ids, _ = view.lexical("bm25", "Consultative Meeting Heads of State", 5)
+        found.extend(c.chunk.source for c in view.fetch(ids.tolist(), None))
+
+    reader = threading.Thread(target=index.read, args=(old_question,))
+    reader.start()
+    assert inside.wait(60)
+    path = store.seeds_dir / VI_SOURCE
+    path.write_text(path.read_text(encoding="utf-8") + "\n\nThe summit closed with a joint statement.",
+                    encoding="utf-8")
+    assert ingest_folder(store).updated == 1  # every chunk of VI_SOURCE replaced: the old ones are tombstones
+    index.read(lambda view: None)  # a newer question sees the new generation first
+    go.set()
+    reader.join(60)
+    assert found and found[0] == VI_SOURCE, found
+
+
 # ----- several readers, one writer ---------------------------------------------------------
 READER = r"""
 import json, sys, time
