@@ -29,9 +29,9 @@ QUESTION = "When did the VI Consultative Meeting of the Heads of State of Centra
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rag.config import load_settings
     from rag.engine import Engine
     from rag.llm_answer import LLMAnswerer
+    from rag.startup import startup
 
     try:
         from tests.fake_openai import FakeOpenAI
@@ -41,8 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m evals.llm_faults", description=__doc__.split("\n\n")[0])
     p.add_argument("--timeout", type=float, default=2.0, help="RAG_LLM_TIMEOUT for the run (seconds)")
     args = p.parse_args(argv)
+    settings = startup()  # .env and paths as `rag` reads them; a bad value is one line, exit 2
+    if settings is None:
+        return 2
     fake = FakeOpenAI().start()
-    settings = load_settings().with_(llm_base_url=fake.base_url, llm_api_key="sk-measure", llm_timeout=args.timeout)
+    settings = settings.with_(llm_base_url=fake.base_url, llm_api_key="sk-measure", llm_timeout=args.timeout)
     engine = Engine(settings, llm=LLMAnswerer(settings))
     engine.warm_up()
     print(f"RAG_LLM_TIMEOUT={args.timeout:g} s, RAG_LLM_RETRIES={settings.llm_retries}, "

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from rag.config import load_settings
 from rag.startup import find_env_file, resolve_environment
 from tests.test_answers import MEETING_Q
@@ -62,3 +64,31 @@ def test_missing_documents_folder_names_the_absolute_path_and_how_to_set_it(tmp_
     assert str(tmp_path / "seeds") in out.stderr
     assert "RAG_SEEDS_DIR" in out.stderr and ".env" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_create_bot_without_settings_reads_the_env_file_like_rag(tmp_path, monkeypatch):
+    """A library caller of create_bot() gets the same settings as `rag` from that folder."""
+    pytest.importorskip("discord")
+    from bot.app import create_bot
+
+    for var in PATH_VARS:
+        monkeypatch.delenv(var, raising=False)
+    (tmp_path / ".env").write_text("DISCORD_STATE_FILE=state/bot.sqlite3\nRAG_TOP_K=3\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    bot = create_bot(engine=object())
+    assert bot.settings.discord_state_file == tmp_path / "state" / "bot.sqlite3"
+    assert bot.settings.top_k == 3
+
+
+def test_eval_tools_read_the_env_file_and_name_a_bad_setting_in_one_line(tmp_path):
+    (tmp_path / ".env").write_text("RAG_TOP_K=zero\n", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "DISCORD_"))}
+    for tool in ("evals.grounding", "evals.llm_faults"):
+        # llm_faults needs tests/ (its scripted server), so it runs from the checkout with the file there
+        cwd = Path(__file__).resolve().parents[1] if tool == "evals.llm_faults" else tmp_path
+        run_env = {**env, "RAG_TOP_K": "zero"} if tool == "evals.llm_faults" else env
+        out = subprocess.run([sys.executable, "-m", tool], capture_output=True, text=True, cwd=cwd,
+                             env=run_env, timeout=120)
+        assert out.returncode == 2, (tool, out.stdout, out.stderr)
+        assert "configuration error" in out.stderr and "RAG_TOP_K" in out.stderr, (tool, out.stderr)
+        assert "Traceback" not in out.stderr, tool
