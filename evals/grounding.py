@@ -21,7 +21,6 @@ shown. Dev split to choose MIN_COVERAGE, test split to report:
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 from collections import defaultdict
@@ -110,9 +109,11 @@ def measure(engine, items: list[dict]) -> dict:
 def main(argv: list[str] | None = None) -> int:
     from rag.engine import Engine
     from rag.grounding import MIN_COVERAGE
+    from rag.helptext import TOOL_EXIT, make_parser
     from rag.startup import startup
 
-    p = argparse.ArgumentParser(prog="python -m evals.grounding", description=__doc__.split("\n\n")[0])
+    p = make_parser("python -m evals.grounding", __doc__.split("\n\n")[0].replace("\n", " "), TOOL_EXIT,
+                    "documents", "answering", "logging")
     p.add_argument("--dataset", default=str(Path(__file__).with_name("seeds_qa.jsonl")),
                    help="QA file (JSONL with question, answers, split); default: the seed questions")
     args = p.parse_args(argv)
