@@ -50,9 +50,10 @@ def test_compose_runs_a_one_shot_ingest_then_the_bot_on_the_same_volume():
 
 def test_postgres_variant_builds_the_extra_and_points_both_services_at_the_database():
     over = yaml.safe_load((ROOT / "deploy" / "compose.postgres.yaml").read_text())["services"]
-    assert "postgres" in over["ingest"]["build"]["args"]["SEEDRAG_EXTRAS"].split(",")
     assert "ARG SEEDRAG_EXTRAS=discord" in _dockerfile() and '"$SEEDRAG_EXTRAS"' in _dockerfile()
     for name in ("ingest", "bot"):
+        # both: they share one image tag, so a bot built without the extra would have no driver
+        assert "postgres" in over[name]["build"]["args"]["SEEDRAG_EXTRAS"].split(",")
         assert over[name]["environment"]["RAG_STORE_URL"].startswith("postgresql://seedrag:${POSTGRES_PASSWORD}@postgres:")
         assert over[name]["depends_on"]["postgres"]["condition"] == "service_healthy"
 
