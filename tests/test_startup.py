@@ -92,3 +92,21 @@ def test_eval_tools_read_the_env_file_and_name_a_bad_setting_in_one_line(tmp_pat
         assert out.returncode == 2, (tool, out.stdout, out.stderr)
         assert "configuration error" in out.stderr and "RAG_TOP_K" in out.stderr, (tool, out.stderr)
         assert "Traceback" not in out.stderr, tool
+
+
+HEAVY = ("torch", "llama_index", "scipy", "bm25s", "psycopg", "pgvector", "discord", "transformers",
+         "sentence_transformers", "matplotlib")
+
+
+def test_a_real_ask_loads_no_heavy_package(built, tmp_path):
+    """Cold start stays fast and the default install suffices: the question path of `rag ask`
+    (settings, index, query embedding, retrieval, answer, output) imports none of these."""
+    code = ("import sys; from rag.cli import main; code = main(['ask', sys.argv[1]]); "
+            f"print('LOADED', sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))); sys.exit(code)")
+    env = {**{k: v for k, v in os.environ.items() if k not in PATH_VARS}, "HF_HUB_OFFLINE": "1",
+           "RAG_SEEDS_DIR": str(built.seeds_dir), "RAG_INDEX_DIR": str(built.index_dir)}
+    out = subprocess.run([sys.executable, "-c", code, MEETING_Q], capture_output=True, text=True, cwd=tmp_path,
+                         env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("August 9, 2024 [1]")  # it really answered from the index
+    assert "LOADED []" in out.stdout
