@@ -174,7 +174,7 @@ def version_text(prog: str) -> str:
              f"python: {platform.python_version()}"]
     for name, others in shared_top_level().items():
         lines.append(f"warning: the top-level package '{name}' is also installed by {', '.join(others)}; "
-                     "they overwrite each other's files: install seedrag in its own virtualenv (pipx, uv tool, Docker)")
+                     "they overwrite each other's files: install seedrag in its own virtualenv (README, 'Install')")
     return "\n".join(lines)
 
 
