@@ -64,6 +64,7 @@ MERGE_SEGMENTS = 24  # merge postings once a channel has more segments than this
 MERGE_TOMBSTONES = 0.1  # …or once this share of its postings belong to deleted chunks
 SPARSE_RATIO = 8  # sum BM25 over sorted candidates, not a slot per chunk id, below 1 posting per 8 ids
 FLUSH_POSTINGS = 16_000_000  # postings buffered (12 bytes each) before a segment is written
+MERGE_BUFFER = 64_000_000  # bytes of merged postings held before they are written
 
 
 # ----- connections -------------------------------------------------------------------------
@@ -664,12 +665,8 @@ class PgWriter:
         starts = np.flatnonzero(np.r_[True, tid[1:] != tid[:-1]])
         ends = np.r_[starts[1:], len(tid)]
         segment = self._x("SELECT nextval('{s}.segment_ids')").fetchone()[0]
-        with self.conn.cursor().copy(_q(self.s, """COPY {s}.postings (channel, term_id, segment, chunk_ids, tfs, dls)
-                FROM STDIN (FORMAT BINARY)""")) as cp:
-            cp.set_types(["int2", "int4", "int4", "bytea", "bytea", "bytea"])
-            for a, b in zip(starts.tolist(), ends.tolist()):
-                cp.write_row((channel, int(tid[a]), segment, ids[a:b].tobytes(), tfs[a:b].tobytes(),
-                              dls[a:b].tobytes()))
+        self._copy_postings((channel, int(tid[a]), segment, ids[a:b].tobytes(), tfs[a:b].tobytes(), dls[a:b].tobytes())
+                            for a, b in zip(starts.tolist(), ends.tolist()))
         self._x("""INSERT INTO {s}.lexstats VALUES (%s, %s, %s) ON CONFLICT (channel) DO UPDATE
                    SET n_docs = lexstats.n_docs + excluded.n_docs,
                        total_len = lexstats.total_len + excluded.total_len""",
@@ -744,15 +741,21 @@ class PgWriter:
             self._x("TRUNCATE {s}.tombstones")  # no segment lists a deleted chunk any more
 
     def merge(self, channel: int) -> None:
-        """Rewrite a channel's postings as one segment without tombstoned chunks."""
+        """Rewrite a channel's postings as one segment without tombstoned chunks.
+
+        Merged rows are written in batches of about MERGE_BUFFER bytes while the old segments are
+        read (the new segment is another key), so a merge at a million chunks holds one batch, not
+        the whole channel; the old segments are deleted at the end."""
         tomb = np.array([r[0] for r in self._x("SELECT chunk_id FROM {s}.tombstones").fetchall()], dtype=np.int64)
         segment = self._x("SELECT nextval('{s}.segment_ids')").fetchone()[0]
         cur = self.conn.cursor(name=f"merge{channel}")
         cur.execute(_q(self.s, """SELECT term_id, chunk_ids, tfs, dls FROM {s}.postings WHERE channel = %s
                                   ORDER BY term_id, segment"""), (channel,))
-        rows_out = []
+        batch: list[tuple] = []
+        size = 0
 
         def emit(term_id, parts):
+            nonlocal size
             ids = np.concatenate([np.frombuffer(x[0], "<u4") for x in parts])
             tfs = np.concatenate([np.frombuffer(x[1], "<u2") for x in parts])
             dls = np.concatenate([np.frombuffer(x[2], "<u2") for x in parts])
@@ -761,26 +764,35 @@ class PgWriter:
                 ids, tfs, dls = ids[keep], tfs[keep], dls[keep]
             order = np.argsort(ids, kind="stable")
             if len(ids):
-                rows_out.append((channel, term_id, segment, ids[order].tobytes(), tfs[order].tobytes(),
-                                 dls[order].tobytes()))
+                batch.append((channel, term_id, segment, ids[order].tobytes(), tfs[order].tobytes(),
+                              dls[order].tobytes()))
+                size += 8 * len(ids)
+            if size >= MERGE_BUFFER:
+                self._copy_postings(batch)  # between FETCHes of the open cursor
+                batch.clear()
+                size = 0
 
         current, parts = None, []
-        for term_id, a, b, c in cur:
-            if term_id != current and parts:
-                emit(current, parts)
-                parts = []
-            current = term_id
-            parts.append((a, b, c))
+        while rows := cur.fetchmany(2000):
+            for term_id, a, b, c in rows:
+                if term_id != current and parts:
+                    emit(current, parts)
+                    parts = []
+                current = term_id
+                parts.append((a, b, c))
         if parts:
             emit(current, parts)
         cur.close()
-        self._x("DELETE FROM {s}.postings WHERE channel = %s", (channel,))
+        self._copy_postings(batch)
+        self._x("DELETE FROM {s}.postings WHERE channel = %s AND segment <> %s", (channel, segment))
+        self._x("DELETE FROM {s}.terms WHERE channel = %s AND df <= 0", (channel,))
+
+    def _copy_postings(self, rows: Iterable[tuple]) -> None:
         with self.conn.cursor().copy(_q(self.s, """COPY {s}.postings (channel, term_id, segment, chunk_ids, tfs, dls)
                 FROM STDIN (FORMAT BINARY)""")) as cp:
             cp.set_types(["int2", "int4", "int4", "bytea", "bytea", "bytea"])
-            for row in rows_out:
+            for row in rows:
                 cp.write_row(row)
-        self._x("DELETE FROM {s}.terms WHERE channel = %s AND df <= 0", (channel,))
 
 
 @contextlib.contextmanager

@@ -217,7 +217,8 @@ def test_bm25_scores_are_the_file_store_scores_after_updates(pg_store, built, mo
     assert count("SELECT count(*) FROM {s}.tombstones") > 0
     same_rankings()
 
-    monkeypatch.setattr(pgstore, "MERGE_TOMBSTONES", 0.0)  # the next ingest merges the segments
+    monkeypatch.setattr(pgstore, "MERGE_TOMBSTONES", 0.0)  # the next ingest merges the segments…
+    monkeypatch.setattr(pgstore, "MERGE_BUFFER", 4096)  # …writing merged rows in many small batches
     (store.seeds_dir / "003_07e049bc62076820.txt").unlink()
     ingest_folder(store)
     assert count("SELECT count(*) FROM {s}.tombstones") == 0
