@@ -141,7 +141,11 @@ def _ingest(docs, settings: Settings, embedder, rebuild: bool, progress: bool, s
                     with PgWriter.begin(settings, int(manifest["dim"]), fresh=False) as w:
                         w.set_seed_stats(seed_stats, report.skipped)
                         w.conn.commit()
-                report.chunks_total = PgIndex(settings, manifest).read(lambda view: view.num_chunks)
+                index = PgIndex(settings, manifest)
+                try:
+                    report.chunks_total = index.read(lambda view: view.num_chunks)
+                finally:
+                    index.close()
             else:
                 writer = step.writer or PgWriter.begin(settings, int(manifest["dim"]), fresh=False,
                                                        ngram_present=ngram_present)

@@ -111,6 +111,22 @@ class Database:
         self.schema = check_pg_schema(settings.pg_schema)  # also for settings built without load_settings
         self.where = redact(self.url)
         self._local = threading.local()
+        self._opened: list = []  # every thread's connection, so close() can end them all
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close every connection this object opened (in any thread); a later call reconnects."""
+        opened, self._opened = self._opened, []
+        for conn in opened:
+            try:
+                conn.close()
+            except Exception:  # already gone
+                pass
 
     def unavailable(self, err: BaseException | None) -> StoreUnavailable:
         return StoreUnavailable(
@@ -131,6 +147,7 @@ class Database:
         if conn is None or conn.closed or conn.broken:
             conn = self._local.conn = self.connect()
             self._local.vector = False
+            self._opened = [c for c in self._opened if not c.closed] + [conn]
         return conn
 
     def register_vector(self, conn) -> None:
@@ -180,8 +197,8 @@ def _q(schema: str, sql: str) -> str:
 # ----- reading -----------------------------------------------------------------------------
 def read_manifest(settings: Settings) -> dict | None:
     """The stored manifest, or None when the schema has no index yet."""
-    db = Database(settings)
-    return _read_manifest(db)
+    with Database(settings) as db:
+        return _read_manifest(db)
 
 
 def _read_manifest(db: Database) -> dict | None:
@@ -243,9 +260,9 @@ class PgIndex:
 
     KEEP_GENERATIONS = 4  # questions still reading older generations while an ingest commits
 
-    def __init__(self, settings: Settings, manifest: dict) -> None:
+    def __init__(self, settings: Settings, manifest: dict, db: Database | None = None) -> None:
         self.settings = settings
-        self.db = Database(settings)
+        self.db = db or Database(settings)
         self.manifest = manifest
         self.lexical_kinds = tuple(manifest.get("lexical_kinds", ("bm25", "ngram")))
         self.dim = int(manifest["dim"])
@@ -258,9 +275,10 @@ class PgIndex:
         db = Database(settings)
         manifest = _read_manifest(db)
         if manifest is None:
+            db.close()
             raise IndexMissing(f"no index in PostgreSQL schema {settings.pg_schema!r} at {db.where}; "
                                "run `rag ingest` to build one")
-        index = cls(settings, manifest)
+        index = cls(settings, manifest, db)  # the same connection serves its questions
         index.read(lambda view: None)  # load the statistics now, not in the first question
         return index
 
@@ -307,6 +325,9 @@ class PgIndex:
             if self._latest is None or _newer(generation, self._latest.generation):
                 self._latest = gen
             return gen
+
+    def close(self) -> None:
+        self.db.close()
 
     def documents(self) -> list[DocInfo]:
         rows = self.db.run(lambda conn: conn.execute(_q(self.db.schema,
@@ -855,14 +876,13 @@ def _ensure_extension(conn, db: Database) -> None:
 
 def stored_sources(settings: Settings) -> dict[str, str]:
     """source → sha256 of every indexed document ({} when there is no index)."""
-    db = Database(settings)
-
     def fn(conn):
         if conn.execute("SELECT to_regclass(%s)", (f'"{db.schema}".documents',)).fetchone()[0] is None:
             return {}
         return dict(conn.execute(_q(db.schema, "SELECT source, sha256 FROM {s}.documents")).fetchall())
 
-    return db.run(fn)
+    with Database(settings) as db:
+        return db.run(fn)
 
 
 __all__ = ["PgIndex", "PgWriter", "Database", "read_manifest", "redact", "stored_sources", "IndexCorrupt"]

@@ -365,6 +365,22 @@ def test_cli_reports_an_unreachable_database_without_traceback_or_password(tmp_p
         assert "s3cret-pw" not in text and "Traceback" not in text
 
 
+def test_a_question_opens_two_connections_and_closes_what_it_is_done_with(pg_store, monkeypatch):
+    """Each connection costs a round trip or a TLS handshake at start-up: one for the staleness check
+    (closed at once), one kept for the questions, closed with the index."""
+    from rag.pgstore import Database
+
+    ingest_folder(pg_store)
+    opened, real = [], Database.connect
+    monkeypatch.setattr(Database, "connect", lambda self, read_only=True: opened.append(real(self, read_only))
+                        or opened[-1])
+    engine = Engine(pg_store)  # auto-ingest on: checks the stored manifest first
+    assert engine.ask(VI).text.startswith("August 9, 2024 [1]")
+    assert len(opened) == 2 and opened[0].closed and not opened[1].closed
+    engine.state.index.close()
+    assert opened[1].closed
+
+
 def test_password_is_masked_in_every_form():
     from rag.pgstore import redact
 
