@@ -110,7 +110,7 @@ def phase_load(store: str, n: int, work: Path, url: str) -> dict:
         documents = {d["source"]: {**{k: d[k] for k in ("sha256", "title", "date", "language")},
                                    "chunk_ids": [chunk_key(r) for r in range(i * DOC_CHUNKS, min(n, (i + 1) * DOC_CHUNKS))]}
                      for i, d in enumerate(_docs(n, 0, n))}
-        kinds = lexical_kinds({"en"}, n)
+        kinds = lexical_kinds({"en"}, n, s.embed_languages)
         lexical = {k: LexicalIndex.build(k, texts) for k in kinds}
         del texts
         faiss_index, spec = build_faiss(vectors, s.faiss_index)

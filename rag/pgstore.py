@@ -649,7 +649,8 @@ class PgWriter:
                 cp.write_row((cid, c.source, c.n, c.id, c.text, c.title, c.date, c.language, flat, svb, vec))
         self.added += len(chunks)
         self.languages |= {d["language"] for d in docs}
-        if self.ngram_live and "ngram" not in lexical_kinds(self.languages, self.n_before + self.added):
+        if self.ngram_live and "ngram" not in lexical_kinds(self.languages, self.n_before + self.added,
+                                                             self.settings.embed_languages):
             self.ngram_live = False  # a large one-language corpus: stop; commit decides (drop or backfill)
             self.pending[CHANNELS["ngram"]] = _Pending()
         for kind, channel in CHANNELS.items():
@@ -711,7 +712,7 @@ class PgWriter:
         self._x("INSERT INTO {s}.lexstats VALUES (1, 0, 0) ON CONFLICT DO NOTHING")  # even when emptied
         n = self._x("SELECT n_docs FROM {s}.lexstats WHERE channel = 1").fetchone()[0]
         languages = {r[0] for r in self._x("SELECT DISTINCT language FROM {s}.documents").fetchall()}
-        kinds = lexical_kinds(languages, int(n))
+        kinds = lexical_kinds(languages, int(n), self.settings.embed_languages)
         ngram = CHANNELS["ngram"]
         if "ngram" not in kinds or not self.ngram_live:
             for table in ("postings", "terms", "lexstats"):

@@ -188,6 +188,15 @@ def test_ngram_channel_follows_the_corpus_languages_and_size(pg_store, monkeypat
     assert open_index(pg_store).lexical_kinds == ("bm25", "ngram")
     answer = Engine(pg_store, auto_ingest=False).ask(VI)
     assert answer.text.startswith("August 9, 2024 [1]")
+    # A large corpus only in a language the model does not know keeps n-grams: its best channel there.
+    monkeypatch.setattr(rag.index, "NGRAM_MONOLINGUAL_LIMIT", 2)
+    for path in pg_store.seeds_dir.iterdir():
+        if path != german:
+            path.unlink()
+    ingest_folder(pg_store)
+    _same_rankings(pg_store, files)
+    assert open_index(pg_store).lexical_kinds == ("bm25", "ngram")
+    assert rag.index.lexical_kinds({"de"}, 10, ("en", "de")) == ("bm25",)  # a model that knows German
 
 
 def test_bm25_scores_are_the_file_store_scores_after_updates(pg_store, built, monkeypatch):
