@@ -33,7 +33,7 @@ GROUPS: dict[str, tuple[tuple[str, str], ...]] = {
         ("RAG_PG_SCHEMA", "PostgreSQL schema of the index (seedrag)"),
         ("RAG_PG_HNSW_M", "pgvector HNSW graph degree (16)"),
         ("RAG_PG_EF_CONSTRUCTION", "pgvector HNSW build beam (64)"),
-        ("RAG_PG_EF_SEARCH", "pgvector HNSW search beam per question (200)"),
+        ("RAG_PG_EF_SEARCH", "pgvector HNSW search beam per question (500)"),
     ),
     "answering": (
         ("RAG_TOP_K", "chunks retrieved per question (5)"),
