@@ -142,6 +142,13 @@ class Database:
             conn.read_only = True
         return conn
 
+    def writer(self):
+        """A read-write connection of its own (the caller closes it), or StoreUnavailable."""
+        try:
+            return self.connect(read_only=False)
+        except _psycopg().OperationalError as err:
+            raise self.unavailable(err) from None
+
     def _conn(self):
         conn = getattr(self._local, "conn", None)
         if conn is None or conn.closed or conn.broken:
@@ -549,11 +556,7 @@ class PgWriter:
     @classmethod
     def begin(cls, settings: Settings, dim: int, fresh: bool, ngram_present: bool = True) -> PgWriter:
         db = Database(settings)
-        psycopg = _psycopg()
-        try:
-            conn = db.connect(read_only=False)
-        except psycopg.OperationalError as err:
-            raise db.unavailable(err) from None
+        conn = db.writer()
         try:
             _ensure_extension(conn, db)
             live = db.schema
@@ -821,11 +824,7 @@ class PgWriter:
 def ingest_lock(settings: Settings) -> Iterator[None]:
     """Hold this schema's writer lock (a session advisory lock) or raise IngestBusy at once."""
     db = Database(settings)
-    psycopg = _psycopg()
-    try:
-        conn = db.connect(read_only=False)
-    except psycopg.OperationalError as err:
-        raise db.unavailable(err) from None
+    conn = db.writer()
     try:
         if not conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (f"seedrag:{db.schema}",)).fetchone()[0]:
             raise IngestBusy(f"ingest already running on the PostgreSQL index at {db.where} (schema {db.schema}); "
