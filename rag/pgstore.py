@@ -42,13 +42,12 @@ import numpy as np
 from rag.config import Settings, check_pg_schema
 from rag.errors import (
     ConfigError,
-    IndexCorrupt,
     IndexMissing,
     IngestBusy,
     StoreUnavailable,
 )
 from rag.index import DocInfo, StoredChunk, lexical_kinds, top_positive
-from rag.lexical import TOKENIZERS, query_tokens
+from rag.lexical import B, K1, TOKENIZERS, query_tokens  # one BM25 formula for both stores
 from rag.records import Chunk
 
 log = logging.getLogger(__name__)
@@ -58,7 +57,6 @@ CHANNELS = {"bm25": 1, "ngram": 2}
 # A chunk with no tokens gets one placeholder (dl = 1), as LexicalIndex.build does; PostgreSQL text
 # cannot hold its NUL byte, and no query token can contain \x01.
 EMPTY_TOKEN = "\x01empty"
-K1, B = 1.2, 0.75  # as LexicalIndex (bm25s defaults it sets explicitly)
 RETRY_DELAYS = (0.2, 0.6, 1.5)
 MERGE_SEGMENTS = 24  # merge postings once a channel has more segments than this…
 MERGE_TOMBSTONES = 0.1  # …or once this share of its postings belong to deleted chunks
@@ -885,4 +883,4 @@ def stored_sources(settings: Settings) -> dict[str, str]:
         return db.run(fn)
 
 
-__all__ = ["PgIndex", "PgWriter", "Database", "read_manifest", "redact", "stored_sources", "IndexCorrupt"]
+__all__ = ["PgIndex", "PgWriter", "Database", "read_manifest", "redact", "stored_sources"]
