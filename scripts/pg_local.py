@@ -23,6 +23,7 @@ import argparse
 import importlib.util
 import os
 import pwd
+import re
 import secrets
 import shutil
 import socket
@@ -99,7 +100,7 @@ def _is_running(folder: Path, bins: Path, user: str | None) -> bool:
         return False
 
 
-def start(folder: Path, port: int) -> str:
+def start(folder: Path, port: int, shared_buffers: str = "") -> str:
     bins, user = bin_dir(), run_user()
     folder = folder.resolve()
     folder.mkdir(parents=True, exist_ok=True)
@@ -136,7 +137,8 @@ def start(folder: Path, port: int) -> str:
     if not _is_running(folder, bins, user):
         try:
             _run([str(bins / "pg_ctl"), "-D", str(data), "-l", str(data / "server.log"), "-w", "-t", "60",
-                  "-o", f"-h 127.0.0.1 -p {port} -k {data}", "start"], user)
+                  "-o", f"-h 127.0.0.1 -p {port} -k {data}"
+                  + (f" -c shared_buffers={shared_buffers}" if shared_buffers else ""), "start"], user)
         except subprocess.CalledProcessError as err:
             log = (data / "server.log").read_text(errors="replace")[-2000:] if (data / "server.log").exists() else ""
             sys.exit(f"PostgreSQL did not start ({err.stderr.strip()}):\n{log}")
@@ -169,11 +171,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dir", type=Path, default=Path(".rag_pg"), help="server folder (default .rag_pg)")
     p.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (default: a free one, kept)")
     p.add_argument("--quiet", action="store_true", help="print only the URL")
+    p.add_argument("--shared-buffers", default="", metavar="SIZE",
+                   help="PostgreSQL's page cache, e.g. 3GB (default PostgreSQL's 128MB); size it to hold the HNSW "
+                        "index (about 2 GB a million 384-dimension chunks) when questions must be fast at scale")
     args = p.parse_args(argv)
+    if args.shared_buffers and not re.fullmatch(r"\d+(kB|MB|GB)", args.shared_buffers):
+        p.error(f"--shared-buffers {args.shared_buffers!r}: a size such as 512MB or 3GB")
     if args.command == "stop":
         stop(args.dir)
         return 0
-    url = start(args.dir, args.port) if args.command == "start" else url_for(args.dir.resolve())
+    url = start(args.dir, args.port, args.shared_buffers) if args.command == "start" else url_for(args.dir.resolve())
     print(url if args.quiet else f"RAG_STORE_URL={url}")
     return 0
 
