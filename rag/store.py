@@ -267,7 +267,8 @@ def ingest_lock(index_dir: Path) -> Iterator[None]:
 # is build time (a quarter more than Flat's whole load at 100,000 chunks), paid by every ingest.
 FAISS_AUTO_CHUNKS = 50_000
 FAISS_SCALE_SPEC = "HNSW32"
-HNSW_EF_SEARCH = 128  # search beam; raised to the number of results when more are asked for
+HNSW_EF_SEARCH = 1024  # search beam (raised to k when more are asked for); at 1M synthetic chunks
+# dense recall@10 was 0.77 at 128, 0.95 at 512, 0.96 at 1024 (3 ms a question)
 IVF_NPROBE = 16  # lists searched when RAG_FAISS_INDEX names an IVF index (FAISS's default of 1 misses many)
 
 
