@@ -615,6 +615,30 @@ def test_a_closed_output_pipe_ends_quietly(built):
     assert "Traceback" not in err and "BrokenPipe" not in err and "Exception ignored" not in err, err
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("args", [["sources", "--json"], ["ask", MEETING_Q], ["--version"]])
+def test_output_that_cannot_be_written_is_one_line_not_a_bug_report(built, args):
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-m", "rag", *args], stdout=full, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "RAG_SEEDS_DIR": str(built.seeds_dir),
+                                   "RAG_INDEX_DIR": str(built.index_dir), "HF_HUB_OFFLINE": "1"}, timeout=300)
+    assert proc.returncode == 1
+    assert one_clean_line(proc.stderr) == "error: cannot write the output (No space left on device)"
+
+
+def test_closed_standard_streams_are_handled(built):
+    env = {**os.environ, "RAG_SEEDS_DIR": str(built.seeds_dir), "RAG_INDEX_DIR": str(built.index_dir),
+           "HF_HUB_OFFLINE": "1"}
+    no_stdout = subprocess.run([sys.executable, "-m", "rag", "sources"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True, env=env, timeout=300,
+                               preexec_fn=lambda: os.close(1))
+    assert no_stdout.returncode == 1
+    assert one_clean_line(no_stdout.stderr) == "error: cannot write the output: standard output is closed"
+    no_stdin = subprocess.run([sys.executable, "-m", "rag", "repl"], stdin=subprocess.DEVNULL, capture_output=True,
+                              text=True, env=env, timeout=300, preexec_fn=lambda: os.close(0))
+    assert (no_stdin.returncode, no_stdin.stderr) == (0, "")
+
+
 def test_json_stays_valid_when_stored_vectors_hold_nan(workspace):
     import faiss
 
