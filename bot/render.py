@@ -77,8 +77,8 @@ def sources_embed(answer: Answer) -> discord.Embed:
     if not answer.citations:
         embed.description = "None: the documents do not hold this."
     footer = f"answered by: {clip(answer.backend, 40)}"
-    if answer.notes:
-        footer += " · " + clip("; ".join(answer.notes), NOTES)
+    if answer.notes:  # the safe text only: a note's detail can name server paths and URLs
+        footer += " · " + clip("; ".join(n.text for n in answer.notes), NOTES)
     more = " · {} more sources not shown"
     budget = EMBED_TOTAL - size(embed.title) - size(embed.description or "") - size(footer) - size(more) - 8
     shown = 0

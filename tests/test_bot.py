@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import os
 import sys
 import threading
 import time
@@ -22,7 +24,7 @@ from bot import replies
 from bot.render import EMBED_TOTAL, embed_size, size, sources_embed, split_message
 from bot.state import StateStore
 from rag.errors import RagError, SeedsMissing
-from rag.records import Answer, Citation
+from rag.records import Answer, Citation, Note
 from tests import discord_api
 from tests.test_answers import MEETING_Q
 
@@ -414,6 +416,40 @@ async def test_core_error_text_never_reaches_users(engine, settings, caplog):
     assert dpytest.get_message().content == replies.SORRY
 
 
+async def test_notes_show_users_no_server_paths_process_ids_or_llm_urls(workspace, tmp_path, caplog):
+    """An answer from the last index (an ingest holds the lock) with the LLM down carries two
+    notes whose details name the index folder, a process id and the LLM's URL: the sources embed
+    says what happened in general words, the log keeps the details."""
+    import socket
+
+    from rag.engine import Engine
+    from rag.llm_answer import LLMAnswerer
+    from tests.test_hostile import _hold_lock
+
+    with socket.socket() as sock:  # a port nothing listens on: the LLM is down
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+    s = workspace.with_(discord_cooldown=0, discord_state_file=tmp_path / "state.sqlite3", llm_base_url=url,
+                        llm_retries=0)
+    (s.seeds_dir / "new.md").write_text("# New\n\nThe Khorgos dry port opened a second gate.", encoding="utf-8")
+    fd = _hold_lock(s.index_dir)
+    try:
+        b = await make_bot(Engine(s, llm=LLMAnswerer(s, backoff_s=0.01)), s)
+        with caplog.at_level(logging.INFO):
+            await dpytest.message(mention(b, MEETING_Q))
+    finally:
+        os.close(fd)
+    reply = dpytest.get_message()
+    assert "August 9, 2024" in reply.content
+    footer = reply.embeds[0].footer.text
+    assert "answered from the last index" in footer and "LLM unavailable" in footer
+    shown = json.dumps(b.sent.payloads)
+    for secret in (str(s.index_dir), "process", url, "127.0.0.1"):
+        assert secret not in shown, f"{secret!r} reached a Discord user"
+    assert str(s.index_dir) in caplog.text and url in caplog.text, "the log keeps the details"
+    b.store.close()
+
+
 async def test_direct_messages_follow_the_dm_policy(spy, settings):
     b = await make_bot(spy, settings)  # default DISCORD_DMS=members
     member = dpytest.get_config().members[0]
@@ -652,7 +688,7 @@ def test_the_sources_embed_stays_under_every_discord_limit_with_extreme_citation
     cites = [Citation(i, "dir/" + "very-long-file-name-" * 30 + f"{i}.md", "A title 🇰🇿 " * 500, "2024-08-09",
                       "snippet 😀 text " * 800, 1.0) for i in range(1, 41)]
     answer = Answer(question="q", text="a", abstained=False, citations=cites, backend="llm",
-                    notes=["note 📎 " * 3000, "LLM unavailable: " + "x" * 5000])
+                    notes=[Note("note 📎 " * 3000), Note("LLM unavailable: " + "x" * 5000)])
     embed = sources_embed(answer)
     assert embed_size(embed) <= EMBED_TOTAL and len(embed) <= EMBED_TOTAL
     assert len(embed.fields) <= 25 and embed.fields, "as many sources as fit"
