@@ -150,10 +150,15 @@ class Questions(commands.Cog):
             return
         author = message.author.id
         if message.guild is None:
-            if not await self.dms.allows(message.author):
-                if self.gate.cooldown_left(author) <= 0:
-                    self.gate.note_asked(author)
-                    await replies.quiet_reply(message, self.dms.refusal())
+            # The cooldown first: checking the DM policy can cost Discord API calls.
+            if self.gate.cooldown_left(author) > 0:
+                if self.dms.cached(message.author):  # strangers on cooldown are not even marked
+                    await self._mark_cooldown(message)
+                return
+            allowed = await self.dms.allows(message.author)
+            if not allowed:
+                self.gate.note_asked(author)
+                await replies.quiet_reply(message, replies.BUSY if allowed is None else self.dms.refusal())
                 return
         elif not channel_allowed(message.channel, self.settings.discord_channels):
             return
@@ -206,19 +211,24 @@ class Questions(commands.Cog):
 
     # ----- slash commands ------------------------------------------------------------------
     async def _in_scope(self, interaction: discord.Interaction) -> bool:
-        """Allowlist / DM policy and cooldown; answers the interaction itself (ephemeral) when not."""
-        if interaction.guild_id is None:
-            if not await self.dms.allows(interaction.user):
-                await interaction.response.send_message(self.dms.refusal(), ephemeral=True)
-                return False
-        elif not channel_allowed(interaction.channel, self.settings.discord_channels):
-            await interaction.response.send_message("I don't answer in this channel.", ephemeral=True)
-            return False
+        """Cooldown and allowlist / DM policy; answers the interaction itself (ephemeral) when not.
+
+        The cooldown comes first and starts with any attempt: checking the DM policy can cost
+        Discord API calls, which a refused user must not be able to repeat at will."""
         wait = self.gate.cooldown_left(interaction.user.id)
         if wait > 0:
             await interaction.response.send_message(f"Please wait {wait:.0f} s before asking again.", ephemeral=True)
             return False
         self.gate.note_asked(interaction.user.id)
+        if interaction.guild_id is None:
+            allowed = await self.dms.allows(interaction.user)
+            if not allowed:
+                text = replies.BUSY if allowed is None else self.dms.refusal()
+                await interaction.response.send_message(text, ephemeral=True)
+                return False
+        elif not channel_allowed(interaction.channel, self.settings.discord_channels):
+            await interaction.response.send_message("I don't answer in this channel.", ephemeral=True)
+            return False
         return True
 
     @app_commands.command(name="ask", description="Ask a question about the documents")

@@ -73,6 +73,7 @@ class PayloadLog:
 
     def __init__(self) -> None:
         self.payloads: list[dict] = []
+        self.member_fetches = 0  # GET /guilds/{id}/members/{id}: REST calls the DM policy spent
 
 
 async def make_bot(engine, settings, members: int = 2, channels: int = 1, **parts):
@@ -104,6 +105,7 @@ def _record_payloads(bot) -> None:
 
         async def get_member(self, guild_id, member_id):
             """As Discord answers it: 404 Unknown Member for someone not in the server (dpytest crashes)."""
+            bot.sent.member_fetches += 1
             guild = self.state._get_guild(guild_id)
             member = guild.get_member(member_id) if guild else None
             if member is None:
@@ -469,6 +471,28 @@ async def test_direct_messages_follow_the_dm_policy(spy, settings):
     await user_says(closed, MEETING_Q, member=member, channel=await member.create_dm())
     assert "don't answer direct messages" in dpytest.get_message().content
     assert len(spy.calls) == calls
+
+
+async def test_strangers_writing_dms_cannot_spend_the_bots_api_budget(spy, settings):
+    b = await make_bot(spy, settings.with_(discord_cooldown=30))
+    b.questions.dms.fetch_budget = 3
+    drain_sent()
+    state = dpy_backend.get_state()
+    strangers = [state.store_user(dpy_facts.make_user_dict(f"stranger{i}", 2, None)) for i in range(5)]
+    dm = await strangers[0].create_dm()
+    for _ in range(5):  # one stranger insists: one look-up, one refusal, then silence while on cooldown
+        await user_says(b, MEETING_Q, member=strangers[0], channel=dm)
+    assert b.sent.member_fetches == 1
+    assert [m.content for m in drain_sent()] == [b.questions.dms.refusal()]
+    for stranger in strangers[1:]:  # many strangers: no more look-ups than the budget
+        await user_says(b, MEETING_Q, member=stranger, channel=await stranger.create_dm())
+    assert b.sent.member_fetches == 3
+    assert [m.content for m in drain_sent()] == [b.questions.dms.refusal()] * 2 + [replies.BUSY] * 2
+    calls = len(spy.calls)
+    member = dpytest.get_config().members[0]  # a member is found in the member cache: no look-up
+    await user_says(b, MEETING_Q, member=member, channel=await member.create_dm())
+    assert "August 9, 2024" in dpytest.get_message().content and len(spy.calls) == calls + 1
+    assert b.sent.member_fetches == 3
 
 
 def bot_flags(bot) -> int:
