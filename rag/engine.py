@@ -35,6 +35,7 @@ from rag.records import Answer, AnswerRequest, Citation, Draft, Hit, Note
 from rag.textsafe import clean
 
 log = logging.getLogger(__name__)
+QUERY_CACHE = 512  # query vectors kept: repeated questions skip the embedder
 
 
 @dataclass
@@ -57,6 +58,7 @@ class Engine:
         self._lock = threading.RLock()
         self._embedder = None
         self._qcache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._qcache_lock = threading.Lock()  # the bot asks from several threads at once
         self._llm = llm
 
     # ----- loading -------------------------------------------------------------------------
@@ -170,14 +172,16 @@ class Engine:
 
     # ----- questions -----------------------------------------------------------------------
     def embed_query(self, text: str) -> np.ndarray:
-        hit = self._qcache.get(text)
-        if hit is not None:
-            self._qcache.move_to_end(text)
-            return hit
-        vec = self.embedder.embed_batch([text])[0]
-        self._qcache[text] = vec
-        if len(self._qcache) > 512:
-            self._qcache.popitem(last=False)
+        with self._qcache_lock:
+            hit = self._qcache.get(text)
+            if hit is not None:
+                self._qcache.move_to_end(text)
+                return hit
+        vec = self.embedder.embed_batch([text])[0]  # outside the lock: questions embed in parallel
+        with self._qcache_lock:
+            self._qcache[text] = vec
+            if len(self._qcache) > QUERY_CACHE:
+                self._qcache.popitem(last=False)
         return vec
 
     def _prepare(self, question: str) -> tuple[str, list[Note]]:
