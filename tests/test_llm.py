@@ -184,10 +184,12 @@ def test_passing_faults_are_retried_then_fall_back(built, server, step, reason):
     assert any(reason in n and n.endswith("showing the extracted answer") for n in map(str, a.notes))
 
 
-def test_a_retry_that_succeeds_gives_the_llm_answer(built, server):
+@pytest.mark.parametrize("first", [{"status": 503}, {"status": 502, "reset": True}])
+def test_a_retry_that_succeeds_gives_the_llm_answer(built, server, first):
     engine = llm_engine(built, server, retries=1)
-    server.script = [{"status": 503}, {"content": f"It took place on August 9, 2024 [{number_of(engine)}]."}]
+    server.script = [first, {"content": f"It took place on August 9, 2024 [{number_of(engine)}]."}]
     assert engine.ask(MEETING_Q).backend == "llm"
+    assert len(server.requests) == 2
 
 
 @pytest.mark.parametrize("step, reason", [
