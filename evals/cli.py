@@ -23,7 +23,7 @@ def _parser() -> argparse.ArgumentParser:
                   "Run every question of a dataset through the engine and print a summary table. A QA "
                   "JSONL file is answered from RAG_SEEDS_DIR (or --seeds); a BEIR folder's corpus is "
                   "indexed once and cached under .rag_cache/. Progress goes to stderr: a bar on a "
-                  "terminal, else a line at least every 30 s.")
+                  "terminal, else a line every RAG_PROGRESS_SECONDS (15 s by default).")
     run.add_argument("--dataset", required=True, type=Path, metavar="PATH",
                      help="a QA JSONL file (like evals/seeds_qa.jsonl) or a BEIR folder (corpus.jsonl, queries.jsonl, qrels/)")
     run.add_argument("--out", type=Path, metavar="JSON",

