@@ -281,7 +281,7 @@ class Questions(commands.Cog):
             return await asyncio.to_thread(self.engine.sources)
 
         docs = await asyncio.wait_for(listing(), self.settings.discord_answer_timeout)
-        lines = [f"• `{d['source']}` — {d['title']}" + (f" ({d['date']})" if d["date"] else "") + f" · {d['chunks']} chunks"
+        lines = [f"• `{d.source}` — {d.title}" + (f" ({d.date})" if d.date else "") + f" · {d.chunks} chunks"
                  for d in docs]
         for part in split_message("\n".join(lines) or "No documents are indexed."):
             await interaction.followup.send(part, ephemeral=True)

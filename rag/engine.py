@@ -22,7 +22,8 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -33,6 +34,9 @@ from rag.errors import (
 from rag.followup import is_follow_up, joined_query, sane_rewrite
 from rag.records import Answer, AnswerRequest, Citation, Draft, Hit, Note
 from rag.textsafe import clean
+
+if TYPE_CHECKING:
+    from rag.index import DocInfo
 
 log = logging.getLogger(__name__)
 QUERY_CACHE = 512  # query vectors kept: repeated questions skip the embedder
@@ -350,12 +354,9 @@ class Engine:
     def backend(self) -> str:
         return "llm" if self._llm is not None else "extractive"
 
-    def sources(self) -> list[dict]:
-        return [
-            {"source": clean(d.source), "title": clean(d.title), "date": d.date, "language": d.language,
-             "chunks": d.chunks}
-            for d in self.state.index.documents()
-        ]
+    def sources(self) -> list[DocInfo]:
+        """The indexed documents, names and titles cleaned for a terminal or a chat."""
+        return [replace(d, source=clean(d.source), title=clean(d.title)) for d in self.state.index.documents()]
 
 
 def _whole(draft: Draft) -> Iterator[str | Draft]:
