@@ -114,7 +114,8 @@ class Engine:
         try:
             check_compatible(index.manifest, s.embed_model, s.chunk_size, s.chunk_overlap)
         except IndexIncompatible as err:
-            raise IndexIncompatible(str(err).replace("--rebuild", "")) from None
+            # Plain `rag ingest` rebuilds an incompatible index (and so would the next question).
+            raise IndexIncompatible(err.reason, "run `rag ingest` to build it again from the documents") from None
         return _State(
             index=index,
             retriever=HybridRetriever(index, mode=s.retriever, fusion=s.fusion, model_languages=s.embed_languages),

@@ -78,7 +78,7 @@ def _previous(settings: Settings, rebuild: bool, report: IngestReport):
     except IndexMissing:
         return None
     except (IndexIncompatible, IndexCorrupt) as err:
-        report.rebuilt = str(err).split("; run")[0]
+        report.rebuilt = err.reason
         log.warning("rebuilding the whole index: %s", report.rebuilt)
         return None
 

@@ -68,7 +68,7 @@ def _rebuild_reason(settings: Settings, rebuild: bool) -> tuple[dict | None, str
             raise IndexIncompatible("tokenization changed")
         return manifest, None
     except IndexIncompatible as err:
-        reason = str(err).split("; run")[0]
+        reason = err.reason
         log.warning("rebuilding the whole PostgreSQL index: %s", reason)
         return None, reason
 
