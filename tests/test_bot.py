@@ -149,9 +149,9 @@ class LoopWatch:
 
     Each tick records how late it woke (wall clock) and how much CPU the loop's own thread used
     meanwhile. CPU on the loop thread is work done *on* the loop (blocking calls: what the bot
-    must never do); lateness without it is waiting for the GIL or for a core, which on this
-    shared 2-core machine also comes from other processes. So: no tick may hold the loop busy
-    for 100 ms, and 99 % of ticks must be on time within 100 ms.
+    must never do), so that is what is asserted: no tick holds the loop busy for 100 ms.
+    Lateness without it is waiting for the GIL or for a core, which on a shared machine comes
+    from other processes too: it is printed, never asserted (speed belongs in benchmarks).
     """
 
     def __init__(self) -> None:
@@ -192,7 +192,6 @@ class LoopWatch:
     def check(self) -> None:
         assert self.ticks, "the watch never ticked"
         assert self.busiest < 0.1, f"the event loop was busy for {self.busiest * 1000:.0f} ms at once"
-        assert self.p99 < 0.1, f"1 % of ticks were late by {self.p99 * 1000:.0f} ms or more"
         print(f"event loop: {len(self.ticks)} ticks, worst lag {self.worst * 1000:.0f} ms, "
               f"p99 {self.p99 * 1000:.0f} ms, longest busy stretch {self.busiest * 1000:.0f} ms")
 
@@ -570,6 +569,7 @@ async def test_load_200_questions_50_users_5_channels_none_lost_and_the_loop_sta
     assert kinds.count("answer") >= 20 and kinds.count(replies.BUSY) >= 1
     assert all(r[0]["flags"] & 4096 for r in replies_to.values() if r[0]["content"] == replies.BUSY)
     watch.check()
+    assert slow.on_main_thread and not any(slow.on_main_thread), "every engine call ran off the event loop"
     print(f"load: {kinds.count('answer')} answered, {kinds.count(replies.BUSY)} busy, 0 lost")
     drain_sent()
 
