@@ -29,7 +29,7 @@ import numpy as np
 
 from rag.config import Settings
 from rag.errors import (
-    BadQuestion, IndexIncompatible, IndexMissing, IngestBusy, IngestFailed, LLMUnavailable, SeedsMissing,
+    BadQuestion, IndexIncompatible, IngestBusy, IngestFailed, LLMUnavailable, SeedsMissing,
 )
 from rag.followup import is_follow_up, joined_query, sane_rewrite
 from rag.records import Answer, AnswerRequest, Citation, Draft, Hit, Note
@@ -404,4 +404,4 @@ def build_engine(settings: Settings, auto_ingest: bool = True) -> Engine:
     return Engine(settings, auto_ingest=auto_ingest, llm=llm)
 
 
-__all__ = ["Engine", "build_engine", "IndexMissing", "is_follow_up"]
+__all__ = ["Engine", "build_engine"]

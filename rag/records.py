@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+# What every answerer says when the documents do not hold the answer (the LLM is told to say it
+# word for word, so an abstention reads the same whichever backend answered).
+NOT_FOUND = "I couldn't find this in the documents."
+
 
 @dataclass(frozen=True)
 class SourceDoc:

@@ -21,7 +21,7 @@ from discord.ext.test import factories as dpy_facts
 
 from bot import create_bot
 from bot import replies
-from bot.render import EMBED_TOTAL, embed_size, size, sources_embed, split_message
+from bot.render import EMBED_TOTAL, size, sources_embed, split_message
 from bot.state import StateStore
 from rag.errors import RagError, SeedsMissing
 from rag.records import Answer, Citation, Note
@@ -708,6 +708,13 @@ def test_a_vote_for_an_unknown_answer_is_refused(tmp_path):
 
 
 # ----- limits -------------------------------------------------------------------------------------
+def embed_size(embed: discord.Embed) -> int:
+    """The embed's length as Discord counts it (in UTF-16 code units, never less than Discord's count)."""
+    parts = [embed.title or "", embed.description or "", embed.footer.text or "", embed.author.name or ""]
+    parts += [f.name or "" for f in embed.fields] + [f.value or "" for f in embed.fields]
+    return sum(size(p) for p in parts)
+
+
 def test_the_sources_embed_stays_under_every_discord_limit_with_extreme_citations_and_notes():
     cites = [Citation(i, "dir/" + "very-long-file-name-" * 30 + f"{i}.md", "A title 🇰🇿 " * 500, "2024-08-09",
                       "snippet 😀 text " * 800, 1.0) for i in range(1, 41)]
