@@ -102,8 +102,8 @@ class Questions(commands.Cog):
     def _finale(self, answer: Answer, answer_id: int | None) -> dict:
         """What goes on the last part of an answer: the sources embed and, when stored, the buttons."""
         for note in answer.notes:
-            if note.detail:  # users see only note.text (in the embed): the detail is for the log
-                log.info("answer %s: %s", answer_id, note.detail)
+            if note.detail:  # a failure's own words: users see only note.text (in the embed)
+                log.warning("answer %s: %s", answer_id, note.detail)
         extra: dict = {"embed": sources_embed(answer)}
         if answer_id is not None and not answer.abstained:
             extra["view"] = feedback_view(answer_id)
