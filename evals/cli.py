@@ -65,6 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     scale.add_argument("--out", type=Path, default=Path("reports/scale.json"), metavar="JSON",
                        help="results file, updated per (store, size) (default reports/scale.json; chart beside it)")
     scale.add_argument("--report", action="store_true", help="only print the table and draw the chart from --out")
+    scale.add_argument("--keep", action="store_true",
+                       help="keep the loaded indexes (.rag_cache/scale/, PostgreSQL schema scale_<N>) for inspection")
     return p
 
 
@@ -99,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             if set(stores) - set(STORES):
                 raise ValueError(f"--stores: unknown {', '.join(sorted(set(stores) - set(STORES)))}; known: {', '.join(STORES)}")
             sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
-            return run_scale(settings, sizes, stores, args.questions, args.out, args.report)
+            return run_scale(settings, sizes, stores, args.questions, args.out, args.report, args.keep)
         if args.command == "tune-fusion":
             from evals.tune import tune_fusion
 
