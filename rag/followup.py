@@ -20,8 +20,8 @@ import re
 
 from rag.lexical import content_words
 
-# Personal pronouns refer back wherever they stand. German "sie", "es" and "ihr" are left out:
-# "Gibt es …", formal "Sie" and "ihr" as "you" start many self-contained questions.
+# Personal pronouns refer back wherever they stand. German "es" and "ihr" are left out ("Gibt es
+# …", "ihr" as "you"), and "sie" counts only in lower case after the first word: "Sie" is "you".
 _PRONOUNS = {
     "he", "she", "it", "they", "him", "her", "them", "his", "its", "their", "theirs", "er", "ihn", "ihm", "dort",
 }
@@ -54,6 +54,8 @@ def is_follow_up(question: str) -> bool:
                                            and (before is None or before in _VERBS_AFTER | _QUESTION_WORDS)):
             return True
         if word in _DEMONSTRATIVES_DE and i > 0 and (after is None or after[0].islower()):
+            return True
+        if words[i] == "sie" and i > 0:
             return True
     return False
 

@@ -20,11 +20,12 @@ SELF_CONTAINED = [
     "What is pgvector?",
     "What is the name of the treaty that was signed in 1992?",
     "Who chaired the VI Consultative Meeting?",
+    "Können Sie mir sagen, wann das Abkommen unterzeichnet wurde?",
 ]
 FOLLOW_UPS = [
     "and who chaired it?", "And when?", "Und die Mongolei?", "What about Germany?", "Why?",
     "Which countries did he meet with?", "What does that mean?", "When did that happen?",
-    "Was bedeutet das?", "Wann wurde das unterzeichnet?", "Who lived there?",
+    "Was bedeutet das?", "Wann wurde das unterzeichnet?", "Who lived there?", "Wann wurde sie gegründet?",
 ]
 
 
