@@ -180,3 +180,12 @@ def test_embed_languages_setting_is_validated():
     assert load_settings({"RAG_EMBED_LANGUAGES": "en, de"}).embed_languages == ("en", "de")
     with pytest.raises(ConfigError, match="RAG_EMBED_LANGUAGES"):
         load_settings({"RAG_EMBED_LANGUAGES": "english"})
+
+
+def test_country_language_and_month_names_translate_through_cldr():
+    """Names no hand-written list would keep complete come from the CLDR table."""
+    from rag.lexicon import translate
+
+    found = translate(["egypt", "hungarian", "tuesday", "points"])
+    assert "agypten" in found["egypt"] and "ungarisch" in found["hungarian"]
+    assert "dienstag" in found["tuesday"] and "punkte" in found["points"]
