@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # seedrag as a service: the Discord bot by default, or any `rag` command. CPU-only torch, a
-# non-root user, the index and feedback on the /data volume, the documents mounted at /seeds, and
+# non-root user, the index and the bot's state on the /data volume, the documents mounted at /seeds, and
 # the ONNX model export baked in at build time so the container starts offline.
 #
 #   docker build -t seedrag .

@@ -44,7 +44,7 @@ bot: $(STAMP) ## run the Discord bot (needs DISCORD_TOKEN in .env)
 	$(BIN)/python -m bot
 
 postgres: $(STAMP) ## start a local PostgreSQL + pgvector in .rag_pg and print RAG_STORE_URL
-	$(BIN)/python -m pip install -q -e ".[postgres]"
+	$(BIN)/python -m pip install -q -e ".[pgserver]"
 	$(BIN)/python scripts/pg_local.py start --dir .rag_pg
 
 postgres-stop: ## stop the local PostgreSQL started by `make postgres`

@@ -89,11 +89,11 @@ class RagBot(commands.Bot):
 
 
 def create_bot(engine=None, settings: Settings | None = None, **parts) -> RagBot:
-    """The configured bot, not connected; engine and settings come from the environment if not given."""
+    """The configured bot, not connected; settings, if not given, as `rag` reads them (.env, paths)."""
     if settings is None:
-        from rag.config import load_settings
+        from rag.startup import settings_from_environment
 
-        settings = load_settings()
+        settings = settings_from_environment()
     if engine is None:
         from rag.engine import build_engine
 

@@ -25,21 +25,33 @@ DESCRIPTION = (
 
 
 def _parser() -> argparse.ArgumentParser:
-    from rag.helptext import BOT_EXIT, make_parser
+    from rag.helptext import (BOT_EXIT, BOT_EXPORT_EXIT, BOT_INVITE_EXIT, BOT_SYNC_EXIT, add_command,
+                              make_parser)
 
     p = make_parser("python -m bot", DESCRIPTION, BOT_EXIT, "discord", "documents", "answering", "logging")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    sub.add_parser("run", help="connect and answer questions (the default)")
-    sync = sub.add_parser("sync", help="publish the slash commands to Discord (after install or upgrade)",
-                          description="Publish /ask, /sources, /reindex and /help. Global commands can take a "
-                                      "while to appear; --guild publishes to one server instantly (for testing).")
+    add_command(sub, "run", "connect and answer questions (the default)",
+                "Connect to Discord and answer questions until SIGTERM or Ctrl-C (the same as no command). "
+                "The index is loaded, and updated if the documents changed, in the background.",
+                BOT_EXIT, "discord", "documents", "answering", "logging")
+    sync = add_command(sub, "sync", "publish the slash commands to Discord (after install or upgrade)",
+                       "Publish /ask, /sources, /reindex and /help. Global commands can take a while to "
+                       "appear; --guild publishes to one server instantly (for testing).",
+                       BOT_SYNC_EXIT, "DISCORD_TOKEN", "RAG_LOG_LEVEL")
     sync.add_argument("--guild", type=int, metavar="ID", help="publish to this server only, instantly")
     sync.add_argument("--clear", action="store_true", help="with --guild: remove the commands published there")
-    inv = sub.add_parser("invite", help="print the link that adds the bot to a server, with the permissions it needs")
+    inv = add_command(sub, "invite", "print the link that adds the bot to a server, with the permissions it needs",
+                      "Print the OAuth2 link that adds the bot to a server with the permissions it needs "
+                      "(and the permissions integer on stderr). Needs no connection to Discord.",
+                      BOT_INVITE_EXIT, "DISCORD_TOKEN")
     inv.add_argument("--client-id", type=int, metavar="ID",
                      help="the Application ID (default: read from DISCORD_TOKEN)")
-    exp = sub.add_parser("export-feedback", help="write every 👍/👎 vote with its question and answer")
-    exp.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    exp = add_command(sub, "export-feedback", "write every 👍/👎 vote with its question and answer",
+                      "Write every 👍/👎 vote from the bot's state file with the question, the answer and "
+                      "its sources; user ids appear only as keyed hashes. Needs no connection to Discord.",
+                      BOT_EXPORT_EXIT, "DISCORD_STATE_FILE", "DISCORD_USER_HASH_KEY")
+    exp.add_argument("--format", choices=("jsonl", "csv"), default="jsonl",
+                     help="one JSON object per line, or CSV with a header (default jsonl)")
     exp.add_argument("--out", metavar="FILE", help="write here instead of stdout")
     return p
 

@@ -63,10 +63,10 @@ def _pcts(values: list[float]) -> dict:
 
 
 def worker_warm_ours(index_dir: str, seeds: str) -> dict:
-    from rag.config import load_settings
     from rag.engine import Engine
+    from rag.startup import settings_from_environment
 
-    engine = Engine(load_settings().with_(index_dir=Path(index_dir), seeds_dir=Path(seeds)))
+    engine = Engine(settings_from_environment().with_(index_dir=Path(index_dir), seeds_dir=Path(seeds)))
     engine.warm_up()
     stages: dict[str, list[float]] = {}
     engine._qcache.clear()
@@ -122,12 +122,13 @@ def worker_ingest_ours(limit: str, index_dir: str, precision: str = "fp32") -> d
     from transformers import AutoConfig
 
     from rag.chunk import chunk_document, make_splitter
-    from rag.config import load_settings, resolve_model_path
+    from rag.config import resolve_model_path
     from rag.embed import OnnxEmbedder
     from rag.model_cache import load_ingest_embedder
     from rag.records import SourceDoc
+    from rag.startup import settings_from_environment
 
-    s = load_settings()
+    s = settings_from_environment()
     docs = _scifact_docs(int(limit))
     embedder, export = load_ingest_embedder(s.model_cache, s.embed_model, precision=precision)
     t0 = time.perf_counter()

@@ -23,7 +23,7 @@ def _parser() -> argparse.ArgumentParser:
                   "Run every question of a dataset through the engine and print a summary table. A QA "
                   "JSONL file is answered from RAG_SEEDS_DIR (or --seeds); a BEIR folder's corpus is "
                   "indexed once and cached under .rag_cache/. Progress goes to stderr: a bar on a "
-                  "terminal, else a line at least every 30 s.")
+                  "terminal, else a line every RAG_PROGRESS_SECONDS (15 s by default).")
     run.add_argument("--dataset", required=True, type=Path, metavar="PATH",
                      help="a QA JSONL file (like evals/seeds_qa.jsonl) or a BEIR folder (corpus.jsonl, queries.jsonl, qrels/)")
     run.add_argument("--out", type=Path, metavar="JSON",
@@ -65,6 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     scale.add_argument("--out", type=Path, default=Path("reports/scale.json"), metavar="JSON",
                        help="results file, updated per (store, size) (default reports/scale.json; chart beside it)")
     scale.add_argument("--report", action="store_true", help="only print the table and draw the chart from --out")
+    scale.add_argument("--keep", action="store_true",
+                       help="keep the loaded indexes (.rag_cache/scale/, PostgreSQL schema scale_<N>) for inspection")
     return p
 
 
@@ -99,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             if set(stores) - set(STORES):
                 raise ValueError(f"--stores: unknown {', '.join(sorted(set(stores) - set(STORES)))}; known: {', '.join(STORES)}")
             sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
-            return run_scale(settings, sizes, stores, args.questions, args.out, args.report)
+            return run_scale(settings, sizes, stores, args.questions, args.out, args.report, args.keep)
         if args.command == "tune-fusion":
             from evals.tune import tune_fusion
 

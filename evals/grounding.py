@@ -21,7 +21,6 @@ shown. Dev split to choose MIN_COVERAGE, test split to report:
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 from collections import defaultdict
@@ -108,15 +107,21 @@ def measure(engine, items: list[dict]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rag.config import load_settings
     from rag.engine import Engine
     from rag.grounding import MIN_COVERAGE
+    from rag.helptext import TOOL_EXIT, make_parser
+    from rag.startup import startup
 
-    p = argparse.ArgumentParser(prog="python -m evals.grounding", description=__doc__.split("\n\n")[0])
-    p.add_argument("--dataset", default="evals/seeds_qa.jsonl")
+    p = make_parser("python -m evals.grounding", __doc__.split("\n\n")[0].replace("\n", " "), TOOL_EXIT,
+                    "documents", "answering", "logging")
+    p.add_argument("--dataset", default=str(Path(__file__).with_name("seeds_qa.jsonl")),
+                   help="QA file (JSONL with question, answers, split); default: the seed questions")
     args = p.parse_args(argv)
+    settings = startup()  # .env and paths as `rag` reads them; a bad value is one line, exit 2
+    if settings is None:
+        return 2
     items = [json.loads(line) for line in Path(args.dataset).read_text(encoding="utf-8").splitlines() if line.strip()]
-    table = measure(Engine(load_settings()), items)
+    table = measure(Engine(settings), items)
     for split in ("dev", "test"):
         print(f"\n{split}: share of claims accepted, by MIN_COVERAGE (chosen: {MIN_COVERAGE})")
         print(f"{'claim':14} {'n':>3} " + " ".join(f"{t:>5}" for t in THRESHOLDS))

@@ -9,7 +9,7 @@ the answer was complete, the requests sent, who answered and the note the user g
 
 from __future__ import annotations
 
-import argparse
+import sys
 import time
 
 CASES = [
@@ -29,20 +29,27 @@ QUESTION = "When did the VI Consultative Meeting of the Heads of State of Centra
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rag.config import load_settings
     from rag.engine import Engine
+    from rag.helptext import TOOL_EXIT, make_parser
     from rag.llm_answer import LLMAnswerer
+    from rag.startup import startup
 
+    p = make_parser("python -m evals.llm_faults", __doc__.split("\n\n")[0].replace("\n", " ") + " Run it from "
+                    "the repository root (the scripted server is tests/fake_openai.py). RAG_LLM_BASE_URL, "
+                    "RAG_LLM_API_KEY and RAG_LLM_TIMEOUT are set for the run; the rest are read as usual.",
+                    TOOL_EXIT, "documents", "answering", "logging")
+    p.add_argument("--timeout", type=float, default=2.0, help="RAG_LLM_TIMEOUT for the run (seconds)")
+    args = p.parse_args(argv)
     try:
         from tests.fake_openai import FakeOpenAI
     except ImportError:
-        print("run from the repository root: the scripted server lives in tests/fake_openai.py")
+        print("run from the repository root: the scripted server lives in tests/fake_openai.py", file=sys.stderr)
         return 2
-    p = argparse.ArgumentParser(prog="python -m evals.llm_faults", description=__doc__.split("\n\n")[0])
-    p.add_argument("--timeout", type=float, default=2.0, help="RAG_LLM_TIMEOUT for the run (seconds)")
-    args = p.parse_args(argv)
+    settings = startup()  # .env and paths as `rag` reads them; a bad value is one line, exit 2
+    if settings is None:
+        return 2
     fake = FakeOpenAI().start()
-    settings = load_settings().with_(llm_base_url=fake.base_url, llm_api_key="sk-measure", llm_timeout=args.timeout)
+    settings = settings.with_(llm_base_url=fake.base_url, llm_api_key="sk-measure", llm_timeout=args.timeout)
     engine = Engine(settings, llm=LLMAnswerer(settings))
     engine.warm_up()
     print(f"RAG_LLM_TIMEOUT={args.timeout:g} s, RAG_LLM_RETRIES={settings.llm_retries}, "

@@ -52,13 +52,14 @@ def doc_sha(n: int, d: int) -> str:
 
 # ----- phases (each in its own process) ------------------------------------------------------
 def _settings(store: str, n: int, work: Path, url: str):
-    from rag.config import Settings
+    from rag.config import load_settings
 
     work = Path(work)
-    return Settings(
+    # The environment's settings (e.g. RAG_PG_EF_SEARCH, RAG_PG_HNSW_M) with this run's own places.
+    return load_settings().with_(
         seeds_dir=work / "seeds", index_dir=work / f"{store}-{n}", sentence_vectors=False,
         faiss_index="Flat" if store == "faiss-flat" else "auto",  # auto: HNSW32 from 50,000 chunks
-        store_url=url if store == "postgres" else "", pg_schema=f"scale_{n}",
+        store_url=url if store == "postgres" else "", pg_schema=f"scale_{n}", llm_base_url="",
     )
 
 
@@ -109,7 +110,7 @@ def phase_load(store: str, n: int, work: Path, url: str) -> dict:
         documents = {d["source"]: {**{k: d[k] for k in ("sha256", "title", "date", "language")},
                                    "chunk_ids": [chunk_key(r) for r in range(i * DOC_CHUNKS, min(n, (i + 1) * DOC_CHUNKS))]}
                      for i, d in enumerate(_docs(n, 0, n))}
-        kinds = lexical_kinds({"en"}, n)
+        kinds = lexical_kinds({"en"}, n, s.embed_languages)
         lexical = {k: LexicalIndex.build(k, texts) for k in kinds}
         del texts
         faiss_index, spec = build_faiss(vectors, s.faiss_index)
@@ -249,7 +250,8 @@ def _local_server(work: Path) -> tuple[str, Path]:
     return url, folder
 
 
-def run_scale(settings, sizes: list[int], stores: list[str], questions: int, out: Path, report_only: bool) -> int:
+def run_scale(settings, sizes: list[int], stores: list[str], questions: int, out: Path, report_only: bool,
+              keep: bool = False) -> int:
     results = json.loads(out.read_text()) if out.exists() else []
     work = ROOT / ".rag_cache" / "scale"
     server = None
@@ -267,7 +269,8 @@ def run_scale(settings, sizes: list[int], stores: list[str], questions: int, out
                 except RuntimeError as err:
                     print(f"error: {err}; the phase's own output is above", file=sys.stderr)
                     return 1
-                _cleanup(store, n, work, url)
+                if not keep:
+                    _cleanup(store, n, work, url)
                 results = [r for r in results if (r["store"], r["chunks"]) != (store, n)] + [row]
                 results.sort(key=lambda r: (r["chunks"], STORES.index(r["store"])))
                 out.parent.mkdir(parents=True, exist_ok=True)

@@ -199,9 +199,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     store_url = env.get("RAG_STORE_URL", "").strip()
     if store_url and not store_url.startswith(("postgresql://", "postgres://")):
         raise ConfigError("RAG_STORE_URL must be empty (index files) or a postgresql:// URL")
-    pg_schema = env.get("RAG_PG_SCHEMA", "").strip() or Settings.pg_schema
-    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", pg_schema):
-        raise ConfigError(f"RAG_PG_SCHEMA={pg_schema!r} must be a lower-case SQL name (letters, digits, _)")
+    pg_schema = check_pg_schema(env.get("RAG_PG_SCHEMA", "").strip() or Settings.pg_schema)
     hnsw_m = _int(env, "RAG_PG_HNSW_M", Settings.pg_hnsw_m, lo=2)
     if hnsw_m > 100:
         raise ConfigError(f"RAG_PG_HNSW_M={hnsw_m} must be at most 100 (pgvector's limit)")
@@ -270,6 +268,21 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_level=level,
         progress_seconds=_progress_seconds(env),
     )
+
+
+PG_SCHEMA_MAX = 56  # PostgreSQL names hold 63 bytes; a rebuild loads into "<schema>__build" beside it
+
+
+def check_pg_schema(name: str) -> str:
+    """`name` if it can be seedrag's own schema, else ConfigError: seedrag replaces that schema whole
+    on a rebuild, so a system schema or `public` (where applications keep their tables) is refused."""
+    if not re.fullmatch(rf"[a-z_][a-z0-9_]{{0,{PG_SCHEMA_MAX - 1}}}", name):
+        raise ConfigError(f"RAG_PG_SCHEMA={name!r} must be a lower-case SQL name (letters, digits, _) "
+                          f"of at most {PG_SCHEMA_MAX} characters")
+    if name in ("public", "information_schema") or name.startswith("pg_"):
+        raise ConfigError(f"RAG_PG_SCHEMA={name!r} is a shared or system schema; seedrag needs a schema of its own "
+                          "(it replaces the whole schema on a rebuild): use e.g. seedrag")
+    return name
 
 
 def _url(env: Mapping[str, str], name: str) -> str:

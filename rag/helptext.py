@@ -88,6 +88,24 @@ BOT_EXIT = """exit codes:
   2    a bad setting, DISCORD_TOKEN missing or rejected, Discord unreachable,
        or an unusable state file (one line says what to change)"""
 
+BOT_SYNC_EXIT = """exit codes:
+  0    the commands were published (or cleared)
+  2    a bad setting, DISCORD_TOKEN missing or rejected, Discord unreachable,
+       or --clear without --guild"""
+
+BOT_INVITE_EXIT = """exit codes:
+  0    the link was printed
+  2    a bad setting, or no application id (pass --client-id or set
+       DISCORD_TOKEN)"""
+
+BOT_EXPORT_EXIT = """exit codes:
+  0    every vote was written
+  2    a bad setting, or no usable state file at DISCORD_STATE_FILE"""
+
+TOOL_EXIT = """exit codes:
+  0    done (the table was printed)
+  2    a usage error or a bad setting (one line names the variable)"""
+
 MODEL_EXIT = """exit codes:
   0    the export is in the cache (made now, or found and its checksums verified)
   1    the model could not be exported, or the cache folder is not writable
@@ -100,9 +118,12 @@ EVALS_EXIT = """exit codes:
 
 
 def settings_help(*groups: str) -> str:
+    """The settings paragraph for whole groups (`"discord"`) or single variables (`"DISCORD_TOKEN"`)."""
+    described = {name: text for group in GROUPS.values() for name, text in group}
     lines = [ENV, "", "settings read by this command:"]
     for group in groups:
-        lines += [f"  {name:<26}{text}" for name, text in GROUPS[group]]
+        pairs = GROUPS[group] if group in GROUPS else ((group, described[group]),)
+        lines += [f"  {name:<26}{text}" for name, text in pairs]
     return "\n".join(lines)
 
 
@@ -153,7 +174,7 @@ def version_text(prog: str) -> str:
              f"python: {platform.python_version()}"]
     for name, others in shared_top_level().items():
         lines.append(f"warning: the top-level package '{name}' is also installed by {', '.join(others)}; "
-                     "they overwrite each other's files: install seedrag in its own virtualenv (pipx, uv tool, Docker)")
+                     "they overwrite each other's files: install seedrag in its own virtualenv (README, 'Install')")
     return "\n".join(lines)
 
 
@@ -161,6 +182,13 @@ def wrap(text: str) -> str:
     import textwrap
 
     return textwrap.fill(text, 79)
+
+
+def add_command(sub, name: str, summary: str, description: str, exit_codes: str,
+                *groups: str) -> argparse.ArgumentParser:
+    """A subcommand whose --help says what it does, the settings it reads and its exit codes."""
+    return sub.add_parser(name, help=summary, description=wrap(description), epilog=epilog(exit_codes, *groups),
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def make_parser(prog: str, description: str, exit_codes: str, *groups: str) -> argparse.ArgumentParser:

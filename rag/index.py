@@ -93,15 +93,19 @@ def top_positive(scores: np.ndarray, depth: int) -> np.ndarray:
     return positive[np.lexsort((positive, -scores[positive]))]
 
 
-# The character n-gram channel carries questions across languages; in a one-language corpus its
-# fusion weight is 0 and, past this size, it would be the biggest part of the index (about five
-# times the word channel's postings), so it is not built. `RAG_RETRIEVER=ngram` then finds nothing.
+# The character n-gram channel carries questions across languages and a corpus the embedding model
+# does not know. In a one-language corpus the model knows, its fusion weight is 0 and, past this
+# size, it would be the biggest part of the index (about five times the word channel's postings),
+# so it is not built (`RAG_RETRIEVER=ngram` then finds nothing). A corpus in a language the model
+# does not know (a German one under the English model) always keeps it: there it is the best channel.
 NGRAM_MONOLINGUAL_LIMIT = 50_000
 
 
-def lexical_kinds(languages: set[str], n_chunks: int) -> tuple[str, ...]:
+def lexical_kinds(languages: set[str], n_chunks: int, model_languages: tuple[str, ...] = ("en",)) -> tuple[str, ...]:
     """The lexical channels an index of `n_chunks` chunks in these languages keeps."""
-    if len(set(languages) - {"und", None}) > 1 or n_chunks < NGRAM_MONOLINGUAL_LIMIT:
+    langs = set(languages) - {"und", None}
+    known = "multi" in model_languages or langs <= set(model_languages)
+    if len(langs) > 1 or n_chunks < NGRAM_MONOLINGUAL_LIMIT or not known:
         return ("bm25", "ngram")
     return ("bm25",)
 

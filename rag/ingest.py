@@ -219,7 +219,7 @@ def _build_index(docs, settings, embedder, rebuild, progress, skipped, seed_stat
     with SnapshotWriter(settings.index_dir) as snapshot:
         # Lexical indexes first, straight to disk: they need only the texts, and are not kept.
         with Progress(None, "building the lexical indexes", enabled=progress):
-            kinds = lexical_kinds({d["language"] for d in documents.values()}, len(chunks))
+            kinds = lexical_kinds({d["language"] for d in documents.values()}, len(chunks), settings.embed_languages)
             for kind in kinds:
                 snapshot.save_lexical(LexicalIndex.build(kind, [c.text for c in chunks], [c.language for c in chunks]))
         t = clock.add("lexical", t)

@@ -1,10 +1,10 @@
 """llama-index faces of the engine: a `BaseRetriever` and a query engine, for llama-index users.
 
-    from rag.config import load_settings
     from rag.engine import build_engine
     from rag.llamaindex import SeedQueryEngine, SeedRetriever
+    from rag.startup import settings_from_environment
 
-    engine = build_engine(load_settings())
+    engine = build_engine(settings_from_environment())   # .env and paths as `rag` reads them
     nodes = SeedRetriever(engine, top_k=5).retrieve("Who chaired the meeting?")   # list[NodeWithScore]
     response = SeedQueryEngine(engine).query("Who chaired the meeting?")         # Response
     print(response, response.source_nodes[0].node.metadata["source"])

@@ -51,26 +51,24 @@ def manifest_for(settings: Settings, dim: int, seed_stats: dict | None, skipped:
 def _rebuild_reason(settings: Settings, rebuild: bool) -> tuple[dict | None, str | None]:
     """The stored manifest, and why everything must be rebuilt (None: an incremental update will do)."""
     from rag.pgstore import lexical_fingerprint, read_manifest
-    from rag.store import check_compatible
+    from rag.store import rebuild_reason
 
     if rebuild:
         return None, "requested with --rebuild"
     try:
         manifest = read_manifest(settings)
+    except IndexIncompatible as err:  # an older schema version
+        manifest, reason = None, str(err).split("; run")[0]
+    else:
         if manifest is None:
             return None, None
-        check_compatible(manifest, settings.embed_model, settings.chunk_size, settings.chunk_overlap)
-        if manifest.get("sentence_vectors") != settings.sentence_vectors:
-            raise IndexIncompatible("sentence vectors setting changed")
-        if manifest.get("ingest_precision", "fp32") != settings.ingest_precision:
-            raise IndexIncompatible(f"ingest precision {manifest.get('ingest_precision')} → {settings.ingest_precision}")
-        if manifest.get("lexical_fingerprint") != lexical_fingerprint():
-            raise IndexIncompatible("tokenization changed")
-        return manifest, None
-    except IndexIncompatible as err:
-        reason = str(err).split("; run")[0]
-        log.warning("rebuilding the whole PostgreSQL index: %s", reason)
-        return None, reason
+        reason = rebuild_reason(manifest, settings)  # the same checks as the file store's
+        if reason is None and manifest.get("lexical_fingerprint") != lexical_fingerprint():
+            reason = "tokenization changed"
+        if reason is None:
+            return manifest, None
+    log.warning("rebuilding the whole PostgreSQL index: %s", reason)
+    return None, reason
 
 
 def ingest_into_postgres(docs: Iterable[SourceDoc], settings: Settings, embedder=None, rebuild: bool = False,
@@ -143,7 +141,11 @@ def _ingest(docs, settings: Settings, embedder, rebuild: bool, progress: bool, s
                     with PgWriter.begin(settings, int(manifest["dim"]), fresh=False) as w:
                         w.set_seed_stats(seed_stats, report.skipped)
                         w.conn.commit()
-                report.chunks_total = PgIndex(settings, manifest).read(lambda view: view.num_chunks)
+                index = PgIndex(settings, manifest)
+                try:
+                    report.chunks_total = index.read(lambda view: view.num_chunks)
+                finally:
+                    index.close()
             else:
                 writer = step.writer or PgWriter.begin(settings, int(manifest["dim"]), fresh=False,
                                                        ngram_present=ngram_present)

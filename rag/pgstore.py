@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
-from rag.config import Settings
+from rag.config import Settings, check_pg_schema
 from rag.errors import (
     ConfigError,
     IndexCorrupt,
@@ -62,7 +62,9 @@ K1, B = 1.2, 0.75  # as LexicalIndex (bm25s defaults it sets explicitly)
 RETRY_DELAYS = (0.2, 0.6, 1.5)
 MERGE_SEGMENTS = 24  # merge postings once a channel has more segments than this…
 MERGE_TOMBSTONES = 0.1  # …or once this share of its postings belong to deleted chunks
+SPARSE_RATIO = 8  # sum BM25 over sorted candidates, not a slot per chunk id, below 1 posting per 8 ids
 FLUSH_POSTINGS = 16_000_000  # postings buffered (12 bytes each) before a segment is written
+MERGE_BUFFER = 64_000_000  # bytes of merged postings held before they are written
 
 
 # ----- connections -------------------------------------------------------------------------
@@ -106,9 +108,25 @@ class Database:
 
     def __init__(self, settings: Settings) -> None:
         self.url = settings.store_url
-        self.schema = settings.pg_schema
+        self.schema = check_pg_schema(settings.pg_schema)  # also for settings built without load_settings
         self.where = redact(self.url)
         self._local = threading.local()
+        self._opened: list = []  # every thread's connection, so close() can end them all
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close every connection this object opened (in any thread); a later call reconnects."""
+        opened, self._opened = self._opened, []
+        for conn in opened:
+            try:
+                conn.close()
+            except Exception:  # already gone
+                pass
 
     def unavailable(self, err: BaseException | None) -> StoreUnavailable:
         return StoreUnavailable(
@@ -129,6 +147,7 @@ class Database:
         if conn is None or conn.closed or conn.broken:
             conn = self._local.conn = self.connect()
             self._local.vector = False
+            self._opened = [c for c in self._opened if not c.closed] + [conn]
         return conn
 
     def register_vector(self, conn) -> None:
@@ -178,8 +197,8 @@ def _q(schema: str, sql: str) -> str:
 # ----- reading -----------------------------------------------------------------------------
 def read_manifest(settings: Settings) -> dict | None:
     """The stored manifest, or None when the schema has no index yet."""
-    db = Database(settings)
-    return _read_manifest(db)
+    with Database(settings) as db:
+        return _read_manifest(db)
 
 
 def _read_manifest(db: Database) -> dict | None:
@@ -204,17 +223,17 @@ def _read_manifest(db: Database) -> dict | None:
 
 
 class _DocFreqs:
-    """df lookups for the answerer's IDF; filled by the lexical channel as a side effect, so a question
-    usually costs no extra query."""
+    """df lookups for the answerer's IDF, for one generation; filled by the lexical channel as a side
+    effect, so a question usually costs no extra query."""
 
-    def __init__(self, index: PgIndex, channel: int) -> None:
-        self.index, self.channel = index, channel
+    def __init__(self, db: Database, channel: int) -> None:
+        self.db, self.channel = db, channel
         self.cache: dict[str, int] = {}
 
     def get(self, token: str, default: int = 0) -> int:
         if token not in self.cache:
-            row = self.index.db.run(lambda conn: conn.execute(
-                _q(self.index.db.schema, "SELECT df FROM {s}.terms WHERE channel = %s AND term = %s"),
+            row = self.db.run(lambda conn: conn.execute(
+                _q(self.db.schema, "SELECT df FROM {s}.terms WHERE channel = %s AND term = %s"),
                 (self.channel, token)).fetchone())
             self.cache[token] = int(row[0]) if row else 0
         return self.cache[token] or default
@@ -223,21 +242,32 @@ class _DocFreqs:
         return self.get(token) > 0
 
 
+class _Generation:
+    """What one committed ingest (a `generation`) looks like to readers: BM25 statistics, deleted
+    chunks, languages and a df cache. A question keeps the one its transaction began with, so a
+    concurrent ingest never mixes one generation's tombstones or dfs into another's reads."""
+
+    def __init__(self, db: Database, generation, stats: dict[int, tuple[int, int]], tombstones: np.ndarray,
+                 languages: set) -> None:
+        self.generation, self.stats, self.tombstones = generation, stats, tombstones
+        self.languages = frozenset(languages) - {"und", None}
+        self.stemmers = tuple(sorted({stemmer_of(x) for x in languages})) or ("en",)
+        self.df = {kind: _DocFreqs(db, CHANNELS[kind]) for kind in CHANNELS}
+
+
 class PgIndex:
     """The `rag.index.Index` interface over a PostgreSQL schema; safe to share between threads."""
 
-    def __init__(self, settings: Settings, manifest: dict) -> None:
+    KEEP_GENERATIONS = 4  # questions still reading older generations while an ingest commits
+
+    def __init__(self, settings: Settings, manifest: dict, db: Database | None = None) -> None:
         self.settings = settings
-        self.db = Database(settings)
+        self.db = db or Database(settings)
         self.manifest = manifest
         self.lexical_kinds = tuple(manifest.get("lexical_kinds", ("bm25", "ngram")))
         self.dim = int(manifest["dim"])
-        self._generation = None
-        self._stats: dict[int, tuple[int, int]] = {}
-        self._tombstones = np.zeros(0, dtype=np.int64)
-        self._languages: frozenset[str] | None = None
-        self._stemmers: tuple[str, ...] | None = None
-        self._df = {kind: _DocFreqs(self, CHANNELS[kind]) for kind in CHANNELS}
+        self._generations: dict = {}  # generation → _Generation, oldest first
+        self._latest: _Generation | None = None
         self._lock = threading.Lock()
 
     @classmethod
@@ -245,33 +275,30 @@ class PgIndex:
         db = Database(settings)
         manifest = _read_manifest(db)
         if manifest is None:
+            db.close()
             raise IndexMissing(f"no index in PostgreSQL schema {settings.pg_schema!r} at {db.where}; "
                                "run `rag ingest` to build one")
-        index = cls(settings, manifest)
+        index = cls(settings, manifest, db)  # the same connection serves its questions
         index.read(lambda view: None)  # load the statistics now, not in the first question
         return index
 
+    def _current(self) -> _Generation:
+        if self._latest is None:
+            self.read(lambda view: None)
+        return self._latest
+
     @property
     def num_chunks(self) -> int:
-        return self._stats.get(CHANNELS["bm25"], (0, 0))[0]
+        return self._current().stats.get(CHANNELS["bm25"], (0, 0))[0]
 
     @property
     def stemmers(self) -> tuple[str, ...]:
         """The stemmers the chunks were tokenized with: a question is stemmed with each of them."""
-        rows = self._stemmers
-        if rows is None:
-            rows = self.db.run(lambda conn: conn.execute(
-                _q(self.db.schema, "SELECT DISTINCT language FROM {s}.documents")).fetchall())
-            rows = self._stemmers = tuple(sorted({stemmer_of(r[0]) for r in rows})) or ("en",)
-        return rows
+        return self._current().stemmers
 
     @property
     def languages(self) -> frozenset[str]:
-        if self._languages is None:
-            rows = self.db.run(lambda conn: conn.execute(
-                _q(self.db.schema, "SELECT DISTINCT language FROM {s}.documents")).fetchall())
-            self._languages = frozenset(r[0] for r in rows) - {"und", None}
-        return self._languages
+        return self._current().languages
 
     def read(self, fn):
         def once(conn):
@@ -282,20 +309,25 @@ class PgIndex:
 
         return self.db.run(once)
 
-    def _refresh(self, conn, generation, stats: dict[int, tuple[int, int]]) -> None:
-        """A new generation (another ingest committed): reload tombstones, forget cached statistics."""
+    def _generation(self, conn, generation, stats: dict[int, tuple[int, int]]) -> _Generation:
+        """The state of `generation` as this transaction sees it, loaded once and shared by the
+        questions that read it; the newest generation also answers the index-wide properties."""
         with self._lock:
-            if generation == self._generation:
-                return
-            rows = conn.execute(_q(self.db.schema, "SELECT chunk_id FROM {s}.tombstones")).fetchall()
-            self._tombstones = np.sort(np.array([r[0] for r in rows], dtype=np.int64))
-            self._stats = stats
-            langs = {r[0] for r in conn.execute(_q(self.db.schema, "SELECT DISTINCT language FROM {s}.documents"))}
-            self._languages = frozenset(langs) - {"und", None}
-            self._stemmers = tuple(sorted({stemmer_of(x) for x in langs})) or ("en",)
-            for df in self._df.values():
-                df.cache.clear()
-            self._generation = generation
+            gen = self._generations.get(generation)
+            if gen is None:
+                rows = conn.execute(_q(self.db.schema, "SELECT chunk_id FROM {s}.tombstones")).fetchall()
+                langs = {r[0] for r in conn.execute(_q(self.db.schema, "SELECT DISTINCT language FROM {s}.documents"))}
+                gen = _Generation(self.db, generation, stats,
+                                  np.sort(np.array([r[0] for r in rows], dtype=np.int64)), langs)
+                self._generations[generation] = gen
+                while len(self._generations) > self.KEEP_GENERATIONS:
+                    self._generations.pop(next(iter(self._generations)))
+            if self._latest is None or _newer(generation, self._latest.generation):
+                self._latest = gen
+            return gen
+
+    def close(self) -> None:
+        self.db.close()
 
     def documents(self) -> list[DocInfo]:
         rows = self.db.run(lambda conn: conn.execute(_q(self.db.schema,
@@ -304,7 +336,15 @@ class PgIndex:
         return [DocInfo(source=r[0], title=r[1], date=r[2], language=r[3], chunks=int(r[4])) for r in rows]
 
     def document_frequencies(self, kind: str) -> _DocFreqs:
-        return self._df[kind]
+        return self._current().df[kind]
+
+
+def _newer(a, b) -> bool:
+    """Generations are commit times in ns (0 for a schema never committed)."""
+    try:
+        return int(a) > int(b)
+    except (TypeError, ValueError):
+        return a != b
 
 
 def bm25_weights(tf: np.ndarray, dl: np.ndarray, df: int, n_docs: int, avgdl: float) -> np.ndarray:
@@ -329,7 +369,7 @@ class _PgView:
                    set_config('hnsw.ef_search', %s, true)"""), (str(self.index.settings.pg_ef_search),)).fetchone()[:2]
         self.stats = {int(c): (int(v[0]), int(v[1])) for c, v in stats.items()}
         self.num_chunks = self.stats.get(CHANNELS["bm25"], (0, 0))[0]
-        self.index._refresh(self.conn, gen, self.stats)
+        self.gen = self.index._generation(self.conn, gen, self.stats)
 
     def dense(self, qvec: np.ndarray, k: int):
         q = np.asarray(qvec, dtype=np.float32)
@@ -341,7 +381,7 @@ class _PgView:
 
     def lexical(self, kind: str, text: str, k: int):
         channel = CHANNELS[kind]
-        counts = Counter(query_tokens(kind, text, self.index.stemmers))
+        counts = Counter(query_tokens(kind, text, self.gen.stemmers))
         empty = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         n_docs, total = self.stats.get(channel, (0, 0))
         if not counts or not n_docs:
@@ -349,8 +389,9 @@ class _PgView:
         rows = self.conn.execute(_q(self.s, """
             SELECT t.term, t.df, p.chunk_ids, p.tfs, p.dls FROM {s}.terms t
             LEFT JOIN {s}.postings p ON p.channel = t.channel AND p.term_id = t.id
-            WHERE t.channel = %s AND t.term = ANY(%s)"""), (channel, list(counts))).fetchall()
-        df_cache = self.index._df[kind].cache
+            WHERE t.channel = %s AND t.term = ANY(%s)"""), (channel, list(counts)),
+            binary=True).fetchall()  # binary: posting arrays arrive as raw bytes, not hex text
+        df_cache = self.gen.df[kind].cache
         ids_parts, w_parts = [], []
         for term, df, ids_b, tfs_b, dls_b in rows:
             df_cache[term] = int(df)
@@ -367,15 +408,19 @@ class _PgView:
             return empty
         ids = np.concatenate(ids_parts).astype(np.int64)
         weights = np.concatenate(w_parts)
-        tomb = self.index._tombstones
+        tomb = self.gen.tombstones
         if len(tomb):
             keep = ~np.isin(ids, tomb, assume_unique=False)
             ids, weights = ids[keep], weights[keep]
         if not len(ids):
             return empty
-        scores = np.bincount(ids, weights=weights).astype(np.float32)  # one slot per chunk id: no sort
-        top = top_positive(scores, k)
-        return top.astype(np.int64), scores[top]
+        if len(ids) * SPARSE_RATIO < int(ids.max()):  # few postings for many chunk ids: number the candidates
+            uniq, slots = np.unique(ids, return_inverse=True)
+        else:  # one slot per chunk id: no sort
+            uniq, slots = None, ids
+        scores = np.bincount(slots, weights=weights).astype(np.float32)
+        top = top_positive(scores, k)  # ties go to the lower slot, i.e. the lower chunk id, either way
+        return (uniq[top] if uniq is not None else top).astype(np.int64), scores[top]
 
     def fetch(self, ids: list[int], qvec: np.ndarray | None) -> list[StoredChunk]:
         if not ids:
@@ -512,14 +557,17 @@ class PgWriter:
         try:
             _ensure_extension(conn, db)
             live = db.schema
+            conn.autocommit = False
+            _claim(conn, db, live)  # in this transaction: nobody else's schema is written or dropped
             exists = conn.execute("SELECT to_regclass(%s)", (f'"{live}".chunks',)).fetchone()[0] is not None
             fresh = fresh or not exists
             schema = f"{live}__build" if fresh and exists else live
-            conn.autocommit = False
             from pgvector.psycopg import register_vector
 
             register_vector(conn)
             if fresh:
+                if schema != live:
+                    _claim(conn, db, schema)
                 conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
                 conn.execute(f'CREATE SCHEMA "{schema}"')
                 conn.execute(_q(schema, _schema_sql(dim, settings)))
@@ -601,7 +649,8 @@ class PgWriter:
                 cp.write_row((cid, c.source, c.n, c.id, c.text, c.title, c.date, c.language, flat, svb, vec))
         self.added += len(chunks)
         self.languages |= {d["language"] for d in docs}
-        if self.ngram_live and "ngram" not in lexical_kinds(self.languages, self.n_before + self.added):
+        if self.ngram_live and "ngram" not in lexical_kinds(self.languages, self.n_before + self.added,
+                                                             self.settings.embed_languages):
             self.ngram_live = False  # a large one-language corpus: stop; commit decides (drop or backfill)
             self.pending[CHANNELS["ngram"]] = _Pending()
         for kind, channel in CHANNELS.items():
@@ -638,12 +687,8 @@ class PgWriter:
         starts = np.flatnonzero(np.r_[True, tid[1:] != tid[:-1]])
         ends = np.r_[starts[1:], len(tid)]
         segment = self._x("SELECT nextval('{s}.segment_ids')").fetchone()[0]
-        with self.conn.cursor().copy(_q(self.s, """COPY {s}.postings (channel, term_id, segment, chunk_ids, tfs, dls)
-                FROM STDIN (FORMAT BINARY)""")) as cp:
-            cp.set_types(["int2", "int4", "int4", "bytea", "bytea", "bytea"])
-            for a, b in zip(starts.tolist(), ends.tolist()):
-                cp.write_row((channel, int(tid[a]), segment, ids[a:b].tobytes(), tfs[a:b].tobytes(),
-                              dls[a:b].tobytes()))
+        self._copy_postings((channel, int(tid[a]), segment, ids[a:b].tobytes(), tfs[a:b].tobytes(), dls[a:b].tobytes())
+                            for a, b in zip(starts.tolist(), ends.tolist()))
         self._x("""INSERT INTO {s}.lexstats VALUES (%s, %s, %s) ON CONFLICT (channel) DO UPDATE
                    SET n_docs = lexstats.n_docs + excluded.n_docs,
                        total_len = lexstats.total_len + excluded.total_len""",
@@ -667,7 +712,7 @@ class PgWriter:
         self._x("INSERT INTO {s}.lexstats VALUES (1, 0, 0) ON CONFLICT DO NOTHING")  # even when emptied
         n = self._x("SELECT n_docs FROM {s}.lexstats WHERE channel = 1").fetchone()[0]
         languages = {r[0] for r in self._x("SELECT DISTINCT language FROM {s}.documents").fetchall()}
-        kinds = lexical_kinds(languages, int(n))
+        kinds = lexical_kinds(languages, int(n), self.settings.embed_languages)
         ngram = CHANNELS["ngram"]
         if "ngram" not in kinds or not self.ngram_live:
             for table in ("postings", "terms", "lexstats"):
@@ -718,15 +763,21 @@ class PgWriter:
             self._x("TRUNCATE {s}.tombstones")  # no segment lists a deleted chunk any more
 
     def merge(self, channel: int) -> None:
-        """Rewrite a channel's postings as one segment without tombstoned chunks."""
+        """Rewrite a channel's postings as one segment without tombstoned chunks.
+
+        Merged rows are written in batches of about MERGE_BUFFER bytes while the old segments are
+        read (the new segment is another key), so a merge at a million chunks holds one batch, not
+        the whole channel; the old segments are deleted at the end."""
         tomb = np.array([r[0] for r in self._x("SELECT chunk_id FROM {s}.tombstones").fetchall()], dtype=np.int64)
         segment = self._x("SELECT nextval('{s}.segment_ids')").fetchone()[0]
         cur = self.conn.cursor(name=f"merge{channel}")
         cur.execute(_q(self.s, """SELECT term_id, chunk_ids, tfs, dls FROM {s}.postings WHERE channel = %s
                                   ORDER BY term_id, segment"""), (channel,))
-        rows_out = []
+        batch: list[tuple] = []
+        size = 0
 
         def emit(term_id, parts):
+            nonlocal size
             ids = np.concatenate([np.frombuffer(x[0], "<u4") for x in parts])
             tfs = np.concatenate([np.frombuffer(x[1], "<u2") for x in parts])
             dls = np.concatenate([np.frombuffer(x[2], "<u2") for x in parts])
@@ -735,26 +786,35 @@ class PgWriter:
                 ids, tfs, dls = ids[keep], tfs[keep], dls[keep]
             order = np.argsort(ids, kind="stable")
             if len(ids):
-                rows_out.append((channel, term_id, segment, ids[order].tobytes(), tfs[order].tobytes(),
-                                 dls[order].tobytes()))
+                batch.append((channel, term_id, segment, ids[order].tobytes(), tfs[order].tobytes(),
+                              dls[order].tobytes()))
+                size += 8 * len(ids)
+            if size >= MERGE_BUFFER:
+                self._copy_postings(batch)  # between FETCHes of the open cursor
+                batch.clear()
+                size = 0
 
         current, parts = None, []
-        for term_id, a, b, c in cur:
-            if term_id != current and parts:
-                emit(current, parts)
-                parts = []
-            current = term_id
-            parts.append((a, b, c))
+        while rows := cur.fetchmany(2000):
+            for term_id, a, b, c in rows:
+                if term_id != current and parts:
+                    emit(current, parts)
+                    parts = []
+                current = term_id
+                parts.append((a, b, c))
         if parts:
             emit(current, parts)
         cur.close()
-        self._x("DELETE FROM {s}.postings WHERE channel = %s", (channel,))
+        self._copy_postings(batch)
+        self._x("DELETE FROM {s}.postings WHERE channel = %s AND segment <> %s", (channel, segment))
+        self._x("DELETE FROM {s}.terms WHERE channel = %s AND df <= 0", (channel,))
+
+    def _copy_postings(self, rows: Iterable[tuple]) -> None:
         with self.conn.cursor().copy(_q(self.s, """COPY {s}.postings (channel, term_id, segment, chunk_ids, tfs, dls)
                 FROM STDIN (FORMAT BINARY)""")) as cp:
             cp.set_types(["int2", "int4", "int4", "bytea", "bytea", "bytea"])
-            for row in rows_out:
+            for row in rows:
                 cp.write_row(row)
-        self._x("DELETE FROM {s}.terms WHERE channel = %s AND df <= 0", (channel,))
 
 
 @contextlib.contextmanager
@@ -770,9 +830,36 @@ def ingest_lock(settings: Settings) -> Iterator[None]:
         if not conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (f"seedrag:{db.schema}",)).fetchone()[0]:
             raise IngestBusy(f"ingest already running on the PostgreSQL index at {db.where} (schema {db.schema}); "
                              "wait for it to finish, then try again")
+        _claim(conn, db, db.schema)  # before any document is embedded; PgWriter.begin checks again
         yield
     finally:
         conn.close()  # ends the session, which releases the lock
+
+
+SEEDRAG_TABLES = ("meta", "documents", "chunks", "terms", "postings", "lexstats", "tombstones")
+
+
+def _claim(conn, db: Database, schema: str) -> None:
+    """Raise ConfigError unless `schema` is missing, empty or a seedrag index (all of seedrag's tables,
+    and a schema_version in `meta`): an ingest replaces the whole schema, so it must never be an
+    application's."""
+    found = conn.execute("SELECT count(to_regclass(format('%%I.%%I', %s::text, t))) FROM unnest(%s::text[]) t",
+                         (schema, list(SEEDRAG_TABLES))).fetchone()[0]
+    if found == len(SEEDRAG_TABLES) and conn.execute(
+            _q(schema, "SELECT 1 FROM {s}.meta WHERE key = 'schema_version'")).fetchone():
+        return
+    objects = [r[0] for r in conn.execute("""
+        SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s
+        UNION ALL SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = %s
+        UNION ALL SELECT t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+                  WHERE n.nspname = %s AND t.typrelid = 0 AND t.typelem = 0
+        ORDER BY 1 LIMIT 4""", (schema, schema, schema)).fetchall()]
+    if objects:
+        raise ConfigError(
+            f"RAG_PG_SCHEMA={db.schema}: schema {schema} in the database at {db.where} already holds objects that "
+            f"are not a seedrag index ({', '.join(objects)}); seedrag replaces its schema whole on a rebuild, so it "
+            "leaves this one alone: set RAG_PG_SCHEMA to a schema of seedrag's own (a new name)"
+        )
 
 
 def _ensure_extension(conn, db: Database) -> None:
@@ -790,14 +877,13 @@ def _ensure_extension(conn, db: Database) -> None:
 
 def stored_sources(settings: Settings) -> dict[str, str]:
     """source → sha256 of every indexed document ({} when there is no index)."""
-    db = Database(settings)
-
     def fn(conn):
         if conn.execute("SELECT to_regclass(%s)", (f'"{db.schema}".documents',)).fetchone()[0] is None:
             return {}
         return dict(conn.execute(_q(db.schema, "SELECT source, sha256 FROM {s}.documents")).fetchall())
 
-    return db.run(fn)
+    with Database(settings) as db:
+        return db.run(fn)
 
 
 __all__ = ["PgIndex", "PgWriter", "Database", "read_manifest", "redact", "stored_sources", "IndexCorrupt"]

