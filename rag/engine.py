@@ -189,6 +189,11 @@ class Engine:
                 self._qcache.popitem(last=False)
         return vec
 
+    def forget_query_vectors(self) -> None:
+        """Empty the query-vector cache, so the next questions pay for embedding (benchmarks)."""
+        with self._qcache_lock:
+            self._qcache.clear()
+
     def _prepare(self, question: str) -> tuple[str, list[Note]]:
         if not isinstance(question, str) or not clean(question).strip():
             raise BadQuestion("the question is empty; type a question about the documents")
