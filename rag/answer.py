@@ -26,11 +26,11 @@ from rag.languages import guess_language, stem_words
 from rag.lexical import content_words, fold
 from rag.index import Index
 from rag.lexicon import translate
-from rag.records import Citation, Hit
+from rag.records import NOT_FOUND, Citation, Hit
 from rag.retrieve import situation
 from rag.spans import answer_type, best_span
 
-ABSTAIN_TEXT = "I couldn't find this in the documents."
+ABSTAIN_TEXT = NOT_FOUND  # the one abstention sentence (rag.records)
 QUESTION_WORDS = {
     "what", "when", "where", "who", "which", "why", "how", "whom", "whose", "wann", "wer", "wo",
     "welche", "welcher", "welches", "wie", "warum", "was", "did", "does", "do", "is", "are", "was",

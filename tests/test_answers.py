@@ -60,7 +60,7 @@ def test_blank_question_is_rejected(engine, question):
 
 def test_huge_question_is_answered_with_a_note(engine):
     a = engine.ask(MEETING_Q + " " + "x" * 10_000)
-    assert any("only the first" in n for n in a.notes)
+    assert any("only the first" in n for n in map(str, a.notes))
     assert a.text  # an answer or an honest abstention, never a crash
 
 
