@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from rag.languages import fold
+from rag.languages import STOPWORDS, fold
 
 # (pattern on the folded question, answer type); the first match wins, so longer phrases come first.
 _TYPE_RULES: tuple[tuple[str, str], ...] = (
@@ -72,6 +72,10 @@ _PLACE_PREP = {"in", "at", "near", "from", "to", "into", "im", "in", "bei", "nac
 _LINKERS = {"of", "the", "de", "du", "von", "van", "der", "den", "des", "la", "le", "and", "for", "y", "da", "di",
             "al", "bin", "zu", "für"}
 _WORD = re.compile(r"\w+")
+# Capitalised only because they open the sentence: function words and sentence adverbs.
+_OPENERS = STOPWORDS | frozenset("""despite although though however meanwhile unlike following according today later
+finally instead eventually nevertheless nonetheless moreover furthermore besides additionally initially originally
+dennoch jedoch trotz obwohl heute spater schliesslich zunachst ursprunglich ausserdem""".split())
 # Words that change what an amount or date means ("over half", "the late 1980s", "Mitte des 18.
 # Jahrhunderts"): a short answer without them would state something else.
 _QUALIFIER = re.compile(
@@ -107,17 +111,22 @@ def answer_type(question: str) -> str | None:
 def _names(sentence: str, german: bool) -> list[Span]:
     out = []
     for m in _NAME.finditer(sentence):
-        text = m.group(0).rstrip(".'’-")
+        text = re.sub(r"['’]s$", "", m.group(0).rstrip(".'’-"))  # "Manning's" → "Manning"
         words = text.split()
         while words and words[-1].lower() in _LINKERS:
             words.pop()
+        start = m.start()
+        before = sentence[:start].rstrip()
+        sentence_start = not before or before[-1] in ".!?:;\"“„("
+        if sentence_start and len(words) > 1 and fold(words[0]) in _OPENERS:
+            start += len(words[0]) + 1  # "Despite Manning", "Die Pittsburgh Steelers": the capital is the sentence's
+            words = words[1:]
+            sentence_start = False
+            before = sentence[:start].rstrip()
         if not words:
             continue
         text = " ".join(words)
-        start = m.start()
-        before = sentence[:start].rstrip()
         prev = before.split()[-1].lower() if before.split() else ""
-        sentence_start = not before or before[-1] in ".!?:;\"“„("
         if len(words) == 1:
             if sentence_start:
                 continue  # a capital that only starts the sentence

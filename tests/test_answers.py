@@ -219,3 +219,10 @@ def test_a_question_word_in_a_later_clause_does_not_set_the_answer_type():
 
     assert answer_type("What satellite was used when Sky Digital was launched?") is None
     assert answer_type("In which year was the satellite launched?") == "date"
+
+
+def test_a_sentence_opening_word_is_not_part_of_a_name():
+    from rag.spans import candidates
+
+    assert [c.text for c in candidates("person", "Despite Manning's problems, he threw no interceptions.")] == ["Manning"]
+    assert [c.text for c in candidates("name", "Die Pittsburgh Steelers verloren.", True)] == ["Pittsburgh Steelers"]
