@@ -9,6 +9,7 @@ import logging
 import math
 import os
 import sys
+from dataclasses import asdict
 from typing import TextIO
 
 from rag.errors import BadQuestion, ConfigError, RagError
@@ -202,11 +203,10 @@ def _run(argv: list[str] | None, out: TextIO) -> int:
     if args.command == "sources":
         docs = engine.sources()
         if args.json:
-            print(dumps(docs, indent=1), file=out)
+            print(dumps([asdict(d) for d in docs], indent=1), file=out)
         else:
             for d in docs:
-                print(f"{d['source']}  {d['chunks']:>3} chunks  [{d['language']}]  {d.get('date') or '':10}  {d['title']}",
-                      file=out)
+                print(f"{d.source}  {d.chunks:>3} chunks  [{d.language}]  {d.date or '':10}  {d.title}", file=out)
         return 0
     from rag.repl import run_repl
 

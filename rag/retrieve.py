@@ -41,11 +41,7 @@ SITUATION_WEIGHTS = {
     "cross": {"dense": 0.43, "bm25": 0.14, "ngram": 0.43},
     "cross_multi": {"dense": 0.7, "bm25": 0.1, "ngram": 0.2},
 }
-SITUATIONS = tuple(SITUATION_WEIGHTS)
 RRF_WEIGHTS = {"dense": 1.0, "bm25": 1.0, "ngram": 0.25}
-# Query-term weight of a dictionary translation next to the question's own words (1 as well:
-# 0.5 was worse on both halves of XQuAD xl dev).
-TRANSLATION_WEIGHT = 1.0
 
 ChannelResults = dict[str, tuple[np.ndarray, np.ndarray]]  # channel → (chunk ids best first, scores)
 
