@@ -189,6 +189,11 @@ class Engine:
                 self._qcache.popitem(last=False)
         return vec
 
+    def forget_query_vectors(self) -> None:
+        """Empty the query-vector cache, so the next questions pay for embedding (benchmarks)."""
+        with self._qcache_lock:
+            self._qcache.clear()
+
     def _prepare(self, question: str) -> tuple[str, list[Note]]:
         if not isinstance(question, str) or not clean(question).strip():
             raise BadQuestion("the question is empty; type a question about the documents")
@@ -203,6 +208,17 @@ class Engine:
     def retrieve(self, query: str, top_k: int | None = None):
         """Hits for `query`, the query vector and timings; the eval harness calls this directly."""
         return self._retrieve(self.state, query, top_k)
+
+    def channel_rankings(self, query: str, depth: int) -> tuple[dict, dict[int, str]]:
+        """Each retrieval channel's ranking before fusion, and the source of every chunk in them.
+
+        For fusion tuning (evals/tune.py), which fuses these many ways without asking again.
+        """
+        st = self.state
+        results = st.retriever.rankings(self.embed_query(query), query, depth)
+        ids = sorted({int(i) for ranked, _ in results.values() for i in ranked})
+        chunks = st.index.read(lambda view: view.fetch(ids, None))
+        return results, {c.id: c.chunk.source for c in chunks}
 
     def _retrieve(self, st: _State, query: str, top_k: int | None = None):
         t0 = time.perf_counter()

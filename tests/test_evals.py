@@ -100,6 +100,17 @@ def test_beir_run_ranks_documents_and_caches_the_index(built, tiny_beir, tmp_pat
     assert list((tmp_path / "cache").glob("*/snapshots/*")) == snapshots, "second run re-used the cached index"
 
 
+def test_fusion_tuning_ranks_every_candidate_through_the_engine(built, tiny_beir, tmp_path, monkeypatch, capsys):
+    import evals.runner as runner
+    from evals.tune import candidates, tune_fusion
+
+    monkeypatch.setattr(runner, "CACHE", tmp_path / "cache")
+    assert tune_fusion(built, tiny_beir, split="test") == 0
+    rows = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("| 0.") or ln.startswith("| 1.")]
+    assert len(rows) == len(list(candidates()))
+    assert rows[0].startswith("| 1.0000 |"), "the best fusion ranks both gold documents first"
+
+
 XQUAD = ROOT.parent / "shared" / "benchmarks" / "xquad-dev"
 # Every 10th question of each XQuAD dev set (61 each, unanswerable ones included): a slice small
 # enough for CI, measured values noted beside each floor (README "Results").
