@@ -185,14 +185,30 @@ def _html_to_text(html: str) -> tuple[str, str | None]:
     """Block elements become paragraphs; inline ones (<b>, <a>, <span>) stay inside their sentence."""
     from bs4 import BeautifulSoup
 
-    soup = BeautifulSoup(html, "html.parser")
+    # html.parser searches to the end of the text for the closer of every unclosed "<?", "<!--",
+    # "<![CDATA[" or "<a b" (quadratic: 50 KB of "<a b" took 10 s); a comment at the end that holds
+    # every closer ends each search there. Alone, it is a comment, so not text.
+    soup = BeautifulSoup(html + "<!--]]>-->", "html.parser")
+    end_comment_kept = _ends_with_end_comment(soup)
     for tag in soup(["script", "style", "nav", "header", "footer", "aside", "form", "noscript", "head"]):
         tag.decompose()
     heading = soup.find("h1")
     title = heading.get_text(" ", strip=True) if heading else None
-    text = re.sub(r"[ \t\r\f\v]+", " ", _block_text(soup))
+    text = _block_text(soup).rstrip()
+    if text.endswith("-->") and not end_comment_kept:  # an unclosed tag swallowed the comment's start
+        text = text[:-3]
+    text = re.sub(r"[ \t\r\f\v]+", " ", text)
     paragraphs = (" ".join(part.split()) for part in re.split(r"\n\s*\n", text))
     return "\n".join(p for p in paragraphs if p), title
+
+
+def _ends_with_end_comment(soup) -> bool:
+    from bs4 import Comment
+
+    node = soup
+    while getattr(node, "contents", None):
+        node = node.contents[-1]
+    return isinstance(node, Comment) and str(node) == "]]>"
 
 
 def _block_text(soup) -> str:
@@ -306,7 +322,10 @@ def parse_document(source: str, data: bytes, title_fallback: str | None = None) 
     else:
         raw = _decode(data)
         if suffix in HTML_SUFFIXES:
-            raw, title_hint = _html_to_text(raw)
+            try:
+                raw, title_hint = _html_to_text(raw)
+            except Exception as err:  # bs4 rejects some broken markup ("<![ x") with its own error
+                raise ValueError(f"unreadable HTML ({type(err).__name__})") from None
         elif suffix in (".md", ".markdown"):
             m = re.search(r"^#\s+(.+)$", raw, re.M)
             title_hint = m.group(1).strip().rstrip("#").strip() if m else None
