@@ -118,8 +118,10 @@ class Engine:
             raise IndexIncompatible(err.reason, "run `rag ingest` to build it again from the documents") from None
         return _State(
             index=index,
-            retriever=HybridRetriever(index, mode=s.retriever, fusion=s.fusion, model_languages=s.embed_languages),
-            extractive=Extractive(ExtractiveAnswerer(index, s.min_confidence, s.answer_sentences, s.embed_languages)),
+            retriever=HybridRetriever(index, mode=s.retriever, fusion=s.fusion, model_languages=s.embed_languages,
+                                      lexicon_files=s.lexicon_files),
+            extractive=Extractive(ExtractiveAnswerer(index, s.min_confidence, s.answer_sentences, s.embed_languages,
+                                                     s.lexicon_files)),
             notes=notes,
         )
 

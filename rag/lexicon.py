@@ -27,23 +27,25 @@ LEXICON_FILE = Path(__file__).with_name("lexicon_en_de.tsv")
 CLDR_FILE = Path(__file__).with_name("lexicon_cldr_en_de.tsv")  # country, language, month, day names
 
 
-@functools.lru_cache(maxsize=1)
-def _table() -> dict[str, frozenset[str]]:
-    """English stem → folded German words."""
+@functools.lru_cache(maxsize=4)
+def _table(extra: tuple[Path, ...] = ()) -> dict[str, frozenset[str]]:
+    """English stem → folded German words, from the shipped lists and any extra ones."""
+    pairs = []
+    for path in (LEXICON_FILE, CLDR_FILE, *extra):
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.strip() and not line.startswith("#") and "\t" in line:
+                english, german = line.split("\t", 1)
+                pairs.append((fold(english.strip()), german))
     out: dict[str, set[str]] = {}
-    lines = [line for path in (LEXICON_FILE, CLDR_FILE) for line in path.read_text(encoding="utf-8").splitlines()]
-    for line in lines:
-        if not line.strip() or line.startswith("#") or "\t" not in line:
-            continue
-        english, german = line.split("\t", 1)
-        stem = stem_words([fold(english.strip())], "en")[0]
+    for stem, (_, german) in zip(stem_words([e for e, _ in pairs], "en"), pairs):
         out.setdefault(stem, set()).update(fold(g.strip()) for g in german.split("|") if g.strip())
     return {k: frozenset(v) for k, v in out.items()}
 
 
-def translate(words: list[str]) -> dict[str, frozenset[str]]:
-    """Each folded English word that the word list knows → its German translations (folded)."""
-    table = _table()
+def translate(words: list[str], extra: tuple[Path, ...] = ()) -> dict[str, frozenset[str]]:
+    """Each folded English word that the word lists know → its German translations (folded).
+    `extra`: more lists in the same format (RAG_LEXICON_FILES, e.g. from scripts/freedict_to_tsv.py)."""
+    table = _table(tuple(extra))
     out = {}
     for word, stem in zip(words, stem_words(words, "en")):
         found = table.get(stem)

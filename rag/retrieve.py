@@ -118,11 +118,12 @@ class HybridRetriever:
     """
 
     def __init__(self, index: Index, mode: str = "hybrid", params: FusionParams | None = None,
-                 fusion: str = "cc", model_languages: tuple[str, ...] = ("en",)):
+                 fusion: str = "cc", model_languages: tuple[str, ...] = ("en",), lexicon_files: tuple = ()):
         self.index = index
         self.channels = CHANNELS_BY_MODE[mode]
         self.params = params or FusionParams.for_index(index, fusion)
         self.model_languages = model_languages
+        self.lexicon_files = tuple(lexicon_files)
 
     def situation_weights(self, query_language: str, chunk_language: str) -> dict[str, float]:
         """Channel weights for one chunk language (see SITUATION_WEIGHTS)."""
@@ -140,7 +141,7 @@ class HybridRetriever:
         from rag.lexical import content_words
         from rag.lexicon import translate
 
-        found = translate(content_words(text, "en"))
+        found = translate(content_words(text, "en"), self.lexicon_files)
         return " ".join(sorted({g for gs in found.values() for g in gs} - STOPWORDS_DE))
 
     def _languages(self) -> list[str]:

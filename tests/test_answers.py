@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from rag.errors import BadQuestion
@@ -226,3 +228,40 @@ def test_a_sentence_opening_word_is_not_part_of_a_name():
 
     assert [c.text for c in candidates("person", "Despite Manning's problems, he threw no interceptions.")] == ["Manning"]
     assert [c.text for c in candidates("name", "Die Pittsburgh Steelers verloren.", True)] == ["Pittsburgh Steelers"]
+
+
+def test_an_extra_word_list_answers_what_the_shipped_one_cannot(mini, tmp_path):
+    """RAG_LEXICON_FILES adds word lists (e.g. a locally installed FreeDict, converted by
+    scripts/freedict_to_tsv.py): 'monks' and 'brew' are not general enough for the shipped list."""
+    from rag.config import load_settings
+    from rag.engine import Engine
+
+    question = "What do the monks brew?"
+    assert mini.ask(question).abstained
+    extra = tmp_path / "extra.tsv"
+    extra.write_text("# a user's word list\nmonk\tMönch|Mönche\nbrew\tbrauen\n", encoding="utf-8")
+    settings = load_settings({"RAG_LEXICON_FILES": str(extra)})
+    engine = Engine(mini.settings.with_(lexicon_files=settings.lexicon_files))
+    a = engine.ask(question)
+    assert not a.abstained, a.text
+    assert a.citations[0].source == "kloster.txt" and "Mönche brauen" in a.text
+
+
+def test_a_missing_word_list_is_a_clear_config_error(tmp_path):
+    from rag.config import load_settings
+    from rag.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="RAG_LEXICON_FILES"):
+        load_settings({"RAG_LEXICON_FILES": str(tmp_path / "nope.tsv")})
+
+
+def test_freedict_conversion_keeps_one_word_translations():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("freedict", Path(__file__).parents[1] / "scripts" / "freedict_to_tsv.py")
+    freedict = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(freedict)
+    text = ("monastery /mˈɒnastəɹi/\nKloster <neut>, Mönchskloster <neut>, Stift <neut> [Ös.]  [relig.]\n"
+            "      \"go into the monastery\"  - ins Kloster gehen\n see: {monasteries}\n\n"
+            "house breaker /hˈaʊs bɹˈeɪkə/\n Abbruchfirma <fem>\n")
+    assert freedict.convert(text) == {"monastery": ["Kloster", "Mönchskloster", "Stift"]}
