@@ -85,7 +85,7 @@ class RagBot(commands.Bot):
 
     async def close(self) -> None:
         await super().close()
-        self.store.close()
+        await asyncio.to_thread(self.store.close)  # may wait for a state-file call still running
 
 
 def create_bot(engine=None, settings: Settings | None = None, **parts) -> RagBot:

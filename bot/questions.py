@@ -101,6 +101,9 @@ class Questions(commands.Cog):
 
     def _finale(self, answer: Answer, answer_id: int | None) -> dict:
         """What goes on the last part of an answer: the sources embed and, when stored, the buttons."""
+        for note in answer.notes:
+            if note.detail:  # a failure's own words: users see only note.text (in the embed)
+                log.warning("answer %s: %s", answer_id, note.detail)
         extra: dict = {"embed": sources_embed(answer)}
         if answer_id is not None and not answer.abstained:
             extra["view"] = feedback_view(answer_id)
@@ -147,10 +150,15 @@ class Questions(commands.Cog):
             return
         author = message.author.id
         if message.guild is None:
-            if not await self.dms.allows(message.author):
-                if self.gate.cooldown_left(author) <= 0:
-                    self.gate.note_asked(author)
-                    await replies.quiet_reply(message, self.dms.refusal())
+            # The cooldown first: checking the DM policy can cost Discord API calls.
+            if self.gate.cooldown_left(author) > 0:
+                if self.dms.cached(message.author):  # strangers on cooldown are not even marked
+                    await self._mark_cooldown(message)
+                return
+            allowed = await self.dms.allows(message.author)
+            if not allowed:
+                self.gate.note_asked(author)
+                await replies.quiet_reply(message, replies.BUSY if allowed is None else self.dms.refusal())
                 return
         elif not channel_allowed(message.channel, self.settings.discord_channels):
             return
@@ -203,19 +211,24 @@ class Questions(commands.Cog):
 
     # ----- slash commands ------------------------------------------------------------------
     async def _in_scope(self, interaction: discord.Interaction) -> bool:
-        """Allowlist / DM policy and cooldown; answers the interaction itself (ephemeral) when not."""
-        if interaction.guild_id is None:
-            if not await self.dms.allows(interaction.user):
-                await interaction.response.send_message(self.dms.refusal(), ephemeral=True)
-                return False
-        elif not channel_allowed(interaction.channel, self.settings.discord_channels):
-            await interaction.response.send_message("I don't answer in this channel.", ephemeral=True)
-            return False
+        """Cooldown and allowlist / DM policy; answers the interaction itself (ephemeral) when not.
+
+        The cooldown comes first and starts with any attempt: checking the DM policy can cost
+        Discord API calls, which a refused user must not be able to repeat at will."""
         wait = self.gate.cooldown_left(interaction.user.id)
         if wait > 0:
             await interaction.response.send_message(f"Please wait {wait:.0f} s before asking again.", ephemeral=True)
             return False
         self.gate.note_asked(interaction.user.id)
+        if interaction.guild_id is None:
+            allowed = await self.dms.allows(interaction.user)
+            if not allowed:
+                text = replies.BUSY if allowed is None else self.dms.refusal()
+                await interaction.response.send_message(text, ephemeral=True)
+                return False
+        elif not channel_allowed(interaction.channel, self.settings.discord_channels):
+            await interaction.response.send_message("I don't answer in this channel.", ephemeral=True)
+            return False
         return True
 
     @app_commands.command(name="ask", description="Ask a question about the documents")
@@ -268,7 +281,7 @@ class Questions(commands.Cog):
             return await asyncio.to_thread(self.engine.sources)
 
         docs = await asyncio.wait_for(listing(), self.settings.discord_answer_timeout)
-        lines = [f"• `{d['source']}` — {d['title']}" + (f" ({d['date']})" if d["date"] else "") + f" · {d['chunks']} chunks"
+        lines = [f"• `{d.source}` — {d.title}" + (f" ({d.date})" if d.date else "") + f" · {d.chunks} chunks"
                  for d in docs]
         for part in split_message("\n".join(lines) or "No documents are indexed."):
             await interaction.followup.send(part, ephemeral=True)

@@ -13,13 +13,12 @@ import discord
 from rag.records import Answer
 
 MESSAGE_LIMIT = 2000
-EMBED_TITLE = 256
-EMBED_DESCRIPTION = 4096
 EMBED_FIELD_NAME = 256
-EMBED_FIELD_VALUE = 1024
 EMBED_FIELDS = 25
 EMBED_FOOTER = 2048
 EMBED_TOTAL = 6000
+# The fixed title and description stay far below their limits (256, 4096), and a field value
+# never exceeds SNIPPET (limit 1024); the footer is clipped to its limit.
 SNIPPET = 300  # per source: enough to check the claim, short enough to show several
 NOTES = 600  # footer space for the answer's notes
 
@@ -27,12 +26,6 @@ NOTES = 600  # footer space for the answer's notes
 def size(text: str) -> int:
     """Length as Discord may count it: UTF-16 code units."""
     return len(text.encode("utf-16-le")) // 2
-
-
-def embed_size(embed: discord.Embed) -> int:
-    parts = [embed.title or "", embed.description or "", embed.footer.text or "", embed.author.name or ""]
-    parts += [f.name or "" for f in embed.fields] + [f.value or "" for f in embed.fields]
-    return sum(size(p) for p in parts)
 
 
 def split_message(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
@@ -77,8 +70,8 @@ def sources_embed(answer: Answer) -> discord.Embed:
     if not answer.citations:
         embed.description = "None: the documents do not hold this."
     footer = f"answered by: {clip(answer.backend, 40)}"
-    if answer.notes:
-        footer += " · " + clip("; ".join(answer.notes), NOTES)
+    if answer.notes:  # the safe text only: a note's detail can name server paths and URLs
+        footer += " · " + clip("; ".join(n.text for n in answer.notes), NOTES)
     more = " · {} more sources not shown"
     budget = EMBED_TOTAL - size(embed.title) - size(embed.description or "") - size(footer) - size(more) - 8
     shown = 0
@@ -92,5 +85,5 @@ def sources_embed(answer: Answer) -> discord.Embed:
         shown += 1
     if shown < len(answer.citations):
         footer += more.format(len(answer.citations) - shown)
-    embed.set_footer(text=footer)
+    embed.set_footer(text=clip(footer, EMBED_FOOTER))
     return embed

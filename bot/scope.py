@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import logging
 import time
+from collections import deque
 
 import discord
 
@@ -18,6 +19,9 @@ log = logging.getLogger(__name__)
 
 SCOPES = ("bot", "applications.commands")
 DM_CACHE_SECONDS = 600
+# Membership look-ups (one REST call per server) across all DMs: Discord's global rate limit is
+# shared with every answer the bot posts, so strangers writing in must not be able to spend it.
+FETCHES_PER_MINUTE = 20
 
 
 def intents() -> discord.Intents:
@@ -59,13 +63,17 @@ def channel_allowed(channel, allowlist: tuple[int, ...]) -> bool:
 class DmPolicy:
     """DISCORD_DMS: `off`, `all`, or `members` (the sender is a member of a server the bot
     serves: one holding an allowlisted channel, or any server the bot is in if there is no
-    allowlist). Membership is fetched from Discord (no members intent) and cached."""
+    allowlist). Membership is looked up in the member cache of every such server first, then
+    fetched from Discord (no members intent) within `fetch_budget` calls a minute for all DMs
+    together; the result, member or not, is cached for DM_CACHE_SECONDS."""
 
     def __init__(self, bot: discord.Client, policy: str, allowlist: tuple[int, ...]) -> None:
         self.bot = bot
         self.policy = policy
         self.allowlist = allowlist
         self._cache: dict[int, tuple[bool, float]] = {}
+        self.fetch_budget = FETCHES_PER_MINUTE
+        self._fetches: deque[float] = deque()
 
     def refusal(self) -> str:
         if self.policy == "off":
@@ -82,17 +90,35 @@ class DmPolicy:
                 ids.add(channel.guild.id)
         return [g for g in self.bot.guilds if g.id in ids]
 
-    async def allows(self, user: discord.abc.User) -> bool:
+    def cached(self, user: discord.abc.User) -> bool | None:
+        """The last answer for this user while it is fresh, else None."""
         if self.policy != "members":
             return self.policy == "all"
         hit = self._cache.get(user.id)
-        if hit is not None and hit[1] > time.monotonic():
-            return hit[0]
-        member = False
-        for guild in self._guilds():
-            if guild.get_member(user.id) is not None:
-                member = True
-                break
+        return hit[0] if hit is not None and hit[1] > time.monotonic() else None
+
+    def _may_fetch(self) -> bool:
+        now = time.monotonic()
+        while self._fetches and now - self._fetches[0] > 60:
+            self._fetches.popleft()
+        if len(self._fetches) >= self.fetch_budget:
+            return False
+        self._fetches.append(now)
+        return True
+
+    async def allows(self, user: discord.abc.User) -> bool | None:
+        """Whether `user` may ask in a DM; None when that cannot be told now (look-ups spent)."""
+        if self.policy != "members":
+            return self.policy == "all"
+        if (known := self.cached(user)) is not None:
+            return known
+        guilds = self._guilds()
+        member = any(guild.get_member(user.id) is not None for guild in guilds)
+        for guild in [] if member else guilds:
+            if not self._may_fetch():
+                log.warning("DM from user %s not checked: %d membership look-ups in the last minute",
+                            user.id, self.fetch_budget)
+                return None  # not cached: the user may try again once the minute has passed
             try:
                 await guild.fetch_member(user.id)
                 member = True

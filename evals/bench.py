@@ -69,7 +69,7 @@ def worker_warm_ours(index_dir: str, seeds: str) -> dict:
     engine = Engine(settings_from_environment().with_(index_dir=Path(index_dir), seeds_dir=Path(seeds)))
     engine.warm_up()
     stages: dict[str, list[float]] = {}
-    engine._qcache.clear()
+    engine.forget_query_vectors()
     for q in _questions():  # first time each: the query embedding is computed
         a = engine.ask(q)
         for k in ("embed_query", "retrieve", "answer", "total"):

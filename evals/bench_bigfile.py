@@ -1,7 +1,7 @@
 """Big-file benchmark: one large text file through `rag ingest`, time per stage and peak memory.
 
     python -m evals.bench_bigfile --mb 50          # the README's row (about an hour on 2 cores)
-    python -m evals.bench_bigfile --mb 5 --baseline-mb 0.5
+    python -m evals.bench_bigfile --mb 5 --baseline-mb 0.5 --chunk-only-mb 50   # 50 MB read and chunked only
 
 The file is SciFact abstracts (title and text, a blank line between them) repeated until it has
 the requested size, so it reads like real prose. Each size runs in its own `rag ingest --json`
@@ -110,6 +110,43 @@ def ingest_once(mb: float, work: Path, corpus: Path = SCIFACT) -> dict:
     }
 
 
+_CHUNK_ONLY = """
+import json, resource, sys, time
+from rag.chunk import chunk_document, make_splitter
+from rag.config import load_settings
+from rag.load import Reader, scan
+from rag.model_cache import load_ingest_embedder
+s = load_settings()
+embedder, _ = load_ingest_embedder(s.model_cache, s.embed_model, None, s.ingest_precision)
+splitter = make_splitter(s.chunk_size, s.chunk_overlap, embedder.token_ids)
+reader = Reader(scan(s.seeds_dir, s.allow_outside_links), s.max_file_bytes)
+read = chunk = 0.0
+n = 0
+t = time.perf_counter()
+for doc in reader.documents():
+    read += time.perf_counter() - t
+    t = time.perf_counter()
+    n += len(chunk_document(doc, splitter))
+    chunk += time.perf_counter() - t
+    t = time.perf_counter()
+print(json.dumps({"chunks": n, "read": round(read, 1), "chunk": round(chunk, 1),
+                  "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))
+"""
+
+
+def chunk_only(mb: float, work: Path, corpus: Path = SCIFACT) -> dict:
+    """Reading and chunking alone (no embedding, no index), in a child process: the stages whose
+    cost must stay linear, measured on a file too big to embed in the time at hand."""
+    seeds = work / f"seeds-chunk-{mb:g}"
+    seeds.mkdir(parents=True)
+    size = make_file(seeds / "big.txt", mb, corpus)
+    env = {**os.environ, "RAG_SEEDS_DIR": str(seeds), "RAG_INDEX_DIR": str(work / "unused-index"),
+           "HF_HUB_OFFLINE": "1", "RAG_MAX_FILE_MB": str(max(50.0, mb * 2))}
+    out = subprocess.run([sys.executable, "-c", _CHUNK_ONLY], env=env, cwd=work, capture_output=True, text=True,
+                         check=True).stdout
+    return {"mb": round(size / 2**20, 2), **json.loads(out)}
+
+
 def _row(r: dict) -> str:
     t = r["timings_s"]
     return (f"| {r['mb']:g} MB | {r['chunks']:,} | {r['ingest_s']:.0f} | {t.get('read', 0):.1f} | "
@@ -123,7 +160,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--baseline-mb", type=float, default=None, help="baseline size (default a tenth of --mb)")
     p.add_argument("--out", type=Path, default=Path("reports/bench_bigfile.json"))
     p.add_argument("--corpus", type=Path, default=SCIFACT, help="BEIR corpus.jsonl to draw the prose from")
+    p.add_argument("--chunk-only-mb", type=float, default=None,
+                   help="also read and chunk (not embed) a file of this size, for its chunking time and memory")
     args = p.parse_args(argv)
+    c = None
+    if args.chunk_only_mb:
+        with tempfile.TemporaryDirectory(prefix="rag-bigfile-") as tmp:
+            c = chunk_only(args.chunk_only_mb, Path(tmp), args.corpus)
+        print(f"read and chunk only, {c['mb']:g} MB: {c['chunks']:,} chunks, read {c['read']:.1f} s, "
+              f"chunk {c['chunk']:.1f} s, peak RSS {c['peak_rss_mib']:,} MiB", flush=True)
     with tempfile.TemporaryDirectory(prefix="rag-bigfile-") as tmp:
         results = [ingest_once(mb, Path(tmp), args.corpus) for mb in (args.baseline_mb or args.mb / 10, args.mb)]
     base, big = results
@@ -141,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
                                     f"{platform.python_version()}", "date": time.strftime("%Y-%m-%d"),
-                                    "results": results}, indent=1), encoding="utf-8")
+                                    "results": results, "chunk_only": c}, indent=1), encoding="utf-8")
     return 0
 
 

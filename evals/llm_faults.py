@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     answer = engine.ask(QUESTION)
                 seconds = time.monotonic() - t
-                note = next((n for n in answer.notes if "LLM" in n), "")
+                note = next((str(n) for n in answer.notes if "LLM" in str(n)), "")
                 print(f"{name:26} {'stream' if stream else 'whole':6} {seconds:7.2f} {len(fake.requests):>8}  "
                       f"{answer.backend:11} {note[:110]}")
     finally:

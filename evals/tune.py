@@ -23,15 +23,13 @@ def candidates():
 def tune_fusion(settings: Settings, folder: Path, split: str = "train") -> int:
     beir = load_beir(folder, split)
     engine = Engine(ensure_beir_index(beir, settings).with_(retriever="hybrid"), auto_ingest=False)
-    retriever, chunks = engine.state.retriever, engine.state.index.snapshot.chunks  # tuning runs on the file store
-    cached = [(retriever.rankings(engine.embed_query(q), q, 300), beir.qrels[qid])
-              for qid, q in sorted(beir.queries.items())]
+    cached = [(*engine.channel_rankings(q, 300), beir.qrels[qid]) for qid, q in sorted(beir.queries.items())]
     rows = []
     for method, weights, k in candidates():
         total = 0.0
-        for results, gold in cached:
+        for results, source, gold in cached:
             fused = fuse_cc(results, weights) if method == "cc" else fuse_rrf(results, weights, k)
-            docs = list(dict.fromkeys(chunks[i].source for i in sorted(fused, key=lambda i: -fused[i])))
+            docs = list(dict.fromkeys(source[int(i)] for i in sorted(fused, key=lambda i: -fused[i])))
             total += M.ndcg_at_k(docs, gold, 10)
         rows.append((total / len(cached), method, weights, k))
     rows.sort(key=lambda r: -r[0])

@@ -26,10 +26,11 @@ from rag.languages import guess_language, stem_words
 from rag.lexical import content_words, fold
 from rag.index import Index
 from rag.lexicon import translate
-from rag.records import Citation, Hit
+from rag.records import NOT_FOUND, Citation, Hit
+from rag.retrieve import situation
 from rag.spans import answer_type, best_span
 
-ABSTAIN_TEXT = "I couldn't find this in the documents."
+ABSTAIN_TEXT = NOT_FOUND  # the one abstention sentence (rag.records)
 QUESTION_WORDS = {
     "what", "when", "where", "who", "which", "why", "how", "whom", "whose", "wann", "wer", "wo",
     "welche", "welcher", "welches", "wie", "warum", "was", "did", "does", "do", "is", "are", "was",
@@ -44,6 +45,16 @@ SECOND_SENTENCE_RATIO = 0.8
 # beats the next by this many characters of distance to the question's words: among several
 # names the nearest is right about half the time, and a wrong lead is worse than none.
 SPAN_MARGIN = 60
+# The raw confidence means different things per situation (rag.retrieve.situation of the best
+# sentence): an English model's cosine to a German sentence, and coverage through a word list, run
+# lower for the same quality of evidence. Each situation's raw score is scaled so that the one
+# threshold RAG_MIN_CONFIDENCE (0.34) falls where that situation's own calibrated threshold lies:
+# foreign 0.32, cross 0.26 on XQuAD de/xl dev (set on even articles, checked on odd ones), keeping
+# ≥ 0.88 of unanswerable questions refused on either half.
+SITUATION_SCALE = {"native": 1.0, "foreign": 0.34 / 0.32, "cross": 0.34 / 0.26, "cross_multi": 1.0}
+# With a large extra word list (RAG_LEXICON_FILES) far more question words find a translation, in
+# unanswerable questions too; calibrated the same way with FreeDict eng-deu (87,752 words).
+CROSS_SCALE_LARGE_LEXICON = 0.34 / 0.41
 
 
 @dataclass(frozen=True)
@@ -103,8 +114,9 @@ class Term:
 
 class ExtractiveAnswerer:
     def __init__(self, index: Index, min_confidence: float, max_sentences: int = 2,
-                 model_languages: tuple[str, ...] = ("en",)):
+                 model_languages: tuple[str, ...] = ("en",), lexicon_files: tuple = ()):
         self.index = index
+        self.lexicon_files = tuple(lexicon_files)
         self.min_confidence = min_confidence
         self.max_sentences = max_sentences
         self.model_languages = model_languages
@@ -129,7 +141,7 @@ class ExtractiveAnswerer:
         qlang = guess_language(question)
         words = [w for w in dict.fromkeys(content_words(question, qlang)) if w not in QUESTION_WORDS]
         cross = qlang == "en" and "de" in self._languages and "multi" not in self.model_languages
-        found = translate(words) if cross else {}
+        found = translate(words, self.lexicon_files) if cross else {}
         return [Term(w, self._idf(w), (w, *sorted(found.get(w, ())))) for w in words]
 
     def absent_fraction(self, terms: list[Term]) -> float:
@@ -173,7 +185,8 @@ class ExtractiveAnswerer:
         out.sort(key=lambda e: -e.score)
         return out
 
-    def confidence(self, terms: list[Term], evidence: list[Evidence], hits: list[Hit]) -> float:
+    def confidence(self, terms: list[Term], evidence: list[Evidence], hits: list[Hit],
+                   question_language: str = "und") -> float:
         """Cosine (trusted less when the model does not know the sentence's language), coverage of
         the question's words by the best sentence and the top chunk, minus the share of its words
         no document holds. Weights and RAG_MIN_CONFIDENCE set on XQuAD dev even articles (en, de,
@@ -186,6 +199,8 @@ class ExtractiveAnswerer:
         chunk_cov = self.coverage(terms, hits[0].chunk.text) if hits else 0.0
         raw = (wd * max(best.dense, 0.0) + (1 - wd) * (0.65 * best.coverage + 0.35 * chunk_cov)
                - 0.2 * self.absent_fraction(terms))
+        where = situation(question_language, best.hit.chunk.language, self.model_languages)
+        raw *= CROSS_SCALE_LARGE_LEXICON if where == "cross" and self.lexicon_files else SITUATION_SCALE[where]
         return float(min(max(raw, 0.0), 1.0))
 
     def answer(self, question: str, qvec: np.ndarray, hits: list[Hit]) -> Extracted:
@@ -193,7 +208,7 @@ class ExtractiveAnswerer:
             return Extracted(ABSTAIN_TEXT, True, [], 0.0)
         terms = self.key_terms(question)
         evidence = self.evidence(question, qvec, hits, terms)
-        conf = self.confidence(terms, evidence, hits)
+        conf = self.confidence(terms, evidence, hits, guess_language(question))
         if not evidence or conf < self.min_confidence:
             return Extracted(ABSTAIN_TEXT, True, [], conf)
         best = evidence[0]

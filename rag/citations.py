@@ -141,9 +141,6 @@ def strip_markers(text: str) -> str:
 
 
 def tidy(text: str) -> str:
+    """Runs of spaces made one and no space before punctuation, as left by removed markers."""
     return re.sub(r"[ \t]+([.,;:!?。])", r"\1", re.sub(r"[ \t]{2,}", " ", text)).strip()
 
-
-def has_claims(text: str) -> bool:
-    """A rough test for factual content: a digit, or a sentence of five or more words."""
-    return bool(re.search(r"\d", text)) or len(text.split()) >= 5

@@ -16,7 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 _IMAGE_LINE = re.compile(r"^\S+\.(?:jpe?g|png|gif|webp|svg|bmp|tiff?)$", re.I)
-_URL_OR_EMAIL_LINE = re.compile(r"^(?:E:\s*|Email:\s*)?(?:\S+@\S+\.\w+|https?://\S+)$", re.I)
+# Linear on a line of any length: the address splits at its first "@" after the first character
+# (`\S+@\S+` tried every split of a long run of "@": quadratic), and no two whitespace runs
+# sit side by side where a match can fail.
+_URL_OR_EMAIL_LINE = re.compile(r"^(?:E:\s*|Email:\s*)?(?:\S[^\s@]*+@\S+\.\w+|https?://\S+)$", re.I)
 _BOILERPLATE_LINES = {
     "leave a review",
     "follow us on social networks",
@@ -31,7 +34,7 @@ _BOILERPLATE_LINES = {
 }
 # Section labels that news sites print above or below an article, alone on a line.
 _SECTION_LABELS = {"politics", "policies", "economy", "society", "business", "world", "news", "culture"}
-_FOOTER_START = re.compile(r"^(?:press\s*contact|pressekontakt|media contact|medienkontakt)\s*:?\s*$", re.I)
+_FOOTER_START = re.compile(r"^(?:press\s*contact|pressekontakt|media contact|medienkontakt)\s*(?::\s*)?$", re.I)
 _DATE_PREFIX = re.compile(r"^\s*date\s+(\d{4}-\d{2}-\d{2})\s+", re.I)
 _ISO_DATE = re.compile(r"^\s*(\d{4}-\d{2}-\d{2})\s*$")
 _MONTHS = "Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec"
@@ -100,21 +103,48 @@ def reflow(text: str, wrapped: bool = False) -> str:
     >>> reflow("The crossing takes\\nthree hours by ferry.\\n\\nNext para-\\ngraph here.")
     'The crossing takes three hours by ferry.\\n\\nNext paragraph here.'
     """
+    # The line being joined is kept as its pieces: joining by string concatenation copied the
+    # whole line at every step, quadratic on a long wrapped paragraph.
     out: list[str] = []
+    cur: list[str] = []  # pieces of the last output line
+    size = 0  # len("".join(cur))
+    item = False  # the last output line is a list item
     for line in text.split("\n"):
         stripped = line.strip()
-        prev = out[-1].rstrip() if out else ""
-        if prev and stripped and not _LIST_ITEM.match(stripped) and not _TERMINAL.search(prev):
-            starts_lower = stripped[0].islower()
-            if prev.endswith("-") and len(prev) > 1 and prev[-2].isalpha() and starts_lower:
-                out[-1] = prev[:-1] + stripped
-                continue
-            if starts_lower or (wrapped and len(prev) >= 50 and not _LIST_ITEM.match(prev.strip())
-                                and stripped[0].isalnum()):
-                out[-1] = prev + " " + stripped
-                continue
-        out.append(line)
+        if cur and stripped and not _LIST_ITEM.match(stripped):
+            last = cur[-1].rstrip()
+            prev_len = size - (len(cur[-1]) - len(last))  # len(prev): the line so far, right-stripped
+            end = _last_chars(cur, last, 2)
+            if prev_len and not _TERMINAL.search(end):
+                starts_lower = stripped[0].islower()
+                if end.endswith("-") and prev_len > 1 and end[-2].isalpha() and starts_lower:
+                    cur[-1:] = [last[:-1], stripped]
+                    size = prev_len - 1 + len(stripped)
+                elif starts_lower or (wrapped and prev_len >= 50 and not item and stripped[0].isalnum()):
+                    cur[-1:] = [last, " " + stripped]
+                    size = prev_len + 1 + len(stripped)
+                else:
+                    stripped = ""  # not joined
+                if stripped:
+                    if size < 256:  # a list marker and its space lie within the first characters
+                        item = bool(_LIST_ITEM.match("".join(cur).strip()))
+                    continue
+        if cur:
+            out.append("".join(cur))
+        cur, size, item = [line], len(line), bool(_LIST_ITEM.match(line.strip()))
+    if cur:
+        out.append("".join(cur))
     return "\n".join(out)
+
+
+def _last_chars(pieces: list[str], last: str, k: int) -> str:
+    """The last `k` characters of "".join(pieces).rstrip(), where `last` is pieces[-1].rstrip()."""
+    tail = last[-k:]
+    i = len(pieces) - 2
+    while len(tail) < k and i >= 0:
+        tail = pieces[i][-(k - len(tail)):] + tail
+        i -= 1
+    return tail
 
 
 def clean_text(raw: str, title_hint: str | None = None) -> Cleaned:

@@ -9,6 +9,7 @@ import logging
 import math
 import os
 import sys
+from dataclasses import asdict
 from typing import TextIO
 
 from rag.errors import BadQuestion, ConfigError, RagError
@@ -70,10 +71,29 @@ class SafeWriter:
         self._stream = stream
 
     def write(self, text: str) -> int:
-        return self._stream.write(safe_text(text))
+        with _output_errors():
+            return self._stream.write(safe_text(text))
+
+    def flush(self) -> None:
+        with _output_errors():
+            self._stream.flush()
 
     def __getattr__(self, name: str):
         return getattr(self._stream, name)
+
+
+class OutputFailed(Exception):
+    """Standard output cannot be written (a full disk, a closed descriptor): not a bug to report."""
+
+
+@contextlib.contextmanager
+def _output_errors():
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as err:
+        raise OutputFailed(err.strerror or str(err)) from None
 
 
 def _finite(value):
@@ -92,8 +112,9 @@ def dumps(value, indent: int | None = None) -> str:
     return json.dumps(_finite(value), ensure_ascii=False, indent=indent, allow_nan=False)
 
 
-def _error(err: BaseException) -> None:
-    print(f"error: {safe_text(str(err))}", file=sys.stderr)
+def _error(err: BaseException | str) -> None:
+    if sys.stderr is not None:
+        print(f"error: {safe_text(str(err))}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,9 +122,24 @@ def main(argv: list[str] | None = None) -> int:
     for stream in (sys.stdin, sys.stdout, sys.stderr):
         with contextlib.suppress(AttributeError, ValueError):  # replaced streams (tests) may not support it
             stream.reconfigure(errors="replace")  # invalid UTF-8 in, unencodable text out: never a crash
+    if sys.stdin is None:  # started with stdin closed (`rag repl <&-`): no input, as from /dev/null
+        sys.stdin = open(os.devnull, encoding="utf-8")  # noqa: SIM115 (lives as long as the process)
+    if sys.stdout is None:  # started with stdout closed (`rag sources >&-`)
+        _error(OutputFailed("cannot write the output: standard output is closed"))
+        return 1
     out = SafeWriter(sys.stdout)
+    saved, sys.stdout = sys.stdout, out  # argparse's --help and --version print there too
     try:
-        return _run(argv, out)
+        try:
+            code = _run(argv, out)
+        except SystemExit:  # --help, --version, a usage error: their text must reach the reader too
+            out.flush()
+            raise
+        out.flush()  # a full disk shows here, not as an ignored exception at exit
+        return code
+    except OutputFailed as err:
+        _error(f"cannot write the output ({err})")
+        return 1
     except BrokenPipeError:
         # The reader went away (`rag sources | head -1`): stop quietly, like other Unix tools.
         with contextlib.suppress(OSError):
@@ -125,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unexpected {type(err).__name__}: {safe_text(str(err))[:500]} "
               "(set RAG_LOG_LEVEL=DEBUG to see where; please report it)", file=sys.stderr)
         return 1
+    finally:
+        sys.stdout = saved
 
 
 def _run(argv: list[str] | None, out: TextIO) -> int:
@@ -165,11 +203,10 @@ def _run(argv: list[str] | None, out: TextIO) -> int:
     if args.command == "sources":
         docs = engine.sources()
         if args.json:
-            print(dumps(docs, indent=1), file=out)
+            print(dumps([asdict(d) for d in docs], indent=1), file=out)
         else:
             for d in docs:
-                print(f"{d['source']}  {d['chunks']:>3} chunks  [{d['language']}]  {d.get('date') or '':10}  {d['title']}",
-                      file=out)
+                print(f"{d.source}  {d.chunks:>3} chunks  [{d.language}]  {d.date or '':10}  {d.title}", file=out)
         return 0
     from rag.repl import run_repl
 

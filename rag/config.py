@@ -41,6 +41,7 @@ class Settings:
     # Languages the embedding model understands ("multi" for a multilingual model): decides how much
     # the dense channel counts for German questions or English questions over German text.
     embed_languages: tuple[str, ...] = ("en",)
+    lexicon_files: tuple[Path, ...] = ()  # extra English→German word lists (rag.lexicon)
     top_k: int = 5
     chunk_size: int = 200
     chunk_overlap: int = 40
@@ -170,6 +171,14 @@ def _languages(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> t
     return langs
 
 
+def _files(env: Mapping[str, str], name: str) -> tuple[Path, ...]:
+    paths = tuple(Path(p.strip()).expanduser() for p in env.get(name, "").split(",") if p.strip())
+    for path in paths:
+        if not path.is_file():
+            raise ConfigError(f"{name}: {path} is not a file (a comma-separated list of word-list files)")
+    return paths
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build settings from `env` (default: the process environment); raise ConfigError on bad values."""
     env = os.environ if env is None else env
@@ -223,6 +232,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         if env.get("RAG_MODEL_CACHE", "").strip() else default_model_cache(env),
         embed_model=embed_model,
         embed_languages=_languages(env, "RAG_EMBED_LANGUAGES", ("en",)),
+        lexicon_files=_files(env, "RAG_LEXICON_FILES"),
         top_k=_int(env, "RAG_TOP_K", 5, lo=1, hi=1000),
         chunk_size=chunk_size,
         chunk_overlap=chunk_overlap,

@@ -22,19 +22,24 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from rag.config import Settings
 from rag.errors import (
-    BadQuestion, IndexIncompatible, IndexMissing, IngestBusy, IngestFailed, LLMUnavailable, SeedsMissing,
+    BadQuestion, IndexIncompatible, IngestBusy, IngestFailed, LLMUnavailable, SeedsMissing,
 )
 from rag.followup import is_follow_up, joined_query, sane_rewrite
-from rag.records import Answer, AnswerRequest, Citation, Draft, Hit
+from rag.records import Answer, AnswerRequest, Citation, Draft, Hit, Note
 from rag.textsafe import clean
 
+if TYPE_CHECKING:
+    from rag.index import DocInfo
+
 log = logging.getLogger(__name__)
+QUERY_CACHE = 512  # query vectors kept: repeated questions skip the embedder
 
 
 @dataclass
@@ -42,9 +47,9 @@ class _State:
     index: object  # rag.index.Index: snapshot files or PostgreSQL
     retriever: object
     extractive: object  # rag.answering.Extractive over this index
-    notes: list[str] = field(default_factory=list)  # from loading; the next answer shows them
+    notes: list[Note] = field(default_factory=list)  # from loading; the next answer shows them
 
-    def take_notes(self) -> list[str]:
+    def take_notes(self) -> list[Note]:
         notes, self.notes = self.notes, []
         return notes
 
@@ -57,6 +62,7 @@ class Engine:
         self._lock = threading.RLock()
         self._embedder = None
         self._qcache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._qcache_lock = threading.Lock()  # the bot asks from several threads at once
         self._llm = llm
 
     # ----- loading -------------------------------------------------------------------------
@@ -97,21 +103,25 @@ class Engine:
                     raise
                 # Fail soft: the last good index still answers; the note says why it is not fresh.
                 log.info("answering from the last index: %s", err)
-                notes.append(f"answered from the last index; updating it failed: {err}")
+                why = "answered from the last index; updating it failed"
+                notes.append(Note(why, f"{why}: {err}"))  # err names folders and process ids
             else:
-                notes.append(
+                notes.append(Note(
                     f"indexed {report.chunks_total} chunks from {report.added + report.updated + report.unchanged} "
                     f"documents in {report.seconds:.1f} s"
-                )
+                ))
         index = open_index(s)
         try:
             check_compatible(index.manifest, s.embed_model, s.chunk_size, s.chunk_overlap)
         except IndexIncompatible as err:
-            raise IndexIncompatible(str(err).replace("--rebuild", "")) from None
+            # Plain `rag ingest` rebuilds an incompatible index (and so would the next question).
+            raise IndexIncompatible(err.reason, "run `rag ingest` to build it again from the documents") from None
         return _State(
             index=index,
-            retriever=HybridRetriever(index, mode=s.retriever, fusion=s.fusion, model_languages=s.embed_languages),
-            extractive=Extractive(ExtractiveAnswerer(index, s.min_confidence, s.answer_sentences, s.embed_languages)),
+            retriever=HybridRetriever(index, mode=s.retriever, fusion=s.fusion, model_languages=s.embed_languages,
+                                      lexicon_files=s.lexicon_files),
+            extractive=Extractive(ExtractiveAnswerer(index, s.min_confidence, s.answer_sentences, s.embed_languages,
+                                                     s.lexicon_files)),
             notes=notes,
         )
 
@@ -169,30 +179,48 @@ class Engine:
 
     # ----- questions -----------------------------------------------------------------------
     def embed_query(self, text: str) -> np.ndarray:
-        hit = self._qcache.get(text)
-        if hit is not None:
-            self._qcache.move_to_end(text)
-            return hit
-        vec = self.embedder.embed_batch([text])[0]
-        self._qcache[text] = vec
-        if len(self._qcache) > 512:
-            self._qcache.popitem(last=False)
+        with self._qcache_lock:
+            hit = self._qcache.get(text)
+            if hit is not None:
+                self._qcache.move_to_end(text)
+                return hit
+        vec = self.embedder.embed_batch([text])[0]  # outside the lock: questions embed in parallel
+        with self._qcache_lock:
+            self._qcache[text] = vec
+            if len(self._qcache) > QUERY_CACHE:
+                self._qcache.popitem(last=False)
         return vec
 
-    def _prepare(self, question: str) -> tuple[str, list[str]]:
+    def forget_query_vectors(self) -> None:
+        """Empty the query-vector cache, so the next questions pay for embedding (benchmarks)."""
+        with self._qcache_lock:
+            self._qcache.clear()
+
+    def _prepare(self, question: str) -> tuple[str, list[Note]]:
         if not isinstance(question, str) or not clean(question).strip():
             raise BadQuestion("the question is empty; type a question about the documents")
         q = " ".join(clean(question).split())
         notes = []
         limit = self.settings.max_question_chars
         if len(q) > limit:
-            notes.append(f"question was {len(q)} characters; only the first {limit} were used")
+            notes.append(Note(f"question was {len(q)} characters; only the first {limit} were used"))
             q = q[:limit]
         return q, notes
 
     def retrieve(self, query: str, top_k: int | None = None):
         """Hits for `query`, the query vector and timings; the eval harness calls this directly."""
         return self._retrieve(self.state, query, top_k)
+
+    def channel_rankings(self, query: str, depth: int) -> tuple[dict, dict[int, str]]:
+        """Each retrieval channel's ranking before fusion, and the source of every chunk in them.
+
+        For fusion tuning (evals/tune.py), which fuses these many ways without asking again.
+        """
+        st = self.state
+        results = st.retriever.rankings(self.embed_query(query), query, depth)
+        ids = sorted({int(i) for ranked, _ in results.values() for i in ranked})
+        chunks = st.index.read(lambda view: view.fetch(ids, None))
+        return results, {c.id: c.chunk.source for c in chunks}
 
     def _retrieve(self, st: _State, query: str, top_k: int | None = None):
         t0 = time.perf_counter()
@@ -276,7 +304,7 @@ class Engine:
         lines = [ln for ln in lines[: len(languages)] if len(ln) <= 3 * len(query) + 40]
         return "\n".join([query, *lines])
 
-    def _llm_answer(self, st: _State, llm, request: AnswerRequest, q: str, notes: list[str], stream: bool):
+    def _llm_answer(self, st: _State, llm, request: AnswerRequest, q: str, notes: list[Note], stream: bool):
         """Stream the verified parts of the LLM's reply; fall back to the extractive answer if none."""
         from rag.grounding import Verifier
 
@@ -301,19 +329,22 @@ class Engine:
         v = verifier.verdict()
         if v.discarded:
             cut = f" ({draft.cut_short})" if draft is not None and draft.cut_short else ""
+            # A failure's text names the LLM's URL and quotes its server: operators only (Note.detail).
             if failure and not v.claims:
-                why = f"LLM unavailable: {failure}"
+                why = Note("LLM unavailable", f"LLM unavailable: {failure}")
             elif failure:
-                why = f"the LLM's reply broke off ({failure}) before any sentence could be verified"
+                why = Note("the LLM's reply broke off before any sentence could be verified",
+                           f"the LLM's reply broke off ({failure}) before any sentence could be verified")
             elif not v.claims:
-                why = f"the LLM's reply was discarded: it states nothing the sources could back{cut}"
+                why = Note(f"the LLM's reply was discarded: it states nothing the sources could back{cut}")
             elif all(r == "it cites no source" for r in v.dropped_sentences):
-                why = f"the LLM's reply was discarded: it cites no source{cut}"
+                why = Note(f"the LLM's reply was discarded: it cites no source{cut}")
             else:
-                why = f"the LLM's reply was discarded: no sentence is backed by the source it cites{cut}"
-            log.info(clean(why, [self.settings.llm_api_key]))
+                why = Note(f"the LLM's reply was discarded: no sentence is backed by the source it cites{cut}")
+            log.info(clean(str(why), [self.settings.llm_api_key]))
+            shown = "; showing the extracted answer"
             fallback = self._from_draft(st.extractive.answer(request), "extractive", q, hits,
-                                        notes + [f"{why}; showing the extracted answer"])
+                                        notes + [Note(why.text + shown, why.detail and why.detail + shown)])
             yield fallback
             return
         notes = notes + _notes(v, draft, failure)
@@ -324,7 +355,7 @@ class Engine:
         final = Draft(v.text, grounded=True, citations=citations, abstained=v.abstained, confidence=confidence)
         yield self._from_draft(final, "llm", q, hits, notes)
 
-    def _from_draft(self, d: Draft, backend: str, q: str, hits: list[Hit], notes: list[str]) -> Answer:
+    def _from_draft(self, d: Draft, backend: str, q: str, hits: list[Hit], notes: list[Note]) -> Answer:
         """The Answer a front end shows; every string in it is cleaned (controls, API key)."""
         secrets = (self.settings.llm_api_key,)
         return Answer(
@@ -333,7 +364,7 @@ class Engine:
             abstained=d.abstained,
             citations=[] if d.abstained else [_clean_citation(c, secrets) for c in d.citations],
             backend=backend,
-            notes=[clean(n, secrets) for n in notes],
+            notes=[Note(clean(n.text, secrets), clean(n.detail, secrets)) for n in notes],
             confidence=d.confidence,
             retrieved=[clean(s, secrets) for s in dict.fromkeys(h.chunk.source for h in hits)],
         )
@@ -342,12 +373,9 @@ class Engine:
     def backend(self) -> str:
         return "llm" if self._llm is not None else "extractive"
 
-    def sources(self) -> list[dict]:
-        return [
-            {"source": clean(d.source), "title": clean(d.title), "date": d.date, "language": d.language,
-             "chunks": d.chunks}
-            for d in self.state.index.documents()
-        ]
+    def sources(self) -> list[DocInfo]:
+        """The indexed documents, names and titles cleaned for a terminal or a chat."""
+        return [replace(d, source=clean(d.source), title=clean(d.title)) for d in self.state.index.documents()]
 
 
 def _whole(draft: Draft) -> Iterator[str | Draft]:
@@ -365,22 +393,22 @@ def _clean_citation(c: Citation, secrets) -> Citation:
                     date=clean(c.date, secrets) if c.date else c.date, snippet=clean(c.snippet, secrets), score=c.score)
 
 
-def _notes(v, draft: Draft | None, failure: str | None) -> list[str]:
+def _notes(v, draft: Draft | None, failure: str | None) -> list[Note]:
     """What the user should know about a shown LLM answer."""
     notes = []
     if failure:
-        notes.append(f"the LLM's reply was cut short: {failure}")
+        notes.append(Note("the LLM's reply was cut short", f"the LLM's reply was cut short: {failure}"))
     elif draft is not None and draft.cut_short:
-        notes.append(draft.cut_short)
+        notes.append(Note(draft.cut_short))
     if v.dropped_sentences:
         n = len(v.dropped_sentences)
         reasons = ", ".join(sorted(set(v.dropped_sentences)))
-        notes.append(f"left out {n} sentence{'s' if n > 1 else ''} of the LLM's reply ({reasons})")
+        notes.append(Note(f"left out {n} sentence{'s' if n > 1 else ''} of the LLM's reply ({reasons})"))
     if v.dropped_markers:
         shown = ", ".join(f"[{m}]" for m in dict.fromkeys(v.dropped_markers))
-        notes.append(f"dropped citation markers that name no source: {shown}")
+        notes.append(Note(f"dropped citation markers that name no source: {shown}"))
     if v.ungrounded_markers:
-        notes.append(f"dropped {len(v.ungrounded_markers)} citation(s) to sources that do not contain the sentence's words")
+        notes.append(Note(f"dropped {len(v.ungrounded_markers)} citation(s) to sources that do not contain the sentence's words"))
     return notes
 
 
@@ -394,4 +422,4 @@ def build_engine(settings: Settings, auto_ingest: bool = True) -> Engine:
     return Engine(settings, auto_ingest=auto_ingest, llm=llm)
 
 
-__all__ = ["Engine", "build_engine", "IndexMissing", "is_follow_up"]
+__all__ = ["Engine", "build_engine"]

@@ -2,7 +2,14 @@
 
 
 class RagError(Exception):
-    """Base for errors a user can act on; `str(err)` is the message to show."""
+    """Base for errors a user can act on; `str(err)` is the message to show: what went wrong
+    (`reason`) and, where there is one, what to do about it (`fix`), so a caller that words the
+    remedy its own way (the engine re-indexes by itself) never has to take the message apart."""
+
+    def __init__(self, reason: str = "", fix: str = "") -> None:
+        super().__init__(f"{reason}; {fix}" if fix else reason)
+        self.reason = reason
+        self.fix = fix
 
 
 class ConfigError(RagError):

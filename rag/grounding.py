@@ -26,9 +26,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from rag.citations import MarkerNormaliser, Renumberer, markers, strip_markers
+from rag.citations import MarkerNormaliser, Renumberer, markers, strip_markers, tidy
 from rag.lexical import STOPWORDS, content_words, fold
-from rag.prompt import NOT_FOUND
+from rag.records import NOT_FOUND
 from rag.textsafe import StreamCleaner
 
 # Share of a claim's new words its sources must contain. Chosen on the dev split of evals/seeds_qa.jsonl
@@ -294,7 +294,7 @@ class Verifier:
                     text = text.replace(f"[{n}]", "")
             elif s.status == "show":  # covered by the next sentence's marker: say so here too
                 text = _with_markers(text, s.kept)
-            text = self._renum.apply(_tidy(text))
+            text = self._renum.apply(tidy(text))
             sep = max(s.sep, self._carry, key=lambda x: x.count("\n")) if self._shown else ""
             self._carry = ""
             self._shown.append(sep + text)
@@ -325,6 +325,3 @@ def _with_markers(text: str, numbers: list[int]) -> str:
     m = re.search(r"[.!?。！？…]+[\"'”’»)]*$", text)
     return f"{text[:m.start()]} {tags}{text[m.start():]}" if m else f"{text} {tags}"
 
-
-def _tidy(text: str) -> str:
-    return re.sub(r"[ \t]+([.,;:!?。])", r"\1", re.sub(r"[ \t]{2,}", " ", text)).strip()

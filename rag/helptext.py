@@ -40,6 +40,7 @@ GROUPS: dict[str, tuple[tuple[str, str], ...]] = {
         ("RAG_RETRIEVER", "hybrid, dense, bm25, ngram or lexical (hybrid)"),
         ("RAG_FUSION", "cc or rrf (cc)"),
         ("RAG_MIN_CONFIDENCE", "abstention threshold, 0-1 (0.34)"),
+        ("RAG_LEXICON_FILES", "extra English-German word lists, comma-separated (none)"),
         ("RAG_ANSWER_SENTENCES", "sentences in an extractive answer (2)"),
         ("RAG_MAX_QUESTION_CHARS", "longer questions are cut (2000)"),
         ("RAG_QUERY_BACKEND", "onnx or torch (onnx)"),

@@ -78,7 +78,7 @@ def _previous(settings: Settings, rebuild: bool, report: IngestReport):
     except IndexMissing:
         return None
     except (IndexIncompatible, IndexCorrupt) as err:
-        report.rebuilt = str(err).split("; run")[0]
+        report.rebuilt = err.reason
         log.warning("rebuilding the whole index: %s", report.rebuilt)
         return None
 
@@ -334,10 +334,6 @@ def _write_sentence_vectors(snapshot, chunks, reuse, prev, embedder, progress, d
 
 def _rewrite_manifest(snap, changes: dict) -> None:
     """Update bookkeeping fields in place (atomic file replace); vectors are untouched."""
-    import json
-    import os
+    from rag.atomic import write_json
 
-    manifest = {**snap.manifest, **changes}
-    tmp = snap.folder / f"manifest.json.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps(manifest, indent=1, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, snap.folder / "manifest.json")
+    write_json(snap.folder / "manifest.json", {**snap.manifest, **changes})

@@ -87,6 +87,6 @@ def to_response(answer: Answer) -> Response:
     return Response(
         response=answer.text,
         source_nodes=[citation_node(c) for c in answer.citations],
-        metadata={"abstained": answer.abstained, "backend": answer.backend, "notes": list(answer.notes),
+        metadata={"abstained": answer.abstained, "backend": answer.backend, "notes": [str(n) for n in answer.notes],
                   "confidence": answer.confidence, "retrieved": list(answer.retrieved)},
     )

@@ -137,7 +137,7 @@ class ChatClient:
         if response.status_code >= 400:
             try:
                 raw = self._read(response, 64 * 1024, deadline, dog)[0]
-            except ChatError:
+            except httpx.HTTPError:  # the body broke off (e.g. reset): the status still decides the retry
                 raw = b""
             finally:
                 response.close()

@@ -185,19 +185,60 @@ def _html_to_text(html: str) -> tuple[str, str | None]:
     """Block elements become paragraphs; inline ones (<b>, <a>, <span>) stay inside their sentence."""
     from bs4 import BeautifulSoup
 
-    soup = BeautifulSoup(html, "html.parser")
+    # html.parser searches to the end of the text for the closer of every unclosed "<?", "<!--",
+    # "<![CDATA[" or "<a b" (quadratic: 50 KB of "<a b" took 10 s); a comment at the end that holds
+    # every closer ends each search there. Alone, it is a comment, so not text.
+    soup = BeautifulSoup(html + "<!--]]>-->", "html.parser")
+    end_comment_kept = _ends_with_end_comment(soup)
     for tag in soup(["script", "style", "nav", "header", "footer", "aside", "form", "noscript", "head"]):
         tag.decompose()
     heading = soup.find("h1")
     title = heading.get_text(" ", strip=True) if heading else None
-    for br in soup.find_all("br"):
-        br.replace_with("\n")
-    for tag in soup.find_all(_HTML_BLOCKS):
-        tag.insert_before("\n\n")
-        tag.insert_after("\n\n")
-    text = re.sub(r"[ \t\r\f\v]+", " ", soup.get_text(""))
+    text = _block_text(soup).rstrip()
+    if text.endswith("-->") and not end_comment_kept:  # an unclosed tag swallowed the comment's start
+        text = text[:-3]
+    text = re.sub(r"[ \t\r\f\v]+", " ", text)
     paragraphs = (" ".join(part.split()) for part in re.split(r"\n\s*\n", text))
     return "\n".join(p for p in paragraphs if p), title
+
+
+def _ends_with_end_comment(soup) -> bool:
+    from bs4 import Comment
+
+    node = soup
+    while getattr(node, "contents", None):
+        node = node.contents[-1]
+    return isinstance(node, Comment) and str(node) == "]]>"
+
+
+def _block_text(soup) -> str:
+    """The page's text (as `get_text("")`) with a blank line around each block element and a line
+    break for each <br>, in one walk: inserting the breaks into the tree walked a subtree per
+    element, quadratic on a page of unclosed <p>s (which the parser nests)."""
+    from bs4 import CData, NavigableString, Tag
+
+    blocks = set(_HTML_BLOCKS)
+    out: list[str] = []
+    stack: list = [soup]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Tag):
+            if node.name == "br":
+                out.append("\n")
+            elif node.name in blocks:
+                out.append("\n\n")
+                stack.append(_BLOCK_END)
+                stack.extend(reversed(node.contents))
+            else:
+                stack.extend(reversed(node.contents))
+        elif node is _BLOCK_END:
+            out.append("\n\n")
+        elif type(node) in (NavigableString, CData):  # not comments, doctypes, <template> strings
+            out.append(node)
+    return "".join(out)
+
+
+_BLOCK_END = object()
 
 
 def _pdf_to_text(data: bytes) -> str:
@@ -207,14 +248,39 @@ def _pdf_to_text(data: bytes) -> str:
     return "\n\n".join(reflow(page.extract_text() or "", wrapped=True) for page in PdfReader(io.BytesIO(data)).pages)
 
 
+# Markdown patterns run on single lines of any length, so each one is linear: no scan may cross
+# the mark that would start another match (a lazy `.*?` between marks made a 120 KB line of
+# "*a " take 100 s). A link's target may hold one level of parentheses (wiki URLs).
+_MD_HEADING = re.compile(r"\s{0,3}#{1,6}\s+")
+_MD_LINK = re.compile(r"!?\[([^\[\]]*+)\]\((?:[^()]++|\([^()]*+\))*+\)")
+_MD_EMPHASIS = re.compile(
+    r"\*\*(?=[^\s*])((?:[^*]|\*(?!\*))*?[^\s*])\*\*"  # **strong**, which may hold *emphasis*
+    r"|__(?=[^\s_])((?:[^_]|_(?!_))*?[^\s_])__"
+    r"|\*([^\s*](?:[^*]*?[^\s*])?)\*"
+    r"|`([^`]+)`"
+)
+
+
+def _md_heading(line: str) -> str:
+    """'## Title ##' → 'Title' and a paragraph break (a closing run of '#' needs a space before it)."""
+    m = _MD_HEADING.match(line)
+    if not m:
+        return line
+    body = line[m.end():].rstrip()
+    unclosed = body.rstrip("#")
+    if not unclosed or unclosed[-1].isspace():
+        body = unclosed.rstrip()
+    return body + "\n"
+
+
 def _markdown_to_text(md: str) -> str:
     """Headings lose their '#' (they stay lines of their own, so never part of a sentence), wrapped
     paragraph lines are joined, links keep their text, emphasis marks go."""
     lines = []
     for line in md.split("\n"):
-        line = re.sub(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$", r"\1\n", line)  # heading: its own paragraph
-        line = re.sub(r"!?\[([^\]]*)\]\([^)]*\)", r"\1", line)
-        line = re.sub(r"(\*\*|__|\*|`)(\S(?:.*?\S)?)\1", r"\2", line)
+        line = _md_heading(line)
+        line = _MD_LINK.sub(r"\1", line)
+        line = _MD_EMPHASIS.sub(lambda m: m.group(m.lastindex), line)
         lines.append(line)
     return reflow("\n".join(lines))
 
@@ -256,7 +322,10 @@ def parse_document(source: str, data: bytes, title_fallback: str | None = None) 
     else:
         raw = _decode(data)
         if suffix in HTML_SUFFIXES:
-            raw, title_hint = _html_to_text(raw)
+            try:
+                raw, title_hint = _html_to_text(raw)
+            except Exception as err:  # bs4 rejects some broken markup ("<![ x") with its own error
+                raise ValueError(f"unreadable HTML ({type(err).__name__})") from None
         elif suffix in (".md", ".markdown"):
             m = re.search(r"^#\s+(.+)$", raw, re.M)
             title_hint = m.group(1).strip().rstrip("#").strip() if m else None

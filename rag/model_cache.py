@@ -32,6 +32,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rag.atomic import write_json
 from rag.config import BUNDLED_MODEL
 from rag.embed import INT8_FILE, META_FILE, ONNX_FILE, TOKENIZER_FILE
 
@@ -93,12 +94,6 @@ def _read_json(path: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def verify(folder: Path, files: tuple[str, ...] = BASE_FILES, full: bool = True) -> ModelExport | None:
     """The entry if every file matches the checksum recorded at export, else None (logged).
 
@@ -127,7 +122,7 @@ def verify(folder: Path, files: tuple[str, ...] = BASE_FILES, full: bool = True)
         fresh[name] = stamp
     if fresh != stamps:
         with contextlib.suppress(OSError):  # a read-only cache still verifies, just hashes each time
-            _write_json(folder / STAMP_FILE, fresh)
+            write_json(folder / STAMP_FILE, fresh)
     return ModelExport(folder, str(meta.get("model")), int(meta.get("max_tokens", 256)),
                        {n: sums[n] for n in files if n in sums})
 
@@ -164,7 +159,7 @@ def _export_into(cache: Path, folder: Path, model: str, reference) -> None:
             export_onnx(reference, tmp)
         meta = _read_json(tmp / META_FILE)
         meta.update(export_version=EXPORT_VERSION, sha256={n: sha256_file(tmp / n) for n in BASE_FILES})
-        _write_json(tmp / META_FILE, meta)
+        write_json(tmp / META_FILE, meta)
         trash = cache / f".trash-{folder.name}-{os.getpid()}"
         if folder.exists():
             os.rename(folder, trash)
@@ -183,7 +178,7 @@ def _add_int8(folder: Path, model: str) -> None:
     quantize_int8(folder, model)
     meta = _read_json(folder / META_FILE)
     meta["sha256"] = {**meta.get("sha256", {}), INT8_FILE: sha256_file(folder / INT8_FILE)}
-    _write_json(folder / META_FILE, meta)
+    write_json(folder / META_FILE, meta)
 
 
 def _drop_older_exports(keep: Path, model: str) -> None:

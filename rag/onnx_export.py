@@ -23,7 +23,6 @@ from rag.embed import INT8_FILE, META_FILE, ONNX_FILE, TOKENIZER_FILE, OnnxEmbed
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "int8")
 PROBE = [
     "The VI Consultative Meeting took place on August 9, 2024.",
     "Präsident Tokajew betonte die Rolle der Neutralität Turkmenistans. " * 12,

@@ -58,7 +58,7 @@ def _rebuild_reason(settings: Settings, rebuild: bool) -> tuple[dict | None, str
     try:
         manifest = read_manifest(settings)
     except IndexIncompatible as err:  # an older schema version
-        manifest, reason = None, str(err).split("; run")[0]
+        manifest, reason = None, err.reason
     else:
         if manifest is None:
             return None, None

@@ -219,7 +219,7 @@ def _read_manifest(db: Database) -> dict | None:
             from rag.errors import IndexIncompatible
 
             raise IndexIncompatible(
-                f"the PostgreSQL index has schema version {version}; this seedrag reads version {SCHEMA_VERSION}; "
+                f"the PostgreSQL index has schema version {version}; this seedrag reads version {SCHEMA_VERSION}",
                 "run `rag ingest` to migrate or rebuild it"
             )
         return {**rows["manifest"], "generation": rows.get("generation")}

@@ -12,10 +12,9 @@ from __future__ import annotations
 import html
 import re
 
-from rag.records import Hit
+from rag.records import NOT_FOUND, Hit
 from rag.textsafe import strip_controls
 
-NOT_FOUND = "I couldn't find this in the documents."
 SYSTEM = f"""You answer questions using only the numbered sources the user provides.
 Rules:
 1. Use only facts stated in the sources. Do not use outside knowledge.

@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+# What every answerer says when the documents do not hold the answer (the LLM is told to say it
+# word for word, so an abstention reads the same whichever backend answered).
+NOT_FOUND = "I couldn't find this in the documents."
+
 
 @dataclass(frozen=True)
 class SourceDoc:
@@ -98,6 +102,19 @@ class Draft:
     cut_short: str | None = None  # why the text may be incomplete
 
 
+@dataclass(frozen=True)
+class Note:
+    """Something to know about an answer. `text` is safe to show anyone; `detail` is the same note
+    with an error's own words (server paths, process ids, the LLM's URL), for the CLI and the log
+    only. `str(note)` is the detail when there is one: what an operator reads."""
+
+    text: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return self.detail or self.text
+
+
 @dataclass
 class Answer:
     question: str
@@ -105,7 +122,7 @@ class Answer:
     abstained: bool
     citations: list[Citation]
     backend: str = "extractive"
-    notes: list[str] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
     confidence: float = 0.0
     retrieved: list[str] = field(default_factory=list)
@@ -116,7 +133,7 @@ class Answer:
             "answer": self.text,
             "abstained": self.abstained,
             "backend": self.backend,
-            "notes": list(self.notes),
+            "notes": [str(n) for n in self.notes],
             "citations": [c.to_json() for c in self.citations],
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
             "confidence": round(self.confidence, 4),

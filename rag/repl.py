@@ -93,7 +93,7 @@ def _handle(engine: Engine, line: str, last: Answer | None, history: list[tuple[
         return last
     if line == ":docs":
         for d in engine.sources():
-            print(f"{d['source']}  {d['chunks']} chunks  [{d['language']}]  {d['title']}", file=out)
+            print(f"{d.source}  {d.chunks} chunks  [{d.language}]  {d.title}", file=out)
         return last
     if line == ":new":
         history.clear()

@@ -41,11 +41,7 @@ SITUATION_WEIGHTS = {
     "cross": {"dense": 0.43, "bm25": 0.14, "ngram": 0.43},
     "cross_multi": {"dense": 0.7, "bm25": 0.1, "ngram": 0.2},
 }
-SITUATIONS = tuple(SITUATION_WEIGHTS)
 RRF_WEIGHTS = {"dense": 1.0, "bm25": 1.0, "ngram": 0.25}
-# Query-term weight of a dictionary translation next to the question's own words (1 as well:
-# 0.5 was worse on both halves of XQuAD xl dev).
-TRANSLATION_WEIGHT = 1.0
 
 ChannelResults = dict[str, tuple[np.ndarray, np.ndarray]]  # channel → (chunk ids best first, scores)
 
@@ -122,11 +118,12 @@ class HybridRetriever:
     """
 
     def __init__(self, index: Index, mode: str = "hybrid", params: FusionParams | None = None,
-                 fusion: str = "cc", model_languages: tuple[str, ...] = ("en",)):
+                 fusion: str = "cc", model_languages: tuple[str, ...] = ("en",), lexicon_files: tuple = ()):
         self.index = index
         self.channels = CHANNELS_BY_MODE[mode]
         self.params = params or FusionParams.for_index(index, fusion)
         self.model_languages = model_languages
+        self.lexicon_files = tuple(lexicon_files)
 
     def situation_weights(self, query_language: str, chunk_language: str) -> dict[str, float]:
         """Channel weights for one chunk language (see SITUATION_WEIGHTS)."""
@@ -144,7 +141,7 @@ class HybridRetriever:
         from rag.lexical import content_words
         from rag.lexicon import translate
 
-        found = translate(content_words(text, "en"))
+        found = translate(content_words(text, "en"), self.lexicon_files)
         return " ".join(sorted({g for gs in found.values() for g in gs} - STOPWORDS_DE))
 
     def _languages(self) -> list[str]:

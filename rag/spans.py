@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from rag.languages import fold
+from rag.languages import STOPWORDS, fold
 
 # (pattern on the folded question, answer type); the first match wins, so longer phrases come first.
 _TYPE_RULES: tuple[tuple[str, str], ...] = (
@@ -44,7 +44,7 @@ _TYPE_RES = tuple((re.compile(p), t) for p, t in _TYPE_RULES)
 _NUMBER_WORDS = (
     "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen "
     "eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred thousand million billion "
-    "dozen half eins ein zwei drei vier funf fünf sechs sieben acht neun zehn elf zwolf zwölf zwanzig dreissig "
+    "dozen half thirds quarters fifths drittel viertel eins ein zwei drei vier funf fünf sechs sieben acht neun zehn elf zwolf zwölf zwanzig dreissig "
     "dreißig vierzig funfzig fünfzig hundert tausend million millionen milliarde milliarden dutzend halb"
 ).split()
 _NUMWORD = r"(?:" + "|".join(sorted(map(re.escape, _NUMBER_WORDS), key=len, reverse=True)) + r")"
@@ -60,7 +60,7 @@ _DATE = re.compile(
     rf"|(?:the\s+)?\d{{1,2}}(?:st|nd|rd|th)\s+century|\d{{1,2}}\.\s+Jahrhundert(?:s)?|\d{{3,4}}s|\d{{3,4}}er(?:\s+Jahren?)?"
     rf"|(?:1\d|20)\d{{2}}(?:\s*(?:–|-|to|bis)\s*(?:1\d|20)?\d{{2}})?|\d{{2,4}}\s+(?:BC|AD|BCE|CE|v\.\s?Chr\.|n\.\s?Chr\.))\b"
 )
-_DURATION = re.compile(rf"(?:\b(?:{_NUM}|{_NUMWORD})(?:[\s-]+(?:{_NUMWORD}|and|und))*[\s-]+{_UNIT}\b)", re.I)
+_DURATION = re.compile(rf"(?:\b(?:{_NUM}|(?:an?\s+)?{_NUMWORD})(?:[\s-]+(?:{_NUMWORD}|and|und))*[\s-]+{_UNIT}\b)", re.I)
 _NUMBER = re.compile(rf"(?:(?<![\w.])(?:{_NUM})(?![\w])|\b{_NUMWORD}(?:[\s-]{_NUMWORD})*\b)", re.I)
 # Capitalized word sequences, allowing small linking words inside ("University of Chicago").
 _CAP = r"[A-ZÄÖÜ][\w'’.-]*"
@@ -72,6 +72,20 @@ _PLACE_PREP = {"in", "at", "near", "from", "to", "into", "im", "in", "bei", "nac
 _LINKERS = {"of", "the", "de", "du", "von", "van", "der", "den", "des", "la", "le", "and", "for", "y", "da", "di",
             "al", "bin", "zu", "für"}
 _WORD = re.compile(r"\w+")
+# Capitalised only because they open the sentence: function words and sentence adverbs.
+_OPENERS = STOPWORDS | frozenset("""despite although though however meanwhile unlike following according today later
+finally instead eventually nevertheless nonetheless moreover furthermore besides additionally initially originally
+dennoch jedoch trotz obwohl heute spater schliesslich zunachst ursprunglich ausserdem""".split())
+# Words that change what an amount or date means ("over half", "the late 1980s", "Mitte des 18.
+# Jahrhunderts"): a short answer without them would state something else.
+_QUALIFIER = re.compile(
+    r"(?:\b(?:about|around|approximately|nearly|almost|over|under|roughly|some|more than|less than|fewer than|up to"
+    r"|at least|at most|late|early|ungefähr|ungefahr|etwa|rund|fast|knapp|über|uber|mehr als|weniger als|bis zu"
+    r"|mindestens|höchstens|hochstens|mitte des|ende des|anfang des|mitte der|ende der|anfang der)\s+|\bmid-)$", re.I)
+# Question words; the type rule must match where the question's own (first) question word stands,
+# not in a clause after it ("What satellite was used when …" asks for a satellite, not a date).
+_WH = re.compile(r"^was\b|\b(?:what|which|who|whom|whose|when|where|how|why|welche[rnsm]?|wer|wen|wem|wessen|wann|wo|woher"
+                 r"|wohin|wie|wieviele?|warum|weshalb|wieso)\b")
 
 
 @dataclass(frozen=True)
@@ -84,24 +98,35 @@ class Span:
 def answer_type(question: str) -> str | None:
     """'person', 'name', 'place', 'date', 'duration', 'number', or None when no short answer fits."""
     q = fold(question)
-    found = [(m.start(), i, kind) for i, (rx, kind) in enumerate(_TYPE_RES) if (m := rx.search(q))]
-    return min(found)[2] if found else None  # the question word that comes first decides
+    found = [(m.start(), m.end(), i, kind) for i, (rx, kind) in enumerate(_TYPE_RES) if (m := rx.search(q))]
+    if not found:
+        return None
+    start, end, _, kind = min(found)  # the question word that comes first decides
+    wh = _WH.search(q)
+    if wh and wh.end() <= start:
+        return None  # the main question word has no type; the match sits in a later clause
+    return kind
 
 
 def _names(sentence: str, german: bool) -> list[Span]:
     out = []
     for m in _NAME.finditer(sentence):
-        text = m.group(0).rstrip(".'’-")
+        text = re.sub(r"['’]s$", "", m.group(0).rstrip(".'’-"))  # "Manning's" → "Manning"
         words = text.split()
         while words and words[-1].lower() in _LINKERS:
             words.pop()
+        start = m.start()
+        before = sentence[:start].rstrip()
+        sentence_start = not before or before[-1] in ".!?:;\"“„("
+        if sentence_start and len(words) > 1 and fold(words[0]) in _OPENERS:
+            start += len(words[0]) + 1  # "Despite Manning", "Die Pittsburgh Steelers": the capital is the sentence's
+            words = words[1:]
+            sentence_start = False
+            before = sentence[:start].rstrip()
         if not words:
             continue
         text = " ".join(words)
-        start = m.start()
-        before = sentence[:start].rstrip()
         prev = before.split()[-1].lower() if before.split() else ""
-        sentence_start = not before or before[-1] in ".!?:;\"“„("
         if len(words) == 1:
             if sentence_start:
                 continue  # a capital that only starts the sentence
@@ -125,8 +150,27 @@ def _people(names: list[Span]) -> list[Span]:
     return out
 
 
+def _qualified(spans: list[Span], sentence: str) -> list[Span]:
+    """Each span with the qualifier in front of it ("over half"), and "ago" after a duration."""
+    out = []
+    for span in spans:
+        start, end = span.start, span.end
+        if m := _QUALIFIER.search(sentence[max(0, start - 20):start]):
+            start -= len(m.group(0))
+        if m := re.match(r"\s+ago\b", sentence[end:]):
+            end += len(m.group(0))
+        out.append(Span(sentence[start:end], start, end))
+    return out
+
+
 def candidates(kind: str, sentence: str, german: bool = False) -> list[Span]:
     """Spans of the sentence that could answer a question of type `kind`."""
+    if kind in ("date", "duration", "number"):
+        return _qualified(_candidates(kind, sentence, german), sentence)
+    return _candidates(kind, sentence, german)
+
+
+def _candidates(kind: str, sentence: str, german: bool) -> list[Span]:
     if kind == "date":
         return [Span(m.group(0), m.start(), m.end()) for m in _DATE.finditer(sentence)]
     if kind == "duration":
@@ -138,8 +182,8 @@ def candidates(kind: str, sentence: str, german: bool = False) -> list[Span]:
         dates = [(m.start(), m.end()) for m in _DATE.finditer(sentence)]
         return [s for s in spans if s.text and not any(a <= s.start and s.end <= b for a, b in dates)
                 and not re.fullmatch(r"(?:1\d|20)\d{2}", s.text)]
-    if kind == "person":
-        return _people(_names(sentence, german))
+    if kind == "person":  # not an acronym ("US", "NFL"): organisations and countries
+        return [p for p in _people(_names(sentence, german)) if not re.fullmatch(r"[A-ZÄÖÜ]{2,5}", p.text)]
     if kind in ("name", "place"):
         return _names(sentence, german)
     return []

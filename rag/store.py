@@ -138,14 +138,14 @@ def read_manifest(index_dir: Path) -> dict | None:
     try:
         return json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
-        raise IndexCorrupt(f"index manifest in {folder} is unreadable ({err}); {FIX}") from None
+        raise IndexCorrupt(f"index manifest in {folder} is unreadable ({err})", FIX) from None
 
 
 def check_compatible(manifest: dict, model: str, chunk_size: int, chunk_overlap: int) -> None:
     """Raise IndexIncompatible naming what differs between the stored index and the settings."""
     if manifest.get("format_version") != FORMAT_VERSION:
         raise IndexIncompatible(
-            f"index format {manifest.get('format_version')} is not the supported {FORMAT_VERSION}; {FIX}"
+            f"index format {manifest.get('format_version')} is not the supported {FORMAT_VERSION}", FIX
         )
     diffs = []
     if manifest.get("pipeline_version") != PIPELINE_VERSION:
@@ -157,7 +157,7 @@ def check_compatible(manifest: dict, model: str, chunk_size: int, chunk_overlap:
             f"chunking {manifest.get('chunk_size')}/{manifest.get('chunk_overlap')} → {chunk_size}/{chunk_overlap}"
         )
     if diffs:
-        raise IndexIncompatible(f"index was built with other settings ({'; '.join(diffs)}); {FIX}")
+        raise IndexIncompatible(f"index was built with other settings ({'; '.join(diffs)})", FIX)
 
 
 def rebuild_reason(manifest: dict, settings) -> str | None:
@@ -169,7 +169,7 @@ def rebuild_reason(manifest: dict, settings) -> str | None:
     try:
         check_compatible(manifest, settings.embed_model, settings.chunk_size, settings.chunk_overlap)
     except IndexIncompatible as err:
-        return str(err).split("; run")[0]
+        return err.reason
     if manifest.get("sentence_vectors") != settings.sentence_vectors:
         return "sentence vectors setting changed"
     old = manifest.get("ingest_precision", "fp32")
@@ -198,7 +198,7 @@ def load_snapshot(index_dir: Path, lexical_kinds: tuple[str, ...] | None = None)
         kinds = lexical_kinds or tuple(manifest.get("lexical_kinds", ("bm25", "ngram")))
         lexical = {k: LexicalIndex.load(k, folder) for k in kinds}
     except Exception as err:  # any unreadable part means the same thing to the user
-        raise IndexCorrupt(f"index in {folder} is damaged ({type(err).__name__}: {err}); {FIX}") from None
+        raise IndexCorrupt(f"index in {folder} is damaged ({type(err).__name__}: {err})", FIX) from None
     snap = Snapshot(folder, manifest, chunks, vectors, sentence_vectors, index, lexical)
     n = len(chunks)
     problems = []
@@ -212,7 +212,7 @@ def load_snapshot(index_dir: Path, lexical_kinds: tuple[str, ...] | None = None)
         if lex.num_docs != n:
             problems.append(f"{kind} index holds {lex.num_docs} chunks for {n}")
     if problems:
-        raise IndexCorrupt(f"index in {folder} is inconsistent ({'; '.join(problems)}); {FIX}")
+        raise IndexCorrupt(f"index in {folder} is inconsistent ({'; '.join(problems)})", FIX)
     return snap
 
 

@@ -10,6 +10,8 @@ Each request pops the next step from `script` (else `default`):
   {"pieces": [str, ...]}      the streamed deltas, as given
   {"finish": "length"}        the finish_reason to report (default "stop")
   {"status": 400, "message"}  an error reply (any status) with that message
+  {"status": 502, "reset": True}  the error's body breaks off: the connection is reset mid-way
+                              (a proxy whose upstream died)
   {"delay": s}                wait before answering
   {"malformed": True}         broken JSON; {"empty": True}: an empty completion
   {"raw": {...}}              this JSON object as the reply (or the one SSE event)
@@ -25,7 +27,10 @@ Requests and their headers are recorded.
 
 from __future__ import annotations
 
+import io
 import json
+import socket
+import struct
 import sys
 import threading
 import time
@@ -83,6 +88,20 @@ class FakeOpenAI:
                         self.end_headers()
                         self._chunk(b'{"id": "x", "choices": [')
                     outer.stopping.wait()
+                    return
+                if step.get("reset"):
+                    self.send_response(step["status"])
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", "4096")
+                    self.end_headers()
+                    self.wfile.write(b'{"error": {"message": "upstream')
+                    self.wfile.flush()
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.close_connection = True
+                    self.wfile.close()
+                    self.rfile.close()
+                    self.connection.close()  # the last reference, with linger 0: a TCP reset
+                    self.wfile = io.BytesIO()  # for the server's own final flush
                     return
                 if "status" in step:
                     return self._send(step["status"], {"error": {

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import os
 import sys
 import threading
 import time
@@ -19,10 +21,10 @@ from discord.ext.test import factories as dpy_facts
 
 from bot import create_bot
 from bot import replies
-from bot.render import EMBED_TOTAL, embed_size, size, sources_embed, split_message
+from bot.render import EMBED_TOTAL, size, sources_embed, split_message
 from bot.state import StateStore
 from rag.errors import RagError, SeedsMissing
-from rag.records import Answer, Citation
+from rag.records import Answer, Citation, Note
 from tests import discord_api
 from tests.test_answers import MEETING_Q
 
@@ -71,6 +73,7 @@ class PayloadLog:
 
     def __init__(self) -> None:
         self.payloads: list[dict] = []
+        self.member_fetches = 0  # GET /guilds/{id}/members/{id}: REST calls the DM policy spent
 
 
 async def make_bot(engine, settings, members: int = 2, channels: int = 1, **parts):
@@ -102,6 +105,7 @@ def _record_payloads(bot) -> None:
 
         async def get_member(self, guild_id, member_id):
             """As Discord answers it: 404 Unknown Member for someone not in the server (dpytest crashes)."""
+            bot.sent.member_fetches += 1
             guild = self.state._get_guild(guild_id)
             member = guild.get_member(member_id) if guild else None
             if member is None:
@@ -145,9 +149,9 @@ class LoopWatch:
 
     Each tick records how late it woke (wall clock) and how much CPU the loop's own thread used
     meanwhile. CPU on the loop thread is work done *on* the loop (blocking calls: what the bot
-    must never do); lateness without it is waiting for the GIL or for a core, which on this
-    shared 2-core machine also comes from other processes. So: no tick may hold the loop busy
-    for 100 ms, and 99 % of ticks must be on time within 100 ms.
+    must never do), so that is what is asserted: no tick holds the loop busy for 100 ms.
+    Lateness without it is waiting for the GIL or for a core, which on a shared machine comes
+    from other processes too: it is printed, never asserted (speed belongs in benchmarks).
     """
 
     def __init__(self) -> None:
@@ -188,7 +192,6 @@ class LoopWatch:
     def check(self) -> None:
         assert self.ticks, "the watch never ticked"
         assert self.busiest < 0.1, f"the event loop was busy for {self.busiest * 1000:.0f} ms at once"
-        assert self.p99 < 0.1, f"1 % of ticks were late by {self.p99 * 1000:.0f} ms or more"
         print(f"event loop: {len(self.ticks)} ticks, worst lag {self.worst * 1000:.0f} ms, "
               f"p99 {self.p99 * 1000:.0f} ms, longest busy stretch {self.busiest * 1000:.0f} ms")
 
@@ -323,6 +326,9 @@ async def test_questions_asked_while_loading_wait_and_are_answered(engine, setti
             assert self.warmed.is_set(), "asked before the engine finished loading"
             return super().ask(question, history)
 
+    import gc
+
+    gc.unfreeze()  # the freeze count is process-wide: start from none, so only this bot's warm-up counts
     slow = SlowStart(engine)
     b = create_bot(engine=slow, settings=settings)
     b._connection._intents.members = True
@@ -335,8 +341,6 @@ async def test_questions_asked_while_loading_wait_and_are_answered(engine, setti
     await dpytest.message(mention(b, MEETING_Q))
     assert "August 9, 2024" in dpytest.get_message().content
     assert slow.calls and slow.finished
-    import gc
-
     assert gc.get_freeze_count() > 0, "what loading made is out of the full GC passes that would stall the loop"
 
 
@@ -414,6 +418,40 @@ async def test_core_error_text_never_reaches_users(engine, settings, caplog):
     assert dpytest.get_message().content == replies.SORRY
 
 
+async def test_notes_show_users_no_server_paths_process_ids_or_llm_urls(workspace, tmp_path, caplog):
+    """An answer from the last index (an ingest holds the lock) with the LLM down carries two
+    notes whose details name the index folder, a process id and the LLM's URL: the sources embed
+    says what happened in general words, the log keeps the details."""
+    import socket
+
+    from rag.engine import Engine
+    from rag.llm_answer import LLMAnswerer
+    from tests.test_hostile import _hold_lock
+
+    with socket.socket() as sock:  # a port nothing listens on: the LLM is down
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+    s = workspace.with_(discord_cooldown=0, discord_state_file=tmp_path / "state.sqlite3", llm_base_url=url,
+                        llm_retries=0)
+    (s.seeds_dir / "new.md").write_text("# New\n\nThe Khorgos dry port opened a second gate.", encoding="utf-8")
+    fd = _hold_lock(s.index_dir)
+    try:
+        b = await make_bot(Engine(s, llm=LLMAnswerer(s, backoff_s=0.01)), s)
+        with caplog.at_level(logging.INFO):
+            await dpytest.message(mention(b, MEETING_Q))
+    finally:
+        os.close(fd)
+    reply = dpytest.get_message()
+    assert "August 9, 2024" in reply.content
+    footer = reply.embeds[0].footer.text
+    assert "answered from the last index" in footer and "LLM unavailable" in footer
+    shown = json.dumps(b.sent.payloads)
+    for secret in (str(s.index_dir), "process", url, "127.0.0.1"):
+        assert secret not in shown, f"{secret!r} reached a Discord user"
+    assert str(s.index_dir) in caplog.text and url in caplog.text, "the log keeps the details"
+    b.store.close()
+
+
 async def test_direct_messages_follow_the_dm_policy(spy, settings):
     b = await make_bot(spy, settings)  # default DISCORD_DMS=members
     member = dpytest.get_config().members[0]
@@ -433,6 +471,28 @@ async def test_direct_messages_follow_the_dm_policy(spy, settings):
     await user_says(closed, MEETING_Q, member=member, channel=await member.create_dm())
     assert "don't answer direct messages" in dpytest.get_message().content
     assert len(spy.calls) == calls
+
+
+async def test_strangers_writing_dms_cannot_spend_the_bots_api_budget(spy, settings):
+    b = await make_bot(spy, settings.with_(discord_cooldown=30))
+    b.questions.dms.fetch_budget = 3
+    drain_sent()
+    state = dpy_backend.get_state()
+    strangers = [state.store_user(dpy_facts.make_user_dict(f"stranger{i}", 2, None)) for i in range(5)]
+    dm = await strangers[0].create_dm()
+    for _ in range(5):  # one stranger insists: one look-up, one refusal, then silence while on cooldown
+        await user_says(b, MEETING_Q, member=strangers[0], channel=dm)
+    assert b.sent.member_fetches == 1
+    assert [m.content for m in drain_sent()] == [b.questions.dms.refusal()]
+    for stranger in strangers[1:]:  # many strangers: no more look-ups than the budget
+        await user_says(b, MEETING_Q, member=stranger, channel=await stranger.create_dm())
+    assert b.sent.member_fetches == 3
+    assert [m.content for m in drain_sent()] == [b.questions.dms.refusal()] * 2 + [replies.BUSY] * 2
+    calls = len(spy.calls)
+    member = dpytest.get_config().members[0]  # a member is found in the member cache: no look-up
+    await user_says(b, MEETING_Q, member=member, channel=await member.create_dm())
+    assert "August 9, 2024" in dpytest.get_message().content and len(spy.calls) == calls + 1
+    assert b.sent.member_fetches == 3
 
 
 def bot_flags(bot) -> int:
@@ -510,6 +570,7 @@ async def test_load_200_questions_50_users_5_channels_none_lost_and_the_loop_sta
     assert kinds.count("answer") >= 20 and kinds.count(replies.BUSY) >= 1
     assert all(r[0]["flags"] & 4096 for r in replies_to.values() if r[0]["content"] == replies.BUSY)
     watch.check()
+    assert slow.on_main_thread and not any(slow.on_main_thread), "every engine call ran off the event loop"
     print(f"load: {kinds.count('answer')} answered, {kinds.count(replies.BUSY)} busy, 0 lost")
     drain_sent()
 
@@ -648,11 +709,18 @@ def test_a_vote_for_an_unknown_answer_is_refused(tmp_path):
 
 
 # ----- limits -------------------------------------------------------------------------------------
+def embed_size(embed: discord.Embed) -> int:
+    """The embed's length as Discord counts it (in UTF-16 code units, never less than Discord's count)."""
+    parts = [embed.title or "", embed.description or "", embed.footer.text or "", embed.author.name or ""]
+    parts += [f.name or "" for f in embed.fields] + [f.value or "" for f in embed.fields]
+    return sum(size(p) for p in parts)
+
+
 def test_the_sources_embed_stays_under_every_discord_limit_with_extreme_citations_and_notes():
     cites = [Citation(i, "dir/" + "very-long-file-name-" * 30 + f"{i}.md", "A title 🇰🇿 " * 500, "2024-08-09",
                       "snippet 😀 text " * 800, 1.0) for i in range(1, 41)]
     answer = Answer(question="q", text="a", abstained=False, citations=cites, backend="llm",
-                    notes=["note 📎 " * 3000, "LLM unavailable: " + "x" * 5000])
+                    notes=[Note("note 📎 " * 3000), Note("LLM unavailable: " + "x" * 5000)])
     embed = sources_embed(answer)
     assert embed_size(embed) <= EMBED_TOTAL and len(embed) <= EMBED_TOTAL
     assert len(embed.fields) <= 25 and embed.fields, "as many sources as fit"

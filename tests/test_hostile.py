@@ -14,6 +14,7 @@ import os
 import resource
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from rag.config import load_settings
 from rag.engine import Engine
 from rag.errors import ConfigError, IngestBusy, IngestFailed
 from rag.ingest import ingest_folder, seed_signature
-from rag.load import load_documents, scan
+from rag.load import Reader, load_documents, scan
 from rag.store import LOCK_FILE, load_snapshot
 from tests.test_answers import MEETING_Q
 
@@ -88,22 +89,78 @@ def test_the_splitter_never_tokenizes_more_than_a_section_of_a_long_document(emb
     assert all(len(embedder.token_ids(c.text)) <= 200 for c in chunks)
 
 
-@pytest.mark.parametrize("text", [
-    "." * 300_000,  # a run of end marks: the boundary regex used to restart at every dot
-    "Mr. Smith met Dr. Jones. " * 12_000,  # abbreviations: each check sliced the whole prefix
-    "The meeting took place. " * 12_000,
-    ")" * 200_000 + ". x",
-    "word " * 100_000,  # no punctuation at all
-    "a" * 500_000,  # no spaces at all
-])
-def test_sentence_splitting_long_lines_finishes_quickly(text):
-    """A budget about 50x what the linear splitter needs here, and far below the quadratic one's hours."""
-    from rag.sentences import split_sentences
+def finishes(script: str, budget_s: int = 120) -> str:
+    """Run `script` in a fresh interpreter and return its output; fail if it is still running.
 
-    start = time.process_time()
-    spans = split_sentences(text)
-    assert time.process_time() - start < 10
-    assert all(a < b for a, b in spans) and all(b1 <= a2 for (_, b1), (a2, _) in zip(spans, spans[1:]))
+    Not a speed test: every input below takes the linear code a second or less and the
+    quadratic code it replaced many minutes to hours, so the budget only separates "ends" from
+    "hangs" (and the output says which case did not end).
+    """
+    try:
+        proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                              timeout=budget_s, cwd=Path(__file__).resolve().parent.parent)
+    except subprocess.TimeoutExpired as err:
+        done = err.stdout.decode() if isinstance(err.stdout, bytes) else (err.stdout or "")
+        pytest.fail(f"still running after {budget_s} s; cases finished before it:\n{done}")
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+SENTENCE_CASES = [
+    '"." * 300_000',  # a run of end marks: the boundary regex used to restart at every dot
+    '"Mr. Smith met Dr. Jones. " * 12_000',  # abbreviations: each check sliced the whole prefix
+    '"The meeting took place. " * 12_000',
+    '")" * 200_000 + ". x"',
+    '"word " * 100_000',  # no punctuation at all
+    '"a" * 500_000',  # no spaces at all
+]
+
+
+def test_sentence_splitting_ends_on_long_lines_and_spans_stay_ordered():
+    out = finishes(f"""
+from rag.sentences import split_sentences
+for case in [{", ".join(SENTENCE_CASES)}]:
+    spans = split_sentences(case)
+    assert spans and all(a < b for a, b in spans), spans[:3]
+    assert all(b1 <= a2 for (_, b1), (a2, _) in zip(spans, spans[1:]))
+    print(len(case), len(spans), flush=True)
+""")
+    assert len(out.splitlines()) == len(SENTENCE_CASES)
+
+
+# One line of a few hundred KB (far inside RAG_MAX_FILE_MB) per case, for each reader's format
+# cleaning: each used to backtrack quadratically (minutes to hours here), and `rag ask`
+# re-ingests before answering, so one such file hung every question and the bot's warm-up.
+LONG_LINE_CASES = [
+    ("emphasis.md", '"*a " * 100_000'),
+    ("strong.md", '"**a " * 75_000'),
+    ("code.md", '"`a " * 100_000'),
+    ("link.md", '"[" * 300_000'),
+    ("heading.md", '"# a" + " " * 300_000 + "b"'),
+    ("at-signs.txt", '"@" * 300_000'),
+    ("footer.txt", '"press contact" + "\\u2003" * 300_000 + "x"'),
+    ("hyphenated.txt", '"a-\\n" * 700_000'),  # each line joins the one before
+    ("wrapped.txt", '"and more\\n" * 250_000'),
+    ("unclosed.html", '"<p>ab " * 50_000'),  # the parser nests unclosed <p>s
+    ("open-tags.html", '"<a b" * 75_000'),  # html.parser looks for each tag's end to the end of the text
+    ("open-comments.html", '"<!--" * 200_000'),
+]
+
+
+def test_format_cleaning_ends_on_one_long_line_for_every_format():
+    cases = ", ".join(f"({name!r}, {expr})" for name, expr in LONG_LINE_CASES)
+    out = finishes(f"""
+from rag.load import parse_document
+for name, text in [{cases}]:
+    try:
+        doc = parse_document(name, text.encode())
+        print(name, len(doc.text), flush=True)
+    except ValueError as err:
+        print(name, "skipped:", err, flush=True)
+""")
+    lines = out.splitlines()
+    assert [ln.split()[0] for ln in lines] == [name for name, _ in LONG_LINE_CASES]
+    assert not any("skipped" in ln for ln in lines if ln.split()[0].endswith(".md")), out
 
 
 # ----- containment -----------------------------------------------------------------------------
@@ -200,6 +257,46 @@ def test_fifos_and_devices_are_skipped_without_blocking(workspace, embedder):
     report = ingest_folder(workspace.with_(allow_outside_links=True), embedder=embedder)
     reasons = {s["source"]: s["reason"] for s in report.skipped}
     assert reasons == {"pipe.txt": "not a regular file", "zero.txt": "not a regular file"}
+
+
+def test_markup_the_html_parser_rejects_skips_that_file_only(workspace, embedder):
+    (workspace.seeds_dir / "broken.html").write_text("<p>The Aral ferry runs on Thursdays.</p><![ x", encoding="utf-8")
+    report = ingest_folder(workspace, embedder=embedder)
+    assert report.skipped == [{"source": "broken.html", "reason": "unreadable HTML (ParserRejectedMarkup)"}]
+    assert report.unchanged == 5
+
+
+def test_a_file_swapped_for_a_link_after_the_scan_is_not_followed(workspace, tmp_path):
+    """Between listing and reading, a file becomes a link to a private file: it is not opened through it."""
+    (tmp_path / "vault.txt").write_text(SECRET, encoding="utf-8")
+    found = scan(workspace.seeds_dir)
+    victim = found.files[0]
+    victim.path.unlink()
+    victim.path.symlink_to(tmp_path / "vault.txt")
+    reader = Reader(found)
+    docs = list(reader.documents())
+    assert not any("vault" in d.text for d in docs)
+    assert [s.source for s in reader.skipped] == [victim.source]
+    assert len(docs) == len(found.files) - 1
+
+
+def test_a_file_swapped_for_a_fifo_after_the_scan_is_skipped_without_blocking(workspace):
+    """Opening a FIFO with no writer waits forever; a file turned into one must not stop the ingest."""
+    found = scan(workspace.seeds_dir)
+    victim = found.files[0]
+    victim.path.unlink()
+    os.mkfifo(victim.path)
+    reader = Reader(found)
+    result: dict = {}
+    reading = threading.Thread(target=lambda: result.update(docs=list(reader.documents())), daemon=True)
+    reading.start()
+    reading.join(120)  # a deadline, not a speed check: without the defence it never ends
+    if reading.is_alive():
+        os.close(os.open(victim.path, os.O_WRONLY | os.O_NONBLOCK))  # a writer comes and goes: unblocks it
+        reading.join(30)
+        pytest.fail("reading the seeds folder blocked on a FIFO")
+    assert [(s.source, s.reason) for s in reader.skipped] == [(victim.source, "not a regular file")]
+    assert len(result["docs"]) == len(found.files) - 1
 
 
 # ----- files changing while they are read ------------------------------------------------------
@@ -525,6 +622,30 @@ def test_a_closed_output_pipe_ends_quietly(built):
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=300) == 141
     assert "Traceback" not in err and "BrokenPipe" not in err and "Exception ignored" not in err, err
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("args", [["sources", "--json"], ["ask", MEETING_Q], ["--version"]])
+def test_output_that_cannot_be_written_is_one_line_not_a_bug_report(built, args):
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-m", "rag", *args], stdout=full, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "RAG_SEEDS_DIR": str(built.seeds_dir),
+                                   "RAG_INDEX_DIR": str(built.index_dir), "HF_HUB_OFFLINE": "1"}, timeout=300)
+    assert proc.returncode == 1
+    assert one_clean_line(proc.stderr) == "error: cannot write the output (No space left on device)"
+
+
+def test_closed_standard_streams_are_handled(built):
+    env = {**os.environ, "RAG_SEEDS_DIR": str(built.seeds_dir), "RAG_INDEX_DIR": str(built.index_dir),
+           "HF_HUB_OFFLINE": "1"}
+    no_stdout = subprocess.run([sys.executable, "-m", "rag", "sources"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True, env=env, timeout=300,
+                               preexec_fn=lambda: os.close(1))
+    assert no_stdout.returncode == 1
+    assert one_clean_line(no_stdout.stderr) == "error: cannot write the output: standard output is closed"
+    no_stdin = subprocess.run([sys.executable, "-m", "rag", "repl"], stdin=subprocess.DEVNULL, capture_output=True,
+                              text=True, env=env, timeout=300, preexec_fn=lambda: os.close(0))
+    assert (no_stdin.returncode, no_stdin.stderr) == (0, "")
 
 
 def test_json_stays_valid_when_stored_vectors_hold_nan(workspace):

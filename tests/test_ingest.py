@@ -130,7 +130,7 @@ def test_index_from_an_older_pipeline_is_rebuilt_before_answering(workspace):
     manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
     answer = Engine(workspace).ask("When did the VI Consultative Meeting of the Heads of State of Central Asia take place?")
     assert "August 9, 2024" in answer.text
-    assert any(note.startswith("indexed ") for note in answer.notes)
+    assert any(note.startswith("indexed ") for note in map(str, answer.notes))
     assert load_snapshot(workspace.index_dir).manifest["pipeline_version"] == PIPELINE_VERSION
 
 

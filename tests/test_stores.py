@@ -121,7 +121,7 @@ def test_deleted_document_leaves_the_index(store):
     report = ingest_folder(store)
     assert report.removed == 1
     engine = Engine(store, auto_ingest=False)
-    assert VI_SOURCE not in {d["source"] for d in engine.sources()}
+    assert VI_SOURCE not in {d.source for d in engine.sources()}
     answer = engine.ask(VI)
     assert VI_SOURCE not in answer.retrieved and VI_SOURCE not in {c.source for c in answer.citations}
 
