@@ -46,6 +46,23 @@ def test_relative_paths_resolve_against_the_env_file_folder_and_the_environment_
     assert environ["RAG_SEEDS_DIR"] == str(home / "docs")     # subprocesses see the resolved value
 
 
+def test_word_list_paths_resolve_against_the_env_file_folder_like_other_paths(tmp_path):
+    """RAG_LEXICON_FILES in a project's .env works from any folder (the .env folder's rule)."""
+    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
+    (home / "lists").mkdir(parents=True)
+    elsewhere.mkdir()
+    for name in ("a.tsv", "b.tsv"):
+        (home / "lists" / name).write_text("word\twort\n", encoding="utf-8")
+    (elsewhere / "c.tsv").write_text("house\thaus\n", encoding="utf-8")
+    env_file = home / ".env"
+    env_file.write_text(f"RAG_LEXICON_FILES=lists/a.tsv, {home / 'lists' / 'b.tsv'}\n", encoding="utf-8")
+    settings = load_settings(resolve_environment({}, env_file, cwd=elsewhere))
+    assert settings.lexicon_files == (home / "lists" / "a.tsv", home / "lists" / "b.tsv")
+    from_environment = {"RAG_LEXICON_FILES": "c.tsv"}  # from the environment: the working directory
+    settings = load_settings(resolve_environment(from_environment, env_file, cwd=elsewhere))
+    assert settings.lexicon_files == (elsewhere / "c.tsv",)
+
+
 def test_env_file_in_the_working_directory_comes_first(tmp_path):
     (tmp_path / ".env").write_text("RAG_TOP_K=3\n", encoding="utf-8")
     assert find_env_file(tmp_path) == tmp_path / ".env"
