@@ -101,11 +101,9 @@ def test_eval_tools_read_the_env_file_and_name_a_bad_setting_in_one_line(tmp_pat
     (tmp_path / ".env").write_text("RAG_TOP_K=zero\n", encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "DISCORD_"))}
     for tool in ("evals.grounding", "evals.llm_faults"):
-        # llm_faults needs tests/ (its scripted server), so it runs from the checkout with the file there
-        cwd = Path(__file__).resolve().parents[1] if tool == "evals.llm_faults" else tmp_path
-        run_env = {**env, "RAG_TOP_K": "zero"} if tool == "evals.llm_faults" else env
-        out = subprocess.run([sys.executable, "-m", tool], capture_output=True, text=True, cwd=cwd,
-                             env=run_env, timeout=120)
+        # From any folder: the package's tools need nothing from tests/ (the scripted LLM is evals/fake_openai.py).
+        out = subprocess.run([sys.executable, "-m", tool], capture_output=True, text=True, cwd=tmp_path,
+                             env=env, timeout=120)
         assert out.returncode == 2, (tool, out.stdout, out.stderr)
         assert "configuration error" in out.stderr and "RAG_TOP_K" in out.stderr, (tool, out.stderr)
         assert "Traceback" not in out.stderr, tool
