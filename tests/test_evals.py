@@ -140,3 +140,14 @@ def test_ci_gate_on_xquad_dev_slices(built, name, tmp_path_factory):
         assert ok, (name, key, s[key], floor, s)
     assert s["citation_validity"] == 1.0, s
     assert s["answer_words_median"] <= 60, s
+
+
+@pytest.mark.parametrize("folder", ["SciFact", "beir.v2", "2024 data", "ü" * 3, "x" * 80])
+def test_the_database_cache_of_any_dataset_folder_gets_a_schema_name_postgresql_accepts(folder):
+    """`--store postgresql://…` keeps each eval cache in a schema named after its cache folder."""
+    from evals.runner import CACHE, cache_schema
+    from rag.config import check_pg_schema
+
+    a, b = (cache_schema(CACHE / f"beir-{folder}-{h}") for h in ("0123456789ab", "ba9876543210"))
+    assert check_pg_schema(a) == a and check_pg_schema(b) == b
+    assert a != b, "two caches of the same folder (other settings) never share a schema"
