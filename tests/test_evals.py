@@ -151,3 +151,18 @@ def test_the_database_cache_of_any_dataset_folder_gets_a_schema_name_postgresql_
     a, b = (cache_schema(CACHE / f"beir-{folder}-{h}") for h in ("0123456789ab", "ba9876543210"))
     assert check_pg_schema(a) == a and check_pg_schema(b) == b
     assert a != b, "two caches of the same folder (other settings) never share a schema"
+
+
+def test_bigfile_bench_reads_and_chunks_a_file_in_its_child_process(tmp_path):
+    """The read-and-chunk-only measurement runs its child from the module (no program in a string)."""
+    from evals.bench_bigfile import chunk_only
+
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("\n".join(json.dumps({"_id": str(i), "title": f"Study {i}",
+                                            "text": "Grain exports from Kostanay rose again this year. " * 20})
+                                for i in range(5)), encoding="utf-8")
+    work = tmp_path / "work"
+    work.mkdir()
+    result = chunk_only(0.05, work, corpus)
+    assert result["mb"] == 0.05 and result["chunks"] > 20
+    assert result["peak_rss_mib"] > 0 and result["read"] >= 0 and result["chunk"] >= 0
