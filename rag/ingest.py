@@ -46,7 +46,7 @@ class IngestReport:
     seconds: float = 0.0
     chunks_total: int = 0
     rebuilt: str | None = None
-    skipped: list[dict] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)  # files not indexed, and why
     model_export: str | None = None  # which ONNX export embedded (cached or new), for the user
     notes: list[str] = field(default_factory=list)  # settings that could not be applied as given
     # Seconds per stage: read (read, clean, detect language), chunk, load model, lexical (BM25), embed
@@ -55,6 +55,10 @@ class IngestReport:
 
     def to_json(self) -> dict:
         return asdict(self)
+
+    def skipped_json(self) -> list[dict]:
+        """`skipped` as the manifest stores it."""
+        return [asdict(s) for s in self.skipped]
 
 
 EMBED_WINDOW = 1024  # texts tokenized and embedded at once: bounds the tokenizer's memory (~25 MB)
@@ -184,7 +188,7 @@ def _build_index(docs, settings, embedder, rebuild, progress, skipped, seed_stat
             "chunk_ids": [c.id for c in doc_chunks],
         }
         clock.add("chunk", t)
-    report.skipped = [{"source": s.source, "reason": s.reason} for s in skipped]
+    report.skipped = list(skipped)
     if not documents:
         raise SeedsMissing(
             f"no readable documents in {str(settings.seeds_dir)!r} (.txt, .md, .html, .pdf)"
@@ -200,9 +204,9 @@ def _build_index(docs, settings, embedder, rebuild, progress, skipped, seed_stat
         export = ensure_export(settings.model_cache, settings.embed_model, embedder)
         report.model_export = export.describe() if export else None
         if seed_stats is not None and (prev.manifest.get("seed_stats") != seed_stats
-                                       or prev.manifest.get("skipped") != report.skipped):
+                                       or prev.manifest.get("skipped") != report.skipped_json()):
             try:
-                _rewrite_manifest(prev, {"seed_stats": seed_stats, "skipped": report.skipped})
+                _rewrite_manifest(prev, {"seed_stats": seed_stats, "skipped": report.skipped_json()})
             except OSError as err:
                 raise write_error(err, settings.index_dir) from None
         report.seconds = round(time.perf_counter() - start, 3)
@@ -250,7 +254,7 @@ def _build_index(docs, settings, embedder, rebuild, progress, skipped, seed_stat
             "ingest_precision": settings.ingest_precision,
             "lexical_kinds": list(kinds),
             "documents": documents,
-            "skipped": report.skipped,
+            "skipped": report.skipped_json(),
             "seed_stats": seed_stats,
             "embedder": export.record() if export else None,  # the model cache entry, with its checksums
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
