@@ -55,7 +55,8 @@ class RagBot(commands.Bot):
         )
         self.engine = engine
         self.settings = settings
-        self.store = store or StateStore(settings.discord_state_file, settings.discord_user_key)
+        self.store = store or StateStore(settings.discord_state_file, settings.discord_user_key,
+                                         settings.discord_state_days)
         self.questions = Questions(self, engine, settings, self.store, reindexer or Reindexer())
         self.serve = serve  # False: only the command tree is wanted (`python -m bot sync`)
         self._warmup: asyncio.Task | None = None
@@ -65,6 +66,10 @@ class RagBot(commands.Bot):
             await self.add_cog(self.questions)
             return
         await self.store.call(self.store.open)
+        pruned = await self.store.call(self.store.prune)
+        if pruned:
+            log.info("state file: removed %d answers older than %g days (DISCORD_STATE_DAYS)", pruned,
+                     self.settings.discord_state_days)
         self.add_dynamic_items(VoteButton)
         await self.add_cog(self.questions)
         self._warmup = asyncio.create_task(self.questions.warm_up())

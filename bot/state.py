@@ -10,6 +10,12 @@
 - `meta`: the file's format version and, unless `DISCORD_USER_HASH_KEY` is set, this install's
   random key for user hashes.
 
+Retention (`DISCORD_STATE_DAYS`, default 90; 0 keeps everything): answers older than that are
+deleted with their message links and votes, when the bot starts and then at most hourly, so the
+file does not grow without bound and users' questions are not kept longer than they serve
+follow-ups and feedback. A reply to a pruned answer is answered as a new question; a vote on one
+is refused politely. Run `python -m bot export-feedback` before votes age out to keep them.
+
 User ids are stored only as HMAC-SHA256(key, id): without the key nobody can match a hash
 against a server's member list (a plain sha256 of an id can be). Keep the key out of the state
 file by setting `DISCORD_USER_HASH_KEY`; otherwise it is generated once and kept in `meta`.
@@ -27,14 +33,16 @@ import json
 import secrets
 import sqlite3
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from rag.records import Answer
 
 FORMAT = 1
+PRUNE_EVERY_SECONDS = 3600  # a running bot checks for answers past the retention at most this often
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS answers (
@@ -94,9 +102,11 @@ def _now() -> str:
 
 
 class StateStore:
-    def __init__(self, path: Path, user_key: str = "") -> None:
+    def __init__(self, path: Path, user_key: str = "", retention_days: float = 0) -> None:
         self.path = Path(path)
         self._user_key = user_key
+        self.retention_days = retention_days  # 0: keep everything (export-feedback, tests)
+        self._pruned_at: float | None = None
         self._key: bytes | None = None
         self._db: sqlite3.Connection | None = None
         self._lock = threading.RLock()
@@ -170,7 +180,34 @@ class StateStore:
                 (_now(), guild_id, channel_id, self.user_hash(user_id), parent_id, answer.question, answer.text,
                  citations, answer.backend, int(answer.abstained)),
             )
-            return int(cur.lastrowid)
+            answer_id = int(cur.lastrowid)
+        if self._pruned_at is None or time.monotonic() - self._pruned_at >= PRUNE_EVERY_SECONDS:
+            self.prune()
+        return answer_id
+
+    def prune(self, now: datetime | None = None) -> int:
+        """Delete answers older than the retention, with their message links and votes; how many.
+
+        A newer follow-up of a deleted answer stays, as the start of its conversation."""
+        if not self.retention_days:
+            return 0
+        cutoff = ((now or datetime.now(timezone.utc)) - timedelta(days=self.retention_days)).isoformat(
+            timespec="seconds")
+        old = "SELECT id FROM answers WHERE created < ?"  # `created` is UTC ISO 8601: text order is time order
+        with self._lock:
+            db = self.db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute(f"UPDATE answers SET parent_id = NULL WHERE parent_id IN ({old})", (cutoff,))
+                db.execute(f"DELETE FROM messages WHERE answer_id IN ({old})", (cutoff,))
+                db.execute(f"DELETE FROM feedback WHERE answer_id IN ({old})", (cutoff,))
+                deleted = db.execute("DELETE FROM answers WHERE created < ?", (cutoff,)).rowcount
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            self._pruned_at = time.monotonic()
+        return deleted
 
     def link_messages(self, answer_id: int, message_ids: list[int]) -> None:
         with self._lock:

@@ -110,28 +110,30 @@ def ingest_once(mb: float, work: Path, corpus: Path = SCIFACT) -> dict:
     }
 
 
-_CHUNK_ONLY = """
-import json, resource, sys, time
-from rag.chunk import chunk_document, make_splitter
-from rag.config import load_settings
-from rag.load import Reader, scan
-from rag.model_cache import load_ingest_embedder
-s = load_settings()
-embedder, _ = load_ingest_embedder(s.model_cache, s.embed_model, None, s.ingest_precision)
-splitter = make_splitter(s.chunk_size, s.chunk_overlap, embedder.token_ids)
-reader = Reader(scan(s.seeds_dir, s.allow_outside_links), s.max_file_bytes)
-read = chunk = 0.0
-n = 0
-t = time.perf_counter()
-for doc in reader.documents():
-    read += time.perf_counter() - t
+def chunk_only_child() -> dict:
+    """In the child: read and chunk RAG_SEEDS_DIR as ingest does, timing each stage (no embedding)."""
+    import resource
+
+    from rag.chunk import chunk_document, make_splitter
+    from rag.config import load_settings
+    from rag.load import Reader, scan
+    from rag.model_cache import load_ingest_embedder
+
+    s = load_settings()
+    embedder, _ = load_ingest_embedder(s.model_cache, s.embed_model, precision=s.ingest_precision)
+    splitter = make_splitter(s.chunk_size, s.chunk_overlap, embedder.token_ids)
+    reader = Reader(scan(s.seeds_dir, s.allow_outside_links), s.max_file_bytes)
+    read = chunk = 0.0
+    n = 0
     t = time.perf_counter()
-    n += len(chunk_document(doc, splitter))
-    chunk += time.perf_counter() - t
-    t = time.perf_counter()
-print(json.dumps({"chunks": n, "read": round(read, 1), "chunk": round(chunk, 1),
-                  "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))
-"""
+    for doc in reader.documents():
+        read += time.perf_counter() - t
+        t = time.perf_counter()
+        n += len(chunk_document(doc, splitter))
+        chunk += time.perf_counter() - t
+        t = time.perf_counter()
+    return {"chunks": n, "read": round(read, 1), "chunk": round(chunk, 1),
+            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
 
 
 def chunk_only(mb: float, work: Path, corpus: Path = SCIFACT) -> dict:
@@ -142,8 +144,8 @@ def chunk_only(mb: float, work: Path, corpus: Path = SCIFACT) -> dict:
     size = make_file(seeds / "big.txt", mb, corpus)
     env = {**os.environ, "RAG_SEEDS_DIR": str(seeds), "RAG_INDEX_DIR": str(work / "unused-index"),
            "HF_HUB_OFFLINE": "1", "RAG_MAX_FILE_MB": str(max(50.0, mb * 2))}
-    out = subprocess.run([sys.executable, "-c", _CHUNK_ONLY], env=env, cwd=work, capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run([sys.executable, "-m", "evals.bench_bigfile", "--chunk-only-child"], env=env, cwd=work,
+                         capture_output=True, text=True, check=True).stdout
     return {"mb": round(size / 2**20, 2), **json.loads(out)}
 
 
@@ -162,7 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--corpus", type=Path, default=SCIFACT, help="BEIR corpus.jsonl to draw the prose from")
     p.add_argument("--chunk-only-mb", type=float, default=None,
                    help="also read and chunk (not embed) a file of this size, for its chunking time and memory")
+    p.add_argument("--chunk-only-child", action="store_true", help=argparse.SUPPRESS)  # chunk_only's child
     args = p.parse_args(argv)
+    if args.chunk_only_child:
+        print(json.dumps(chunk_only_child()))
+        return 0
     c = None
     if args.chunk_only_mb:
         with tempfile.TemporaryDirectory(prefix="rag-bigfile-") as tmp:

@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(settings, args) -> int:
     from evals.datasets import is_beir, load_beir, load_qa
     from evals.report import draw_chart, kind_table, markdown_table, write_json
-    from evals.runner import index_dir_for_seeds, run_beir, run_qa
+    from evals.runner import cache_schema, index_dir_for_seeds, run_beir, run_qa
 
     names = args.compare.split(",") if args.compare else ["default"]
     dataset = str(args.dataset)
@@ -130,8 +130,8 @@ def _run(settings, args) -> int:
             reports.append(run_beir(settings, beir, name.strip(), dataset, args.limit))
     else:
         if args.seeds:
-            settings = settings.with_(seeds_dir=args.seeds, index_dir=index_dir_for_seeds(args.seeds),
-                                      pg_schema=index_dir_for_seeds(args.seeds).name.replace("-", "_"))
+            cache = index_dir_for_seeds(args.seeds)
+            settings = settings.with_(seeds_dir=args.seeds, index_dir=cache, pg_schema=cache_schema(cache))
         items = load_qa(args.dataset, args.split)[: args.limit] if args.limit else load_qa(args.dataset, args.split)
         if not items:
             raise ValueError(f"no questions in {dataset}" + (f" for split {args.split!r}" if args.split else ""))

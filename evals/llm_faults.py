@@ -1,15 +1,14 @@
 """How long each hostile LLM server takes to end an answer, next to the deadline it must keep.
 
-Runs the scripted OpenAI-compatible server from tests/fake_openai.py (so: from a checkout, not an
-installed package) through each fault, with and without streaming, and prints the seconds until
-the answer was complete, the requests sent, who answered and the note the user got:
+Runs the scripted OpenAI-compatible server (evals/fake_openai.py) through each fault, with and
+without streaming, and prints the seconds until the answer was complete, the requests sent, who
+answered and the note the user got:
 
     python -m evals.llm_faults [--timeout 2]
 """
 
 from __future__ import annotations
 
-import sys
 import time
 
 CASES = [
@@ -34,20 +33,16 @@ def main(argv: list[str] | None = None) -> int:
     from rag.llm_answer import LLMAnswerer
     from rag.startup import startup
 
-    p = make_parser("python -m evals.llm_faults", __doc__.split("\n\n")[0].replace("\n", " ") + " Run it from "
-                    "the repository root (the scripted server is tests/fake_openai.py). RAG_LLM_BASE_URL, "
+    p = make_parser("python -m evals.llm_faults", __doc__.split("\n\n")[0].replace("\n", " ") + " RAG_LLM_BASE_URL, "
                     "RAG_LLM_API_KEY and RAG_LLM_TIMEOUT are set for the run; the rest are read as usual.",
                     TOOL_EXIT, "documents", "answering", "logging")
     p.add_argument("--timeout", type=float, default=2.0, help="RAG_LLM_TIMEOUT for the run (seconds)")
     args = p.parse_args(argv)
-    try:
-        from tests.fake_openai import FakeOpenAI
-    except ImportError:
-        print("run from the repository root: the scripted server lives in tests/fake_openai.py", file=sys.stderr)
-        return 2
     settings = startup()  # .env and paths as `rag` reads them; a bad value is one line, exit 2
     if settings is None:
         return 2
+    from evals.fake_openai import FakeOpenAI
+
     fake = FakeOpenAI().start()
     settings = settings.with_(llm_base_url=fake.base_url, llm_api_key="sk-measure", llm_timeout=args.timeout)
     engine = Engine(settings, llm=LLMAnswerer(settings))

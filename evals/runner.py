@@ -139,6 +139,18 @@ def run_qa(settings: Settings, items: list[QAItem], name: str, dataset: str) -> 
             "by_kind": by_kind(rows), "rows": rows}
 
 
+def cache_schema(index_dir: Path) -> str:
+    """The PostgreSQL schema that holds the eval cache `index_dir` when a run uses a database: the
+    folder's name made a valid schema name (a BEIR folder may be called `SciFact` or `beir.v2`)."""
+    from rag.config import PG_SCHEMA_MAX
+
+    name = re.sub(r"[^a-z0-9_]", "_", index_dir.name.lower())
+    name = name if re.match(r"[a-z_]", name) else f"_{name}"
+    if len(name) > PG_SCHEMA_MAX:  # keep it unique: the cache key's hash ends the folder name
+        name = f"{name[:PG_SCHEMA_MAX - 13]}_{hashlib.sha1(name.encode()).hexdigest()[:12]}"
+    return name
+
+
 def index_dir_for_seeds(seeds: Path) -> Path:
     return CACHE / f"seeds-{hashlib.sha1(str(seeds.resolve()).encode()).hexdigest()[:10]}"
 
@@ -161,7 +173,7 @@ def ensure_beir_index(beir: BeirSet, settings: Settings) -> Settings:
 
     index_dir = beir_index_dir(beir, settings)
     # In PostgreSQL the cached index is a schema named like the cache folder.
-    s = settings.with_(index_dir=index_dir, sentence_vectors=False, pg_schema=index_dir.name.replace("-", "_"))
+    s = settings.with_(index_dir=index_dir, sentence_vectors=False, pg_schema=cache_schema(index_dir))
     if has_index(s):
         return s
     where = f"PostgreSQL schema {s.pg_schema}" if s.store_url else str(index_dir)

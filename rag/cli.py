@@ -189,7 +189,7 @@ def _run(argv: list[str] | None, out: TextIO) -> int:
             if report.rebuilt:
                 print(f"full rebuild: {report.rebuilt}", file=out)
             for s in report.skipped:
-                print(f"skipped {safe_text(s['source'])}: {safe_text(s['reason'])}", file=sys.stderr)
+                print(f"skipped {safe_text(s.source)}: {safe_text(s.reason)}", file=sys.stderr)
             for note in report.notes:
                 print(f"note: {note}", file=sys.stderr)
             print(f"{report.added} added, {report.updated} updated, {report.removed} removed, "

@@ -89,6 +89,7 @@ class Settings:
     discord_drain_seconds: float = 30.0
     discord_state_file: Path = Path("bot_state.sqlite3")
     discord_user_key: str = field(default="", repr=False)
+    discord_state_days: float = 90.0  # answers, message links and votes kept this long (0: forever)
     log_level: str = "WARNING"
     progress_seconds: float = 15.0  # off a terminal, long runs print a progress line this often
 
@@ -275,6 +276,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         discord_drain_seconds=_float(env, "DISCORD_DRAIN_SECONDS", Settings.discord_drain_seconds, hi=3600),
         discord_state_file=Path(env.get("DISCORD_STATE_FILE", "").strip() or Settings.discord_state_file),
         discord_user_key=env.get("DISCORD_USER_HASH_KEY", "").strip(),
+        discord_state_days=_float(env, "DISCORD_STATE_DAYS", Settings.discord_state_days, hi=36_500),
         log_level=level,
         progress_seconds=_progress_seconds(env),
     )

@@ -68,6 +68,7 @@ GROUPS: dict[str, tuple[tuple[str, str], ...]] = {
         ("DISCORD_DRAIN_SECONDS", "on SIGTERM, seconds running answers get (30)"),
         ("DISCORD_STATE_FILE", "answers, conversations, votes (bot_state.sqlite3)"),
         ("DISCORD_USER_HASH_KEY", "key for hashing user ids (empty: one per install)"),
+        ("DISCORD_STATE_DAYS", "days answers and votes are kept; 0: forever (90)"),
     ),
     "logging": (
         ("RAG_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR (WARNING)"),

@@ -48,7 +48,7 @@ class IngestReport:
     seconds: float = 0.0
     chunks_total: int = 0
     rebuilt: str | None = None
-    skipped: list[dict] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)  # files not indexed, and why
     model_export: str | None = None  # which ONNX export embedded (cached or new), for the user
     notes: list[str] = field(default_factory=list)  # settings that could not be applied as given
     segments: str | None = None  # how a big index was updated: a delta beside its base, or compacted
@@ -58,6 +58,10 @@ class IngestReport:
 
     def to_json(self) -> dict:
         return asdict(self)
+
+    def skipped_json(self) -> list[dict]:
+        """`skipped` as the manifest stores it."""
+        return [asdict(s) for s in self.skipped]
 
 
 EMBED_WINDOW = 1024  # texts tokenized and embedded at once: bounds the tokenizer's memory (~25 MB)
@@ -220,7 +224,7 @@ def _build_index(docs, settings, embedder, rebuild, progress, skipped, seed_stat
             doc_chunks = chunk_document(doc, splitter)
             entries.append(_Entry(doc.source, {**meta, "chunk_ids": [c.id for c in doc_chunks]}, None, doc_chunks))
         clock.add("chunk", t)
-    report.skipped = [{"source": s.source, "reason": s.reason} for s in skipped]
+    report.skipped = list(skipped)
     if not entries:
         raise SeedsMissing(
             f"no readable documents in {str(settings.seeds_dir)!r} (.txt, .md, .html, .pdf)"
@@ -236,10 +240,10 @@ def _build_index(docs, settings, embedder, rebuild, progress, skipped, seed_stat
         export = ensure_export(settings.model_cache, settings.embed_model, embedder)
         report.model_export = export.describe() if export else None
         if seed_stats is not None and (prev_manifest.get("seed_stats") != seed_stats
-                                       or prev_manifest.get("skipped") != report.skipped):
+                                       or prev_manifest.get("skipped") != report.skipped_json()):
             try:
                 _rewrite_manifest(base.folder if base is not None else prev.folder, prev_manifest,
-                                  {"seed_stats": seed_stats, "skipped": report.skipped})
+                                  {"seed_stats": seed_stats, "skipped": report.skipped_json()})
             except OSError as err:
                 raise write_error(err, settings.index_dir) from None
         report.seconds = round(time.perf_counter() - start, 3)
@@ -289,7 +293,7 @@ def _manifest(settings: Settings, dim: int, faiss_spec: str, kinds, documents: d
         "ingest_precision": settings.ingest_precision,
         "lexical_kinds": list(kinds),
         "documents": documents,
-        "skipped": report.skipped,
+        "skipped": report.skipped_json(),
         "seed_stats": seed_stats,
         "embedder": export.record() if export else None,  # the model cache entry, with its checksums
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),

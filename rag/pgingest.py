@@ -125,7 +125,7 @@ def _ingest(docs, settings: Settings, embedder, rebuild: bool, progress: bool, s
                     batch, size = [], 0
             if batch:
                 step.write(batch)
-            report.skipped = [{"source": s.source, "reason": s.reason} for s in skipped]
+            report.skipped = list(skipped)
             seed_stats = dict(seed_stats) if seed_stats is not None else None
             if not seen:
                 raise SeedsMissing(
@@ -137,9 +137,9 @@ def _ingest(docs, settings: Settings, embedder, rebuild: bool, progress: bool, s
             if step.writer is None and not removed:  # nothing changed (a fresh index always has documents)
                 export = ensure_export(settings.model_cache, settings.embed_model, embedder)
                 report.model_export = export.describe() if export else None
-                if manifest.get("seed_stats") != seed_stats or manifest.get("skipped") != report.skipped:
+                if manifest.get("seed_stats") != seed_stats or manifest.get("skipped") != report.skipped_json():
                     with PgWriter.begin(settings, int(manifest["dim"]), fresh=False) as w:
-                        w.set_seed_stats(seed_stats, report.skipped)
+                        w.set_seed_stats(seed_stats, report.skipped_json())
                         w.conn.commit()
                 index = PgIndex(settings, manifest)
                 try:
@@ -153,7 +153,7 @@ def _ingest(docs, settings: Settings, embedder, rebuild: bool, progress: bool, s
                 writer.delete_sources(removed)
                 export = step.export or ensure_export(settings.model_cache, settings.embed_model, embedder)
                 report.chunks_total = writer.commit(
-                    manifest_for(settings, writer.dim, seed_stats, report.skipped, export))
+                    manifest_for(settings, writer.dim, seed_stats, report.skipped_json(), export))
         finally:
             if step.writer is not None:
                 step.writer.__exit__(None, None, None)

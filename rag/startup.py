@@ -35,6 +35,8 @@ PATH_SETTINGS = {
     "RAG_MODEL_CACHE": None,  # default is absolute (XDG cache), built by rag.config
     "DISCORD_STATE_FILE": "bot_state.sqlite3",
 }
+# Settings holding comma-separated paths, each resolved like a path setting (no default).
+PATH_LIST_SETTINGS = ("RAG_LEXICON_FILES",)
 MODEL_SETTING = "RAG_EMBED_MODEL"  # a path only when such a folder exists; else a model name
 
 
@@ -75,6 +77,10 @@ def _absolute(value: str, base: Path) -> str:
     return os.path.normpath(path if path.is_absolute() else base / path)
 
 
+def _absolute_list(value: str, base: Path) -> str:
+    return ",".join(_absolute(part.strip(), base) for part in value.split(",") if part.strip())
+
+
 def resolve_environment(
     environ: MutableMapping[str, str], env_file: Path | None, cwd: Path | None = None
 ) -> dict[str, str]:
@@ -91,6 +97,8 @@ def resolve_environment(
             continue
         if key in PATH_SETTINGS and value.strip():
             value = _absolute(value.strip(), file_dir)
+        elif key in PATH_LIST_SETTINGS:
+            value = _absolute_list(value, file_dir)
         elif key == MODEL_SETTING and value.strip() and (file_dir / value.strip()).exists():
             value = _absolute(value.strip(), file_dir)
         environ[key] = value  # children (bench workers, subprocesses) see what we saw
@@ -101,6 +109,9 @@ def resolve_environment(
             env[key] = _absolute(value, cwd)
         elif default is not None:
             env[key] = _absolute(default, file_dir)
+    for key in PATH_LIST_SETTINGS:
+        if env.get(key, "").strip():
+            env[key] = _absolute_list(env[key], cwd)
     return env
 
 

@@ -308,6 +308,67 @@ async def test_a_reply_to_any_part_of_a_split_answer_follows_up_with_several_tur
     drain_sent()
 
 
+def _age(store: StateStore, answer_id: int, days: float) -> None:
+    """Make an answer look `days` old (the state file stores creation times in UTC)."""
+    from datetime import datetime, timedelta, timezone
+
+    when = (datetime.now(timezone.utc) - timedelta(days=days)).isoformat(timespec="seconds")
+    store.db.execute("UPDATE answers SET created=? WHERE id=?", (when, answer_id))
+
+
+async def test_a_restarted_bot_forgets_answers_past_the_retention_and_takes_a_reply_to_one_as_new(
+        engine, settings):
+    first = Spy(engine)
+    b = await make_bot(first, settings)
+    await user_says(b, mention(b, CHAIRMAN_Q))
+    (old_reply, *_) = drain_sent()
+    await user_says(b, "Which countries did he meet with?", reply_to=old_reply)
+    (recent_reply, *_) = drain_sent()
+    old_id = b.store.answer_for_message(old_reply.id)
+    _age(b.store, old_id, 100)
+    b.store.close()
+
+    again = Spy(engine)
+    b2 = await make_bot(again, settings.with_(discord_state_days=30))  # pruned when it starts
+    assert b2.store.answer_for_message(old_reply.id) is None
+    await user_says(b2, "Who chaired it?", reply_to=old_reply)
+    assert again.calls[-1] == ("Who chaired it?", None), "a reply to a forgotten answer is a new question"
+    await user_says(b2, "And when?", reply_to=recent_reply)
+    assert [q for q, _ in again.calls[-1][1]] == ["Which countries did he meet with?"], \
+        "a newer follow-up stays, as the start of its conversation"
+    drain_sent()
+    b2.store.close()
+
+
+def test_pruning_removes_old_answers_with_their_links_and_votes_and_keeps_newer_follow_ups(tmp_path, monkeypatch):
+    import bot.state
+    from bot.state import UnknownAnswer
+
+    monkeypatch.setattr(bot.state, "PRUNE_EVERY_SECONDS", 0)  # a running bot's hourly check, at every save
+    store = StateStore(tmp_path / "s.sqlite3", retention_days=30).open()
+    old = store.save_answer(Answer(question="old q", text="old a", abstained=False, citations=[]), 1, 10, 20)
+    store.link_messages(old, [111, 112])
+    store.vote(old, 2, "up")
+    _age(store, old, 31)
+    follow = store.save_answer(Answer(question="new q", text="new a", abstained=False, citations=[]), 1, 10, 20,
+                               parent_id=old)
+    store.link_messages(follow, [113])
+    store.vote(follow, 2, "down")
+    assert store.answer_for_message(111) is None and store.answer_for_message(112) is None, "pruned on save"
+    assert store.answer_for_message(113) == follow
+    assert store.history(follow, 4) == [("new q", "new a")]
+    assert [(r.answer_id, r.vote) for r in store.feedback()] == [(follow, "down")]
+    with pytest.raises(UnknownAnswer):
+        store.vote(old, 3, "up")
+    _age(store, follow, 29)
+    assert store.prune() == 0, "younger than the retention"
+
+    forever = StateStore(tmp_path / "k.sqlite3").open()  # DISCORD_STATE_DAYS=0 and export-feedback
+    kept = forever.save_answer(Answer(question="q", text="a", abstained=False, citations=[]), 1, 10, 20)
+    _age(forever, kept, 10_000)
+    assert forever.prune() == 0 and forever.history(kept, 1) == [("q", "a")]
+
+
 async def test_a_reply_without_the_ping_carries_no_content_and_is_left_alone(bot, spy):
     await user_says(bot, mention(bot, MEETING_Q))
     answer = dpytest.get_message()

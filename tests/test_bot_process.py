@@ -1,7 +1,7 @@
 """The real `python -m bot` process: start-up failures, signals, sync, invite, export.
 
 The process talks to `tests/fake_discord.py` (Discord's REST routes and gateway on 127.0.0.1)
-and, where an answer must take a while, to `tests/fake_openai.py` as a slow LLM.
+and, where an answer must take a while, to `evals/fake_openai.py` as a slow LLM.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from bot.scope import intents, invite_permissions
 from bot.state import StateStore
 from rag.records import Answer, Citation
 from tests.fake_discord import BOT_ID, GOOD_TOKEN, GUILD_ID, FakeDiscord
-from tests.fake_openai import FakeOpenAI
+from evals.fake_openai import FakeOpenAI
 from tests.test_answers import MEETING_Q
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -140,3 +140,29 @@ def test_ci_gate_on_xquad_dev_slices(built, name, tmp_path_factory):
         assert ok, (name, key, s[key], floor, s)
     assert s["citation_validity"] == 1.0, s
     assert s["answer_words_median"] <= 60, s
+
+
+@pytest.mark.parametrize("folder", ["SciFact", "beir.v2", "2024 data", "ü" * 3, "x" * 80])
+def test_the_database_cache_of_any_dataset_folder_gets_a_schema_name_postgresql_accepts(folder):
+    """`--store postgresql://…` keeps each eval cache in a schema named after its cache folder."""
+    from evals.runner import CACHE, cache_schema
+    from rag.config import check_pg_schema
+
+    a, b = (cache_schema(CACHE / f"beir-{folder}-{h}") for h in ("0123456789ab", "ba9876543210"))
+    assert check_pg_schema(a) == a and check_pg_schema(b) == b
+    assert a != b, "two caches of the same folder (other settings) never share a schema"
+
+
+def test_bigfile_bench_reads_and_chunks_a_file_in_its_child_process(tmp_path):
+    """The read-and-chunk-only measurement runs its child from the module (no program in a string)."""
+    from evals.bench_bigfile import chunk_only
+
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("\n".join(json.dumps({"_id": str(i), "title": f"Study {i}",
+                                            "text": "Grain exports from Kostanay rose again this year. " * 20})
+                                for i in range(5)), encoding="utf-8")
+    work = tmp_path / "work"
+    work.mkdir()
+    result = chunk_only(0.05, work, corpus)
+    assert result["mb"] == 0.05 and result["chunks"] > 20
+    assert result["peak_rss_mib"] > 0 and result["read"] >= 0 and result["chunk"] >= 0

@@ -25,7 +25,7 @@ from rag.config import load_settings
 from rag.engine import Engine
 from rag.errors import ConfigError, IngestBusy, IngestFailed
 from rag.ingest import ingest_folder, seed_signature
-from rag.load import Reader, load_documents, scan
+from rag.load import Reader, Skipped, load_documents, scan
 from rag.store import LOCK_FILE, load_snapshot
 from tests.test_answers import MEETING_Q
 
@@ -60,8 +60,8 @@ def test_a_file_over_the_size_limit_is_skipped_with_a_warning_naming_it(workspac
     big = workspace.seeds_dir / "huge.txt"
     big.write_text("A line about grain exports from Kostanay.\n" * 30_000, encoding="utf-8")  # ~1.2 MB
     report = ingest_folder(workspace.with_(max_file_mb=1.0), embedder=embedder)
-    (skip,) = [s for s in report.skipped if s["source"] == "huge.txt"]
-    assert "RAG_MAX_FILE_MB" in skip["reason"] and "1.2 MB" in skip["reason"]
+    (skip,) = [s for s in report.skipped if s.source == "huge.txt"]
+    assert "RAG_MAX_FILE_MB" in skip.reason and "1.2 MB" in skip.reason
     assert "huge.txt" in caplog.text
     assert report.unchanged == 5 and "huge.txt" not in load_snapshot(workspace.index_dir).manifest["documents"]
     # The skipped file is recorded, so questions do not re-ingest it every time.
@@ -173,7 +173,7 @@ def test_a_symlink_to_a_file_outside_the_folder_is_skipped_and_never_quoted(work
     (workspace.seeds_dir / "private").symlink_to(outside, target_is_directory=True)
     (workspace.seeds_dir / "passwd.txt").symlink_to("/etc/passwd")
     report = ingest_folder(workspace, embedder=embedder)
-    reasons = {s["source"]: s["reason"] for s in report.skipped}
+    reasons = {s.source: s.reason for s in report.skipped}
     assert {"vault.txt", "private", "passwd.txt"} <= set(reasons)
     assert all("RAG_ALLOW_OUTSIDE_LINKS" in reasons[k] for k in ("vault.txt", "private", "passwd.txt"))
     answer = Engine(workspace).ask(SECRET_Q)
@@ -209,7 +209,7 @@ def test_links_inside_the_folder_are_followed_once_and_loops_end(workspace, embe
     docs = load_snapshot(workspace.index_dir).manifest["documents"]
     assert {"archive/note.md", "drafts/plan.md"} <= set(docs)
     assert not {"latest/note.md", "latest.md"} & set(docs)  # no document twice
-    assert [s["source"] for s in report.skipped] == ["archive/loop"]
+    assert [s.source for s in report.skipped] == ["archive/loop"]
     assert Engine(workspace).ask("When does the Balkhash bridge open?").citations[0].source == "drafts/plan.md"
 
 
@@ -255,14 +255,14 @@ def test_fifos_and_devices_are_skipped_without_blocking(workspace, embedder):
     os.mkfifo(workspace.seeds_dir / "pipe.txt")
     (workspace.seeds_dir / "zero.txt").symlink_to("/dev/zero")
     report = ingest_folder(workspace.with_(allow_outside_links=True), embedder=embedder)
-    reasons = {s["source"]: s["reason"] for s in report.skipped}
+    reasons = {s.source: s.reason for s in report.skipped}
     assert reasons == {"pipe.txt": "not a regular file", "zero.txt": "not a regular file"}
 
 
 def test_markup_the_html_parser_rejects_skips_that_file_only(workspace, embedder):
     (workspace.seeds_dir / "broken.html").write_text("<p>The Aral ferry runs on Thursdays.</p><![ x", encoding="utf-8")
     report = ingest_folder(workspace, embedder=embedder)
-    assert report.skipped == [{"source": "broken.html", "reason": "unreadable HTML (ParserRejectedMarkup)"}]
+    assert report.skipped == [Skipped("broken.html", "unreadable HTML (ParserRejectedMarkup)")]
     assert report.unchanged == 5
 
 
@@ -365,7 +365,7 @@ def test_a_file_deleted_while_read_is_not_indexed_and_not_cited(workspace, embed
     target = workspace.seeds_dir / "001_693447a3f6ff537d.txt"
     during_read(target.name, lambda p: p.unlink())
     report = ingest_folder(workspace, embedder=embedder)
-    assert {"source": target.name, "reason": "vanished while being read"} in report.skipped
+    assert Skipped(target.name, "vanished while being read") in report.skipped
     manifest = load_snapshot(workspace.index_dir).manifest
     assert target.name not in manifest["documents"] and target.name not in manifest["seed_stats"]
     engine = Engine(workspace)
@@ -410,7 +410,7 @@ def test_a_file_vanishing_between_listing_and_reading_is_a_warning_not_a_crash(w
 
     monkeypatch.setattr(rag.load, "read_bytes", delete_then_read)
     report = ingest_folder(workspace, embedder=embedder)
-    assert {"source": gone.name, "reason": "vanished before it could be read"} in report.skipped
+    assert Skipped(gone.name, "vanished before it could be read") in report.skipped
     assert report.removed == 1
     assert gone.name not in seed_signature(workspace.seeds_dir)
 

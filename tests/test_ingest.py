@@ -78,7 +78,7 @@ def test_bad_files_are_skipped_with_a_warning_and_the_rest_indexed(workspace, em
     (workspace.seeds_dir / "latin1.txt").write_bytes("Caf\xe9 na\xefve".encode("latin-1"))
     with caplog.at_level(logging.WARNING):
         report = ingest_folder(workspace, embedder=embedder)
-    assert {s["source"] for s in report.skipped} == {"empty.txt", "binary.txt", "latin1.txt"}
+    assert {s.source for s in report.skipped} == {"empty.txt", "binary.txt", "latin1.txt"}
     assert report.unchanged == 5
     for name in ("empty.txt", "binary.txt", "latin1.txt"):
         assert name in caplog.text

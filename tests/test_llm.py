@@ -19,7 +19,7 @@ import pytest
 from rag.engine import Engine
 from rag.llm_answer import LLMAnswerer
 from rag.records import Answer
-from tests.fake_openai import FakeOpenAI
+from evals.fake_openai import FakeOpenAI
 from tests.test_answers import MEETING_Q
 
 SECRET = "sk-test-very-secret-key-123"

@@ -46,6 +46,23 @@ def test_relative_paths_resolve_against_the_env_file_folder_and_the_environment_
     assert environ["RAG_SEEDS_DIR"] == str(home / "docs")     # subprocesses see the resolved value
 
 
+def test_word_list_paths_resolve_against_the_env_file_folder_like_other_paths(tmp_path):
+    """RAG_LEXICON_FILES in a project's .env works from any folder (the .env folder's rule)."""
+    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
+    (home / "lists").mkdir(parents=True)
+    elsewhere.mkdir()
+    for name in ("a.tsv", "b.tsv"):
+        (home / "lists" / name).write_text("word\twort\n", encoding="utf-8")
+    (elsewhere / "c.tsv").write_text("house\thaus\n", encoding="utf-8")
+    env_file = home / ".env"
+    env_file.write_text(f"RAG_LEXICON_FILES=lists/a.tsv, {home / 'lists' / 'b.tsv'}\n", encoding="utf-8")
+    settings = load_settings(resolve_environment({}, env_file, cwd=elsewhere))
+    assert settings.lexicon_files == (home / "lists" / "a.tsv", home / "lists" / "b.tsv")
+    from_environment = {"RAG_LEXICON_FILES": "c.tsv"}  # from the environment: the working directory
+    settings = load_settings(resolve_environment(from_environment, env_file, cwd=elsewhere))
+    assert settings.lexicon_files == (elsewhere / "c.tsv",)
+
+
 def test_env_file_in_the_working_directory_comes_first(tmp_path):
     (tmp_path / ".env").write_text("RAG_TOP_K=3\n", encoding="utf-8")
     assert find_env_file(tmp_path) == tmp_path / ".env"
@@ -84,11 +101,9 @@ def test_eval_tools_read_the_env_file_and_name_a_bad_setting_in_one_line(tmp_pat
     (tmp_path / ".env").write_text("RAG_TOP_K=zero\n", encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "DISCORD_"))}
     for tool in ("evals.grounding", "evals.llm_faults"):
-        # llm_faults needs tests/ (its scripted server), so it runs from the checkout with the file there
-        cwd = Path(__file__).resolve().parents[1] if tool == "evals.llm_faults" else tmp_path
-        run_env = {**env, "RAG_TOP_K": "zero"} if tool == "evals.llm_faults" else env
-        out = subprocess.run([sys.executable, "-m", tool], capture_output=True, text=True, cwd=cwd,
-                             env=run_env, timeout=120)
+        # From any folder: the package's tools need nothing from tests/ (the scripted LLM is evals/fake_openai.py).
+        out = subprocess.run([sys.executable, "-m", tool], capture_output=True, text=True, cwd=tmp_path,
+                             env=env, timeout=120)
         assert out.returncode == 2, (tool, out.stdout, out.stderr)
         assert "configuration error" in out.stderr and "RAG_TOP_K" in out.stderr, (tool, out.stderr)
         assert "Traceback" not in out.stderr, tool

@@ -1,4 +1,7 @@
-"""A small OpenAI-compatible chat server on 127.0.0.1 for tests: real HTTP, scripted replies.
+"""A small OpenAI-compatible chat server on 127.0.0.1: real HTTP, scripted replies.
+
+For the tests and for `python -m evals.llm_faults` (which ships with the package, so the server
+lives here rather than in tests/).
 
 It speaks the shapes real servers send (llama.cpp's server, OpenAI): a streamed reply starts
 with a role-only delta, carries empty deltas, ends with a finish_reason chunk and `data: [DONE]`;
@@ -218,7 +221,7 @@ class FakeOpenAI:
         return next(m["content"] for m in reversed(self.requests[-1]["messages"]) if m["role"] == "user")
 
 
-def main() -> None:  # `python -m tests.fake_openai "reply"`: a server to try the CLI against by hand
+def main() -> None:  # `python -m evals.fake_openai "reply"`: a server to try the CLI against by hand
     fake = FakeOpenAI()
     if len(sys.argv) > 1:
         fake.default = json.loads(sys.argv[1]) if sys.argv[1].startswith("{") else {"content": sys.argv[1]}
