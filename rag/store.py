@@ -503,7 +503,9 @@ class SnapshotWriter:
         """Write the manifest last, move the folder into place and point `current` at it."""
         tmp = self.folder
         manifest = {**manifest, "pipeline_version": PIPELINE_VERSION}
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False), encoding="utf-8")
+        # Indented for people while small; a million chunk ids are written compact (twice as fast).
+        indent = 1 if len(manifest.get("documents", ())) <= 2000 else None
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=indent, ensure_ascii=False), encoding="utf-8")
         (tmp / _WRITER_LOCK).unlink()
         final = tmp.parent / self.stamp
         os.rename(tmp, final)
