@@ -217,6 +217,17 @@ def test_short_answers_keep_their_qualifiers_and_skip_acronyms(question, sentenc
     assert best_span(answer_type(question), question, sentence) == span
 
 
+@pytest.mark.parametrize("question", [
+    "Which composer wrote the opera?", "Which architect designed the bridge?", "Welcher Maler schuf das Bild?",
+    "What actress played the queen?",
+])
+def test_which_role_questions_ask_for_a_person(question):
+    """The role nouns are general vocabulary: a person is expected whatever the corpus is about."""
+    from rag.spans import answer_type
+
+    assert answer_type(question) == "person"
+
+
 def test_a_question_word_in_a_later_clause_does_not_set_the_answer_type():
     from rag.spans import answer_type
 
