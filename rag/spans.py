@@ -6,7 +6,7 @@ place), candidate spans of that type are taken verbatim from the cited sentence,
 question's own words are dropped, and the candidate nearest the words the sentence shares with the
 question wins. English and German question words are both understood. Pure functions, no I/O.
 
->>> answer_type("How many points did the Panthers defense surrender?")
+>>> answer_type("How many people live in the valley?")
 'number'
 >>> best_span("number", "How many points did the defense give up?", "The defense gave up just 308 points.")
 '308'
@@ -32,9 +32,15 @@ _TYPE_RULES: tuple[tuple[str, str], ...] = (
     (r"\bwhere\b|\bwo(?:her|hin)?\b|\bin (?:what|which) (?:city|country|state|region|place|town|area|county|province)\b", "place"),
     (r"\b(?:what|which|welche(?:r|n|s|m)?) (?:city|country|state|region|place|town|area|county|province|continent|river|island"
      r"|location|stadt|land|staat|region|ort|gegend|kontinent|fluss|insel|provinz)\b", "place"),
-    (r"\b(?:what|which|welche(?:r|n|s|m)?) (?:person|man|woman|king|queen|president|leader|player|scientist|author|writer"
-     r"|emperor|general|artist|coach|quarterback|person|mann|frau|konig|konigin|prasident|spieler|wissenschaftler|autor"
-     r"|kaiser|kunstler|trainer)\b", "person"),
+    # Nouns for people by role (general English/German vocabulary, not drawn from any dataset).
+    (r"\b(?:what|which|welche(?:r|n|s|m)?) (?:person|people|man|woman|men|women|king|queen|prince|princess|emperor|empress"
+     r"|president|chancellor|minister|governor|mayor|senator|leader|ruler|founder|owner|director|manager|chairman|judge"
+     r"|bishop|pope|general|officer|soldier|player|athlete|coach|captain|scientist|inventor|engineer|explorer|philosopher"
+     r"|author|writer|poet|artist|painter|composer|musician|singer|actor|actress|architect|doctor|teacher|student"
+     r"|mann|frau|konig|konigin|prinz|prinzessin|kaiser|kaiserin|prasident|kanzler|minister|gouverneur|burgermeister"
+     r"|herrscher|grunder|besitzer|direktor|leiter|richter|bischof|papst|soldat|spieler|sportler|trainer|kapitan"
+     r"|wissenschaftler|erfinder|ingenieur|philosoph|autor|schriftsteller|dichter|kunstler|maler|komponist|musiker"
+     r"|sanger|schauspieler|architekt|arzt|lehrer|student)\b", "person"),
     (r"\b(?:what|which|welche(?:r|n|s|m)?) (?:team|company|organization|organisation|party|group|university|institution"
      r"|agency|network|church|band|club|firm|mannschaft|firma|unternehmen|organisation|partei|gruppe|universitat|institution"
      r"|behorde|sender|kirche|verein)\b", "name"),
