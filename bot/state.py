@@ -174,9 +174,11 @@ class StateStore:
                     parent_id: int | None = None) -> int:
         citations = json.dumps([c.to_json() for c in answer.citations], ensure_ascii=False)
         with self._lock:
+            # The parent may have been pruned since the reply was looked up: then this one starts anew.
             cur = self.db.execute(
                 "INSERT INTO answers (created, guild_id, channel_id, user_hash, parent_id, question, answer,"
-                " citations, backend, abstained) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " citations, backend, abstained)"
+                " VALUES (?, ?, ?, ?, (SELECT id FROM answers WHERE id = ?), ?, ?, ?, ?, ?)",
                 (_now(), guild_id, channel_id, self.user_hash(user_id), parent_id, answer.question, answer.text,
                  citations, answer.backend, int(answer.abstained)),
             )

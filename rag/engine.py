@@ -35,8 +35,10 @@ from rag.followup import is_follow_up, joined_query, sane_rewrite
 from rag.records import Answer, AnswerRequest, Citation, Draft, Hit, Note
 from rag.textsafe import clean
 
-if TYPE_CHECKING:
-    from rag.index import DocInfo
+if TYPE_CHECKING:  # imported when loading, so `import rag.engine` stays light
+    from rag.answering import Extractive
+    from rag.index import DocInfo, Index
+    from rag.retrieve import HybridRetriever
 
 log = logging.getLogger(__name__)
 QUERY_CACHE = 512  # query vectors kept: repeated questions skip the embedder
@@ -44,9 +46,9 @@ QUERY_CACHE = 512  # query vectors kept: repeated questions skip the embedder
 
 @dataclass
 class _State:
-    index: object  # rag.index.Index: snapshot files or PostgreSQL
-    retriever: object
-    extractive: object  # rag.answering.Extractive over this index
+    index: Index  # snapshot files or PostgreSQL
+    retriever: HybridRetriever
+    extractive: Extractive  # over this index
     notes: list[Note] = field(default_factory=list)  # from loading; the next answer shows them
 
     def take_notes(self) -> list[Note]:

@@ -63,7 +63,7 @@ _MONTH = (r"(?:January|February|March|April|May|June|July|August|September|Octob
 _DATE = re.compile(
     rf"\b(?:{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{3,4}}|\d{{1,2}}\.?\s+{_MONTH}\s+\d{{3,4}}|{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?"
     rf"|\d{{1,2}}\.?\s+{_MONTH}|{_MONTH}\s+\d{{3,4}}|\d{{4}}-\d{{2}}-\d{{2}}"
-    rf"|(?:the\s+)?\d{{1,2}}(?:st|nd|rd|th)\s+century|\d{{1,2}}\.\s+Jahrhundert(?:s)?|\d{{3,4}}s|\d{{3,4}}er(?:\s+Jahren?)?"
+    rf"|(?:the\s+)?\d{{1,2}}(?:st|nd|rd|th)\s+century|\d{{1,2}}\.\s+Jahrhundert(?:s)?|\d{{3,4}}s|\d{{3,4}}ern?(?:\s+Jahren?)?"
     rf"|(?:1\d|20)\d{{2}}(?:\s*(?:–|-|to|bis)\s*(?:1\d|20)?\d{{2}})?|\d{{2,4}}\s+(?:BC|AD|BCE|CE|v\.\s?Chr\.|n\.\s?Chr\.))\b"
 )
 _DURATION = re.compile(rf"(?:\b(?:{_NUM}|(?:an?\s+)?{_NUMWORD})(?:[\s-]+(?:{_NUMWORD}|and|und))*[\s-]+{_UNIT}\b)", re.I)
@@ -86,7 +86,7 @@ dennoch jedoch trotz obwohl heute spater schliesslich zunachst ursprunglich auss
 # Jahrhunderts"): a short answer without them would state something else.
 _QUALIFIER = re.compile(
     r"(?:\b(?:about|around|approximately|nearly|almost|over|under|roughly|some|more than|less than|fewer than|up to"
-    r"|at least|at most|late|early|ungefähr|ungefahr|etwa|rund|fast|knapp|über|uber|mehr als|weniger als|bis zu"
+    r"|at least|at most|late|early|späte[nmr]?|spate[nmr]?|frühe[nmr]?|fruhe[nmr]?|ungefähr|ungefahr|etwa|rund|fast|knapp|über|uber|mehr als|weniger als|bis zu"
     r"|mindestens|höchstens|hochstens|mitte des|ende des|anfang des|mitte der|ende der|anfang der)\s+|\bmid-)$", re.I)
 # Question words; the type rule must match where the question's own (first) question word stands,
 # not in a clause after it ("What satellite was used when …" asks for a satellite, not a date).

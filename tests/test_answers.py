@@ -209,6 +209,7 @@ def test_english_questions_over_german_text_are_not_held_to_the_english_threshol
     ("How long ago did cyanobacteria enter a cell?",
      "Somewhere around a billion years ago, a cyanobacterium entered an early cell.", "around a billion years ago"),
     ("Who designed the lamps?", "The lamps sold in the US were designed by Nikola Tesla.", "Nikola Tesla"),
+    ("Wann war die Bewegung?", "Während der Bewegung in den späten 1980ern blockierten Studenten eine Rede.", "späten 1980ern"),
 ])
 def test_short_answers_keep_their_qualifiers_and_skip_acronyms(question, sentence, span):
     from rag.spans import answer_type, best_span
@@ -292,3 +293,11 @@ def test_a_german_passage_that_lacks_the_questions_name_is_not_an_answer(mini, q
     rest of the question: answering from it would be a guess about someone else."""
     a = mini.ask(question)
     assert a.abstained, a.text
+
+
+def test_a_second_sentence_that_adds_nothing_is_left_out(engine):
+    """The date is answered by the first sentence; the next one about the same meeting holds no date
+    and only repeats the topic, so the answer stops after the first."""
+    a = engine.ask(MEETING_Q)
+    assert a.text.startswith("August 9, 2024 [1]")
+    assert "continued in an expanded format" not in a.text, a.text

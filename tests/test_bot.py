@@ -363,6 +363,11 @@ def test_pruning_removes_old_answers_with_their_links_and_votes_and_keeps_newer_
     _age(store, follow, 29)
     assert store.prune() == 0, "younger than the retention"
 
+    # A reply looked up just before its parent was pruned is saved as the start of a conversation.
+    orphan = store.save_answer(Answer(question="late q", text="late a", abstained=False, citations=[]), 1, 10, 20,
+                               parent_id=old)
+    assert store.history(orphan, 4) == [("late q", "late a")]
+
     forever = StateStore(tmp_path / "k.sqlite3").open()  # DISCORD_STATE_DAYS=0 and export-feedback
     kept = forever.save_answer(Answer(question="q", text="a", abstained=False, citations=[]), 1, 10, 20)
     _age(forever, kept, 10_000)
