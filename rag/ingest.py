@@ -30,8 +30,10 @@ from rag.load import Reader, Skipped, scan
 from rag.model_cache import ensure_export, load_ingest_embedder
 from rag.progress import Progress, track
 from rag.records import Chunk, SourceDoc
-from rag.store import (SnapshotWriter, build_faiss, ingest_lock, load_snapshot, rebuild_reason,
-                       resolve_faiss_spec, write_error)
+from rag.segments import (DELTA_DIR, Delta, Segments, document_rows, load_delta, load_tombstones,
+                          needs_compaction)
+from rag.store import (FIX, SnapshotWriter, build_faiss, current_folder, ingest_lock, load_snapshot, read_manifest,
+                       rebuild_reason, resolve_faiss_spec, write_error)
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,7 @@ class IngestReport:
     skipped: list[Skipped] = field(default_factory=list)  # files not indexed, and why
     model_export: str | None = None  # which ONNX export embedded (cached or new), for the user
     notes: list[str] = field(default_factory=list)  # settings that could not be applied as given
+    segments: str | None = None  # how a big index was updated: a delta beside its base, or compacted
     # Seconds per stage: read (read, clean, detect language), chunk, load model, lexical (BM25), embed
     # (chunks and sentences), faiss, write.
     timings: dict[str, float] = field(default_factory=dict)
@@ -84,6 +87,33 @@ def _previous(settings: Settings, rebuild: bool, report: IngestReport):
     except (IndexIncompatible, IndexCorrupt) as err:
         report.rebuilt = err.reason
         log.warning("rebuilding the whole index: %s", report.rebuilt)
+        return None
+
+
+def _previous_base(settings: Settings, rebuild: bool) -> DeltaBase | None:
+    """The previous snapshot when it is big enough to take a delta (rag/segments.py), else None.
+
+    Reads the manifest, the old delta and the tombstones only: never the base's chunks or FAISS
+    index. Anything odd returns None, and the full path (`_previous`) decides what to do.
+    """
+    if rebuild:
+        return None
+    try:
+        folder = current_folder(settings.index_dir)
+        manifest = read_manifest(settings.index_dir)
+        if folder is None or manifest is None or rebuild_reason(manifest, settings):
+            return None
+        seg = Segments.of(manifest)
+        if needs_compaction(seg.base_chunks, 0, 0):
+            return None
+        kinds = tuple(manifest.get("lexical_kinds", ("bm25", "ngram")))
+        delta = load_delta(folder, int(manifest["dim"]), kinds)
+        tombstones = load_tombstones(folder)
+        if len(delta.chunks) != seg.delta_chunks or len(tombstones) != seg.tombstones:
+            return None
+        return DeltaBase(folder, manifest, seg, delta, tombstones)
+    except Exception as err:  # noqa: BLE001 - a damaged index is handled (and reported) by the full path
+        log.info("not updating with a delta: %s", err)
         return None
 
 
@@ -148,29 +178,40 @@ class _Clock:
         return {k: round(v, 3) for k, v in self.seconds.items()}
 
 
+@dataclass
+class _Entry:
+    """One document as read: unchanged (its rows in the previous index) or new chunks to embed."""
+
+    source: str
+    meta: dict  # the manifest's entry: sha256, title, date, language, chunk_ids
+    rows: tuple[int, int] | None  # previous rows [start, stop) when unchanged
+    chunks: list[Chunk] | None  # when added or changed
+
+
 def _build_index(docs, settings, embedder, rebuild, progress, skipped, seed_stats) -> IngestReport:
     start = time.perf_counter()
     clock = _Clock()
     report = IngestReport()
-    prev = _previous(settings, rebuild, report)
-    prev_docs = prev.manifest.get("documents", {}) if prev else {}
-    prev_rows = {c.id: i for i, c in enumerate(prev.chunks)} if prev else {}
+    # A big index takes a delta and is not loaded whole; anything else loads the previous snapshot.
+    base = _previous_base(settings, rebuild)
+    prev = None if base is not None else _previous(settings, rebuild, report)
+    prev_manifest = base.manifest if base is not None else prev.manifest if prev is not None else {}
+    prev_docs = prev_manifest.get("documents", {})
+    prev_rows = document_rows(prev_manifest)
 
     # Loaded only when something changed: a no-op ingest opens no model at all.
     model = functools.cache(
         lambda: load_ingest_embedder(settings.model_cache, settings.embed_model, embedder, settings.ingest_precision)
     )
     splitter = None
-    chunks: list[Chunk] = []
-    reuse: list[int | None] = []  # row in the previous snapshot, or None for a new chunk
-    documents = {}
+    entries: list[_Entry] = []
     for doc in track(clock.timed("read", docs), "reading and chunking", "document", enabled=progress):
         t = time.perf_counter()
         old = prev_docs.get(doc.source)
-        if old and old["sha256"] == doc.sha256 and all(cid in prev_rows for cid in old["chunk_ids"]):
+        meta = {"sha256": doc.sha256, "title": doc.title, "date": doc.date, "language": doc.language}
+        if old and old["sha256"] == doc.sha256 and _rows_hold(prev, prev_rows.get(doc.source), old["chunk_ids"]):
             report.unchanged += 1
-            doc_chunks = [prev.chunks[prev_rows[cid]] for cid in old["chunk_ids"]]
-            reuse.extend(prev_rows[cid] for cid in old["chunk_ids"])
+            entries.append(_Entry(doc.source, {**meta, "chunk_ids": old["chunk_ids"]}, prev_rows[doc.source], None))
         else:
             if old:
                 report.updated += 1
@@ -181,38 +222,96 @@ def _build_index(docs, settings, embedder, rebuild, progress, skipped, seed_stat
                 t = time.perf_counter()  # loading the model is not chunking
                 splitter = make_splitter(settings.chunk_size, settings.chunk_overlap, token_ids)
             doc_chunks = chunk_document(doc, splitter)
-            reuse.extend([None] * len(doc_chunks))
-        chunks.extend(doc_chunks)
-        documents[doc.source] = {
-            "sha256": doc.sha256, "title": doc.title, "date": doc.date, "language": doc.language,
-            "chunk_ids": [c.id for c in doc_chunks],
-        }
+            entries.append(_Entry(doc.source, {**meta, "chunk_ids": [c.id for c in doc_chunks]}, None, doc_chunks))
         clock.add("chunk", t)
     report.skipped = list(skipped)
-    if not documents:
+    if not entries:
         raise SeedsMissing(
             f"no readable documents in {str(settings.seeds_dir)!r} (.txt, .md, .html, .pdf)"
             + (f"; skipped: {', '.join(s.source for s in skipped)}" if skipped else "")
         )
     seed_stats = dict(seed_stats) if seed_stats is not None else None
-    report.removed = len(set(prev_docs) - set(documents))
-    report.chunks_total = len(chunks)
+    report.removed = len(set(prev_docs) - {e.source for e in entries})
+    report.chunks_total = sum(len(e.meta["chunk_ids"]) for e in entries)
 
-    nothing_changed = prev is not None and not (report.added or report.updated or report.removed)
-    if nothing_changed:
+    had_index = base is not None or prev is not None
+    if had_index and not (report.added or report.updated or report.removed):
         # Opens no model, but checks (and if damaged, repairs) the export the questions will use.
         export = ensure_export(settings.model_cache, settings.embed_model, embedder)
         report.model_export = export.describe() if export else None
-        if seed_stats is not None and (prev.manifest.get("seed_stats") != seed_stats
-                                       or prev.manifest.get("skipped") != report.skipped_json()):
+        if seed_stats is not None and (prev_manifest.get("seed_stats") != seed_stats
+                                       or prev_manifest.get("skipped") != report.skipped_json()):
             try:
-                _rewrite_manifest(prev, {"seed_stats": seed_stats, "skipped": report.skipped_json()})
+                _rewrite_manifest(base.folder if base is not None else prev.folder, prev_manifest,
+                                  {"seed_stats": seed_stats, "skipped": report.skipped_json()})
             except OSError as err:
                 raise write_error(err, settings.index_dir) from None
         report.seconds = round(time.perf_counter() - start, 3)
         report.timings = clock.rounded()
         return report
 
+    if base is not None:
+        plan = _delta_plan(base, entries, settings)
+        if isinstance(plan, str):  # the delta would be too big (or the channels change): one new base
+            log.info("%s", plan)
+            report.segments = plan
+            prev = _load_for_compaction(settings)
+        else:
+            _write_delta(base, plan, entries, settings, model, report, clock, progress, seed_stats)
+            report.seconds = round(time.perf_counter() - start, 3)
+            report.timings = clock.rounded()
+            return report
+    _write_full(prev, entries, settings, model, report, clock, progress, seed_stats)
+    report.seconds = round(time.perf_counter() - start, 3)
+    report.timings = clock.rounded()
+    return report
+
+
+def _rows_hold(prev, rows: tuple[int, int] | None, chunk_ids: list[str]) -> bool:
+    """Whether the previous index holds these chunks at these rows (checked when it is loaded)."""
+    if rows is None or rows[1] - rows[0] != len(chunk_ids):
+        return False
+    return prev is None or [c.id for c in prev.chunks[rows[0]:rows[1]]] == list(chunk_ids)
+
+
+def _load_for_compaction(settings: Settings):
+    try:
+        return load_snapshot(settings.index_dir, lexical_kinds=())
+    except (IndexMissing, IndexCorrupt) as err:
+        raise IndexCorrupt(f"{err.reason}; the documents read so far cannot be re-read", FIX) from None
+
+
+def _manifest(settings: Settings, dim: int, faiss_spec: str, kinds, documents: dict, report: IngestReport,
+              seed_stats, export) -> dict:
+    return {
+        "model": settings.embed_model,
+        "dim": int(dim),
+        "chunk_size": settings.chunk_size,
+        "chunk_overlap": settings.chunk_overlap,
+        "faiss_index": faiss_spec,
+        "sentence_vectors": settings.sentence_vectors,
+        "ingest_precision": settings.ingest_precision,
+        "lexical_kinds": list(kinds),
+        "documents": documents,
+        "skipped": report.skipped_json(),
+        "seed_stats": seed_stats,
+        "embedder": export.record() if export else None,  # the model cache entry, with its checksums
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+
+
+def _write_full(prev, entries: list[_Entry], settings, model, report, clock, progress, seed_stats) -> None:
+    """Build every part over every chunk (reusing unchanged chunks' vectors) into a new snapshot."""
+    chunks: list[Chunk] = []
+    reuse: list[int | None] = []  # row in the previous snapshot, or None for a new chunk
+    for e in entries:
+        if e.rows is not None:
+            chunks.extend(prev.chunks[e.rows[0]:e.rows[1]])
+            reuse.extend(range(e.rows[0], e.rows[1]))
+        else:
+            chunks.extend(e.chunks)
+            reuse.extend([None] * len(e.chunks))
+    documents = {e.source: e.meta for e in entries}
     t = time.perf_counter()
     new_rows = [i for i, r in enumerate(reuse) if r is None]
     report.chunks_embedded = len(new_rows)
@@ -244,26 +343,110 @@ def _build_index(docs, settings, embedder, rebuild, progress, skipped, seed_stat
                 f"chunks; using {faiss_spec} (exact search) until the corpus grows"
             )
         t = clock.add("faiss", t)
-        manifest = {
-            "model": settings.embed_model,
-            "dim": int(dim),
-            "chunk_size": settings.chunk_size,
-            "chunk_overlap": settings.chunk_overlap,
-            "faiss_index": faiss_spec,
-            "sentence_vectors": settings.sentence_vectors,
-            "ingest_precision": settings.ingest_precision,
-            "lexical_kinds": list(kinds),
-            "documents": documents,
-            "skipped": report.skipped_json(),
-            "seed_stats": seed_stats,
-            "embedder": export.record() if export else None,  # the model cache entry, with its checksums
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        }
+        manifest = _manifest(settings, dim, faiss_spec, kinds, documents, report, seed_stats, export)
         snapshot.commit(manifest, chunks, vectors, faiss_index)
     clock.add("write", t)
-    report.seconds = round(time.perf_counter() - start, 3)
-    report.timings = clock.rounded()
-    return report
+
+
+@dataclass
+class DeltaBase:
+    """The previous snapshot, as a delta update needs it: manifest, old delta, tombstones."""
+
+    folder: Path
+    manifest: dict
+    seg: Segments
+    delta: Delta
+    tombstones: np.ndarray
+
+
+@dataclass
+class _DeltaPlan:
+    chunks: list[Chunk]  # the new delta's chunks, in row order
+    reuse: list[int | None]  # each one's row in the old delta, or None to embed
+    rows: dict[str, tuple[int, int]]  # every document's rows in the new snapshot
+    tombstones: np.ndarray
+
+
+def _delta_plan(base: DeltaBase, entries: list[_Entry], settings: Settings) -> _DeltaPlan | str:
+    """What the new delta holds, or why the update must compact into a new base instead."""
+    b = base.seg.base_chunks
+    chunks: list[Chunk] = []
+    reuse: list[int | None] = []
+    rows: dict[str, tuple[int, int]] = {}
+    kept_base: set[str] = set()
+    for e in entries:
+        if e.rows is not None and e.rows[1] <= b:  # unchanged, in the base: stays where it is
+            rows[e.source] = e.rows
+            kept_base.add(e.source)
+            continue
+        first = b + len(chunks)
+        if e.rows is not None:  # unchanged, in the old delta: carried over
+            chunks.extend(base.delta.chunks[e.rows[0] - b:e.rows[1] - b])
+            reuse.extend(range(e.rows[0] - b, e.rows[1] - b))
+        else:
+            chunks.extend(e.chunks)
+            reuse.extend([None] * len(e.chunks))
+        rows[e.source] = (first, b + len(chunks))
+    dead = [base.tombstones]
+    for source, (lo, hi) in document_rows(base.manifest).items():
+        if hi <= b and source not in kept_base:  # changed or removed: its base rows die
+            dead.append(np.arange(lo, hi, dtype=np.int64))
+    tombstones = np.unique(np.concatenate(dead))
+    reason = needs_compaction(b, len(chunks), len(tombstones))
+    if reason:
+        return reason
+    live = b - len(tombstones) + len(chunks)
+    kinds = lexical_kinds({e.meta["language"] for e in entries}, live, settings.embed_languages)
+    if list(kinds) != list(base.manifest.get("lexical_kinds", ())):
+        return f"compacting: the lexical channels change to {', '.join(kinds)}"
+    spec = resolve_faiss_spec(settings.faiss_index, live)
+    if spec != base.manifest.get("faiss_index"):
+        return f"compacting: the FAISS index changes from {base.manifest.get('faiss_index')} to {spec}"
+    return _DeltaPlan(chunks, reuse, rows, tombstones)
+
+
+def _write_delta(base: DeltaBase, plan: _DeltaPlan, entries, settings, model, report, clock, progress,
+                 seed_stats) -> None:
+    """Publish a snapshot that links the base's files and writes only the new delta and tombstones."""
+    from rag.lexical import saved_avgdl
+
+    t = time.perf_counter()
+    new_rows = [i for i, r in enumerate(plan.reuse) if r is None]
+    report.chunks_embedded = len(new_rows)
+    embedder, export = model()
+    report.model_export = export.describe() if export else "no ONNX export: embedded with sentence-transformers"
+    dim = int(base.manifest["dim"])
+    t = clock.add("load model", t)
+    kinds = tuple(base.manifest["lexical_kinds"])
+    with SnapshotWriter(settings.index_dir) as snapshot:
+        texts, langs = [c.text for c in plan.chunks], [c.language for c in plan.chunks]
+        lexical = {k: LexicalIndex.build(k, texts, langs, delta_of_avgdl=saved_avgdl(base.folder, k) or _mean_len(k, texts))
+                   for k in kinds}
+        t = clock.add("lexical", t)
+        vectors = np.empty((len(plan.chunks), dim), dtype=np.float32)
+        for i, r in enumerate(plan.reuse):
+            if r is not None:
+                vectors[i] = base.delta.vectors[r]
+        _embed_into(vectors, ((i, plan.chunks[i].text) for i in new_rows), len(new_rows), embedder, progress)
+        if settings.sentence_vectors:
+            _write_sentence_vectors(snapshot, plan.chunks, plan.reuse, base.delta, embedder, progress, dim,
+                                    name=f"{DELTA_DIR}/sentences.npy")
+        t = clock.add("embed", t)
+        documents = {e.source: {**e.meta, "rows": list(plan.rows[e.source])} for e in entries}
+        seg = Segments(base.seg.base_chunks, len(plan.chunks), len(plan.tombstones))
+        report.segments = (f"delta: {seg.delta_chunks:,} chunks beside a base of {seg.base_chunks:,}, "
+                           f"{seg.tombstones:,} of its rows replaced or removed")
+        manifest = _manifest(settings, dim, base.manifest["faiss_index"], kinds, documents, report, seed_stats, export)
+        snapshot.commit_delta({**manifest, "segments": seg.to_json()}, base.folder, plan.chunks, vectors,
+                              plan.tombstones, lexical)
+    clock.add("write", t)
+
+
+def _mean_len(kind: str, texts: list[str]) -> float:
+    """Mean tokens per text: stands in for a base saved before its mean length was kept."""
+    from rag.lexical import TOKENIZERS
+
+    return float(np.mean([len(TOKENIZERS[kind](t)) or 1 for t in texts])) if texts else 1.0
 
 
 def _embed(embedder, texts: list[str]) -> np.ndarray:
@@ -298,7 +481,8 @@ def _embed_into(out: np.ndarray, pairs: Iterable[tuple[int, str]], total: int, e
             flush()
 
 
-def _write_sentence_vectors(snapshot, chunks, reuse, prev, embedder, progress, dim: int) -> None:
+def _write_sentence_vectors(snapshot, chunks, reuse, prev, embedder, progress, dim: int,
+                            name: str = "sentences.npy") -> None:
     """sentences.npy, chunk by chunk in order, written as it is computed (never whole in memory).
 
     Unchanged chunks reuse their vectors from the previous snapshot; the others are embedded
@@ -306,7 +490,7 @@ def _write_sentence_vectors(snapshot, chunks, reuse, prev, embedder, progress, d
     """
     offsets_prev = prev.sentence_offsets if prev is not None and prev.sentence_vectors is not None else None
     fresh_total = sum(len(c.sentences) for c, r in zip(chunks, reuse) if r is None or offsets_prev is None)
-    out = snapshot.rows("sentences.npy", sum(len(c.sentences) for c in chunks), dim)
+    out = snapshot.rows(name, sum(len(c.sentences) for c in chunks), dim)
     pending: list[np.ndarray | int] = []  # in chunk order: reused vectors, or a count of texts to embed
     texts: list[str] = []
     with Progress(fresh_total, "embedding", "text", enabled=progress and fresh_total > 0) as bar:
@@ -336,8 +520,8 @@ def _write_sentence_vectors(snapshot, chunks, reuse, prev, embedder, progress, d
     out.close()
 
 
-def _rewrite_manifest(snap, changes: dict) -> None:
+def _rewrite_manifest(folder: Path, manifest: dict, changes: dict) -> None:
     """Update bookkeeping fields in place (atomic file replace); vectors are untouched."""
     from rag.atomic import write_json
 
-    write_json(snap.folder / "manifest.json", {**snap.manifest, **changes})
+    write_json(folder / "manifest.json", {**manifest, **changes})

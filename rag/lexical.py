@@ -75,18 +75,25 @@ EMPTY_TOKEN = "\x00empty"
 K1, B = 1.2, 0.75
 
 
-def bm25_matrix(df: np.ndarray, lengths: np.ndarray,
-                counted: Iterable[tuple[np.ndarray, np.ndarray, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def bm25_idf(n: int, df: np.ndarray) -> np.ndarray:
+    """The "lucene" idf of tokens found in `df` of `n` chunks."""
+    return np.log(1 + (n - df + 0.5) / (df + 0.5)).astype(np.float32)
+
+
+def bm25_matrix(df: np.ndarray, lengths: np.ndarray, counted: Iterable[tuple[np.ndarray, np.ndarray, int]],
+                idf: np.ndarray | None = None, avgdl: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """BM25 ("lucene" idf, Robertson tf) of every (chunk, token) pair as a CSC matrix: data, indices, indptr.
 
     `df` is each token's document frequency and `lengths` each chunk's token count; `counted`
     yields, chunk by chunk, its distinct token ids and their counts (and length), and is read once
     while the matrix is filled, so nothing but the finished matrix is held. Column t (a token)
-    lists the chunks holding it in ascending order, as bm25s stores it.
+    lists the chunks holding it in ascending order, as bm25s stores it. `idf` and `avgdl` default
+    to these chunks' own; a delta segment passes its base's (rag/segments.py).
     """
     n = len(lengths)
-    idf = np.log(1 + (n - df + 0.5) / (df + 0.5)).astype(np.float32)
-    norm = K1 * ((1 - B) + B * lengths / (lengths.mean() if n else 1.0))
+    idf = bm25_idf(n, df) if idf is None else idf
+    avgdl = avgdl if avgdl is not None else (float(lengths.mean()) if n else 1.0)
+    norm = K1 * ((1 - B) + B * lengths / (avgdl or 1.0))
     indptr = np.zeros(len(df) + 1, dtype=np.int64)
     np.cumsum(df, out=indptr[1:])
     data = np.empty(int(indptr[-1]), dtype=np.float32)
@@ -109,20 +116,26 @@ class LexicalIndex:
     """
 
     def __init__(self, kind: str, data: np.ndarray, indices: np.ndarray, indptr: np.ndarray,
-                 vocab: dict[str, int], num_docs: int, languages: tuple[str, ...] = ("en",)) -> None:
+                 vocab: dict[str, int], num_docs: int, languages: tuple[str, ...] = ("en",),
+                 avgdl: float | None = None) -> None:
         self.kind = kind
+        self.avgdl = avgdl  # mean tokens per chunk (None in indexes saved before it was kept)
         self.languages = languages  # the stemmers the chunks were tokenized with
         self.data, self.indices, self.indptr = data, indices, indptr
         self.vocab = vocab
         self.num_docs = num_docs
 
     @classmethod
-    def build(cls, kind: str, texts: Sequence[str], languages: Sequence[str] | None = None) -> LexicalIndex:
+    def build(cls, kind: str, texts: Sequence[str], languages: Sequence[str] | None = None,
+              delta_of_avgdl: float | None = None) -> LexicalIndex:
         """Index `texts` (tokenized twice, one at a time) without holding their tokens in memory.
 
         The scores are bm25s's ("lucene" BM25, k1=1.2, b=0.75; tests compare the two), computed
         here with numpy because bm25s keeps every token of the corpus as a Python object: for
-        character 4-grams of a 50 MB file that alone was gigabytes.
+        character 4-grams of a 50 MB file that alone was gigabytes. `delta_of_avgdl` (a base
+        segment's mean chunk length) builds a delta segment instead: its matrix holds BM25's
+        term-frequency part only (idf 1), and the idf of the live chunks is applied when a
+        question is scored (rag/segments.py).
         """
         tokenize = TOKENIZERS[kind]
         vocab: dict[str, int] = {}
@@ -146,8 +159,12 @@ class LexicalIndex:
                 df = np.concatenate([df, np.zeros(max(len(vocab), 2 * len(df)) - len(df), dtype=np.int64)])
             df[distinct] += 1
             lengths[doc] = length
-        data, indices, indptr = bm25_matrix(df[:len(vocab)], lengths, counted())
-        return cls(kind, data, indices, indptr, vocab, len(texts), tuple(sorted({x or "en" for x in langs})) or ("en",))
+        df = df[:len(vocab)]
+        idf = np.ones(len(df), dtype=np.float32) if delta_of_avgdl is not None else None
+        data, indices, indptr = bm25_matrix(df, lengths, counted(), idf, delta_of_avgdl)
+        own_avgdl = float(lengths.mean()) if len(texts) else None
+        return cls(kind, data, indices, indptr, vocab, len(texts), tuple(sorted({x or "en" for x in langs})) or ("en",),
+                   own_avgdl)
 
     def tokenize(self, query: str) -> list[str]:
         return query_tokens(self.kind, query, self.languages)
@@ -180,6 +197,8 @@ class LexicalIndex:
                   "int_dtype": "int32", "num_docs": self.num_docs, "backend": "numpy"}
         (d / "params.index.json").write_text(json.dumps(params, indent=4), encoding="utf-8")
         (d / "languages.json").write_text(json.dumps(list(self.languages)), encoding="utf-8")
+        if self.avgdl is not None:
+            (d / "corpus_stats.json").write_text(json.dumps({"avgdl": self.avgdl}), encoding="utf-8")
 
     @classmethod
     def load(cls, kind: str, folder: Path) -> LexicalIndex:
@@ -189,4 +208,14 @@ class LexicalIndex:
         langs = d / "languages.json"
         languages = tuple(json.loads(langs.read_text(encoding="utf-8"))) if langs.exists() else ("en",)
         return cls(kind, np.load(d / "data.csc.index.npy"), np.load(d / "indices.csc.index.npy"),
-                   np.load(d / "indptr.csc.index.npy"), vocab, int(params["num_docs"]), languages)
+                   np.load(d / "indptr.csc.index.npy"), vocab, int(params["num_docs"]), languages, _avgdl(d))
+
+
+def saved_avgdl(folder: Path, kind: str) -> float | None:
+    """The mean chunk length of a saved index (None if it was saved before this was kept)."""
+    return _avgdl(folder / kind)
+
+
+def _avgdl(d: Path) -> float | None:
+    stats = d / "corpus_stats.json"
+    return json.loads(stats.read_text(encoding="utf-8"))["avgdl"] if stats.exists() else None

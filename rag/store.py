@@ -6,9 +6,11 @@ Layout under RAG_INDEX_DIR:
                   chunks.jsonl     chunk records in vector order
                   vectors.npy      chunk vectors (unit norm)          faiss.index   the ANN index
                   sentences.npy    sentence vectors, chunk by chunk   bm25/ ngram/  lexical indexes
-                  model.onnx, tokenizer.json   the query-time embedder
+                  delta/, tombstones.npy       above 50,000 chunks, what changed since the base
+                                               was built (rag/segments.py; format 2)
 An ingest writes a whole new snapshot in a temp folder and only then moves `current`, so an
-interrupted ingest leaves the previous index in use.
+interrupted ingest leaves the previous index in use. A big index that changed a little reuses
+the previous snapshot's files through hard links and writes only a delta (rag/segments.py).
 
 One writer at a time: an ingest holds an flock on `ingest.lock` in the index folder (a second
 one gets IngestBusy at once), and each temp folder holds its own lock while it is written, so
@@ -38,7 +40,8 @@ from rag.records import Chunk
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # a snapshot of one segment, as every version has written
+SEGMENTED_FORMAT = 2  # base + delta + tombstones (rag/segments.py): older versions refuse it
 # Bump when cleaning, splitting or sentence rules change, so old snapshots are rebuilt.
 PIPELINE_VERSION = 2
 FIX = "run `rag ingest --rebuild` to build it again from the documents"
@@ -56,6 +59,15 @@ class Snapshot:
     sentence_vectors: np.ndarray | None
     faiss_index: object
     lexical: dict = field(default_factory=dict)
+    # Segmented snapshots (rag/segments.py): rows >= base_chunks are the delta's, searched exactly.
+    base_chunks: int | None = None
+    tombstones: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    delta_index: object = None
+    _selector: object = None
+
+    @property
+    def live_chunks(self) -> int:
+        return len(self.chunks) - len(self.tombstones)
 
     @property
     def sentence_offsets(self) -> np.ndarray:
@@ -77,7 +89,7 @@ class FileIndex:
         self.snapshot = snapshot
         self.manifest = snapshot.manifest
         self.lexical_kinds = tuple(snapshot.lexical)
-        self.num_chunks = len(snapshot.chunks)
+        self.num_chunks = snapshot.live_chunks
 
     @property
     def languages(self) -> frozenset[str]:
@@ -87,10 +99,18 @@ class FileIndex:
         return fn(self)
 
     def dense(self, qvec: np.ndarray, k: int):
-        index = self.snapshot.faiss_index
-        scores, ids = index.search(qvec.reshape(1, -1).astype(np.float32), k, params=search_params(index, k))
+        snap = self.snapshot
+        index, q = snap.faiss_index, qvec.reshape(1, -1).astype(np.float32)
+        scores, ids = index.search(q, k, params=search_params(index, k, snap._selector))
         keep = ids[0] >= 0
-        return ids[0][keep].astype(np.int64), scores[0][keep]
+        ids, scores = ids[0][keep].astype(np.int64), scores[0][keep]
+        if snap.delta_index is None or not snap.delta_index.ntotal:
+            return ids, scores
+        d_scores, d_ids = snap.delta_index.search(q, min(k, snap.delta_index.ntotal))
+        ids = np.concatenate([ids, d_ids[0].astype(np.int64) + snap.base_chunks])
+        scores = np.concatenate([scores, d_scores[0]])
+        order = np.lexsort((ids, -scores))[:k]
+        return ids[order], scores[order]
 
     def lexical(self, kind: str, text: str, k: int):
         from rag.index import top_positive
@@ -143,7 +163,7 @@ def read_manifest(index_dir: Path) -> dict | None:
 
 def check_compatible(manifest: dict, model: str, chunk_size: int, chunk_overlap: int) -> None:
     """Raise IndexIncompatible naming what differs between the stored index and the settings."""
-    if manifest.get("format_version") != FORMAT_VERSION:
+    if manifest.get("format_version") not in (FORMAT_VERSION, SEGMENTED_FORMAT):
         raise IndexIncompatible(
             f"index format {manifest.get('format_version')} is not the supported {FORMAT_VERSION}", FIX
         )
@@ -195,25 +215,57 @@ def load_snapshot(index_dir: Path, lexical_kinds: tuple[str, ...] | None = None)
         sent_path = folder / "sentences.npy"
         sentence_vectors = np.load(sent_path, mmap_mode="r") if sent_path.exists() else None
         index = faiss.read_index(str(folder / "faiss.index"))
-        kinds = lexical_kinds or tuple(manifest.get("lexical_kinds", ("bm25", "ngram")))
+        kinds = lexical_kinds if lexical_kinds is not None else tuple(manifest.get("lexical_kinds", ("bm25", "ngram")))
         lexical = {k: LexicalIndex.load(k, folder) for k in kinds}
+        snap = Snapshot(folder, manifest, chunks, vectors, sentence_vectors, index, lexical)
+        if manifest.get("segments"):
+            _attach_delta(snap, kinds)
     except Exception as err:  # any unreadable part means the same thing to the user
         raise IndexCorrupt(f"index in {folder} is damaged ({type(err).__name__}: {err})", FIX) from None
-    snap = Snapshot(folder, manifest, chunks, vectors, sentence_vectors, index, lexical)
-    n = len(chunks)
+    n = len(snap.chunks)
+    base = snap.base_chunks if snap.base_chunks is not None else n
     problems = []
-    if vectors.shape != (n, manifest.get("dim")):
-        problems.append(f"vectors {vectors.shape} for {n} chunks")
-    if index.ntotal != n:
-        problems.append(f"FAISS holds {index.ntotal} vectors for {n} chunks")
-    if sentence_vectors is not None and len(sentence_vectors) != int(snap.sentence_offsets[-1]):
+    if snap.vectors.shape != (n, manifest.get("dim")):
+        problems.append(f"vectors {snap.vectors.shape} for {n} chunks")
+    if index.ntotal != base:
+        problems.append(f"FAISS holds {index.ntotal} vectors for {base} chunks")
+    if len(snap.tombstones) and (snap.tombstones.min() < 0 or snap.tombstones.max() >= base):
+        problems.append("tombstones outside the base segment")
+    if snap.sentence_vectors is not None and len(snap.sentence_vectors) != int(snap.sentence_offsets[-1]):
         problems.append("sentence vectors do not match the chunks")
-    for kind, lex in lexical.items():
+    for kind, lex in snap.lexical.items():
         if lex.num_docs != n:
             problems.append(f"{kind} index holds {lex.num_docs} chunks for {n}")
     if problems:
         raise IndexCorrupt(f"index in {folder} is inconsistent ({'; '.join(problems)})", FIX)
     return snap
+
+
+def _attach_delta(snap: Snapshot, kinds: tuple[str, ...]) -> None:
+    """Add a segmented snapshot's delta and tombstones (rag/segments.py) to its loaded base."""
+    import faiss
+
+    from rag.segments import Segments, SegmentedLexical, Stacked, dense_selector, load_delta, load_tombstones
+
+    seg = Segments.of(snap.manifest)
+    if len(snap.chunks) != seg.base_chunks:
+        raise ValueError(f"base holds {len(snap.chunks)} chunks, the manifest says {seg.base_chunks}")
+    delta = load_delta(snap.folder, int(snap.manifest["dim"]), kinds)
+    snap.base_chunks = seg.base_chunks
+    snap.tombstones = load_tombstones(snap.folder)
+    snap.chunks = snap.chunks + delta.chunks
+    snap.vectors = Stacked(snap.vectors, delta.vectors)
+    if snap.sentence_vectors is not None:
+        snap.sentence_vectors = Stacked(snap.sentence_vectors, delta.sentence_vectors
+                                        if delta.sentence_vectors is not None else snap.sentence_vectors[:0])
+    dead = np.zeros(len(snap.chunks), dtype=bool)
+    dead[snap.tombstones] = True
+    snap.lexical = {k: SegmentedLexical(lex, delta.lexical[k], dead) for k, lex in snap.lexical.items()}
+    snap.delta_index = faiss.IndexFlatIP(delta.vectors.shape[1])
+    if len(delta.vectors):
+        snap.delta_index.add(np.ascontiguousarray(delta.vectors, dtype=np.float32))
+    if len(snap.tombstones):
+        snap._selector = dense_selector(snap.tombstones)
 
 
 def write_error(err: OSError, index_dir: Path) -> IngestFailed:
@@ -279,16 +331,20 @@ def resolve_faiss_spec(spec: str, n_chunks: int) -> str:
     return "Flat" if n_chunks < FAISS_AUTO_CHUNKS else FAISS_SCALE_SPEC
 
 
-def search_params(index, k: int):
-    """Per-search parameters for approximate indexes (None for exact ones); safe across threads."""
+def search_params(index, k: int, selector=None):
+    """Per-search parameters (None when there are none to set); safe across threads.
+
+    `selector` (a FAISS IDSelector) leaves out rows during the search: a segmented snapshot's tombstones.
+    """
     import faiss
 
     inner = faiss.downcast_index(index)
+    extra = {"sel": selector} if selector is not None else {}
     if isinstance(inner, faiss.IndexHNSW):
-        return faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, k))
+        return faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, k), **extra)
     if isinstance(inner, faiss.IndexIVF):
-        return faiss.SearchParametersIVF(nprobe=max(IVF_NPROBE, 1))
-    return None
+        return faiss.SearchParametersIVF(nprobe=max(IVF_NPROBE, 1), **extra)
+    return faiss.SearchParameters(**extra) if extra else None
 
 
 def check_faiss_spec(spec: str, dim: int) -> None:
@@ -401,6 +457,7 @@ class SnapshotWriter:
             self._lock = None
 
     def rows(self, name: str, rows: int, dim: int) -> RowWriter:
+        (self.folder / name).parent.mkdir(parents=True, exist_ok=True)
         return RowWriter(self.folder / name, rows, dim)
 
     def save_lexical(self, lexical) -> None:
@@ -419,8 +476,36 @@ class SnapshotWriter:
         except RuntimeError as err:  # FAISS reports I/O errors (disk full) as RuntimeError
             raise OSError(errno.ENOSPC if "space" in str(err).lower() else errno.EIO,
                           f"FAISS could not write its index: {_faiss_reason(err)}") from None
-        manifest = {**manifest, "format_version": FORMAT_VERSION, "pipeline_version": PIPELINE_VERSION}
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False), encoding="utf-8")
+        return self._publish({**manifest, "format_version": FORMAT_VERSION})
+
+    def commit_delta(self, manifest: dict, base_folder: Path, chunks: list[Chunk], vectors: np.ndarray,
+                     tombstones: np.ndarray, lexical: dict) -> Path:
+        """Publish a segmented snapshot: the base's files linked from `base_folder`, plus this delta.
+
+        The delta's sentence vectors, if any, were written with `rows("delta/sentences.npy", ...)`.
+        """
+        from rag.segments import DELTA_DIR, TOMBSTONES, link_base
+
+        tmp = self.folder
+        link_base(base_folder, tmp)
+        delta = tmp / DELTA_DIR
+        delta.mkdir(exist_ok=True)
+        with open(delta / "chunks.jsonl", "w", encoding="utf-8") as fh:
+            for c in chunks:
+                fh.write(json.dumps(c.to_json(), ensure_ascii=False) + "\n")
+        _save_npy(delta / "vectors.npy", vectors)
+        for lex in lexical.values():
+            lex.save(delta)
+        np.save(tmp / TOMBSTONES, np.asarray(tombstones, dtype=np.int64))
+        return self._publish({**manifest, "format_version": SEGMENTED_FORMAT})
+
+    def _publish(self, manifest: dict) -> Path:
+        """Write the manifest last, move the folder into place and point `current` at it."""
+        tmp = self.folder
+        manifest = {**manifest, "pipeline_version": PIPELINE_VERSION}
+        # Indented for people while small; a million chunk ids are written compact (twice as fast).
+        indent = 1 if len(manifest.get("documents", ())) <= 2000 else None
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=indent, ensure_ascii=False), encoding="utf-8")
         (tmp / _WRITER_LOCK).unlink()
         final = tmp.parent / self.stamp
         os.rename(tmp, final)
