@@ -100,10 +100,11 @@ def worker_warm_base(persist: str) -> dict:
     return {"stages": {k: _pcts(v) for k, v in stages.items()}}
 
 
-def _scifact_docs(limit: int) -> list[dict]:
+def _scifact_docs(limit: int, folder: str) -> list[dict]:
     from evals.datasets import load_beir
 
-    return load_beir(SCIFACT, "test").corpus[:limit] if limit else load_beir(SCIFACT, "test").corpus
+    corpus = load_beir(Path(folder), "test").corpus
+    return corpus[:limit] if limit else corpus
 
 
 def _flops(token_counts: list[int], config) -> float:
@@ -113,7 +114,7 @@ def _flops(token_counts: list[int], config) -> float:
     return float(sum(per_token * n + 4 * L * h * n * n for n in token_counts))
 
 
-def worker_ingest_ours(limit: str, index_dir: str, precision: str = "fp32") -> dict:
+def worker_ingest_ours(limit: str, index_dir: str, precision: str, folder: str) -> dict:
     """The product's ingest path: our chunking, then onnxruntime over length-sorted batches.
 
     It also scores the vectors it made (dense retrieval, SciFact test queries embedded in fp32 as
@@ -129,7 +130,7 @@ def worker_ingest_ours(limit: str, index_dir: str, precision: str = "fp32") -> d
     from rag.startup import settings_from_environment
 
     s = settings_from_environment()
-    docs = _scifact_docs(int(limit))
+    docs = _scifact_docs(int(limit), folder)
     embedder, export = load_ingest_embedder(s.model_cache, s.embed_model, precision=precision)
     t0 = time.perf_counter()
     splitter = make_splitter(s.chunk_size, s.chunk_overlap, embedder.token_ids)
@@ -141,19 +142,19 @@ def worker_ingest_ours(limit: str, index_dir: str, precision: str = "fp32") -> d
     t2 = time.perf_counter()
     counts = [len(e.ids) for e in embedder.tokenizer.encode_batch(texts)]  # as run: truncated, with [CLS]/[SEP]
     config = AutoConfig.from_pretrained(resolve_model_path(s.embed_model))
-    ndcg = _dense_ndcg([c.source for c in chunks], vectors, OnnxEmbedder(export.folder, s.embed_model))
+    ndcg = _dense_ndcg([c.source for c in chunks], vectors, OnnxEmbedder(export.folder, s.embed_model), folder)
     return {"precision": precision, "chunks": len(texts), "tokens": sum(counts), "chunk_s": t1 - t0,
             "embed_s": t2 - t1, "flops": _flops(counts, config), "dense_ndcg10": round(ndcg, 4)}
 
 
-def _dense_ndcg(sources: list[str], vectors, query_embedder) -> float:
+def _dense_ndcg(sources: list[str], vectors, query_embedder, folder: str) -> float:
     """nDCG@10 of dense retrieval on SciFact test, a document scored by its best chunk."""
     import numpy as np
 
     from evals.datasets import load_beir
     from evals.metrics import mean, ndcg_at_k
 
-    beir = load_beir(SCIFACT, "test")
+    beir = load_beir(Path(folder), "test")
     qids = [q for q in beir.queries if beir.qrels.get(q)]
     scores = query_embedder.embed_batch([beir.queries[q] for q in qids]) @ vectors.T
     doc_ids = sorted(set(sources))
@@ -166,14 +167,14 @@ def _dense_ndcg(sources: list[str], vectors, query_embedder) -> float:
     return mean([ndcg_at_k([doc_ids[i] for i in row], beir.qrels[q], 10) for q, row in zip(qids, ranked)])
 
 
-def worker_ingest_base(limit: str) -> dict:
+def worker_ingest_base(limit: str, folder: str) -> dict:
     import faiss
     from llama_index.core import Document, StorageContext, VectorStoreIndex
     from llama_index.vector_stores.faiss import FaissVectorStore
 
     from evals.baseline import _embed_model
 
-    docs = [Document(text=f"{d['title']} {d['text']}", doc_id=d["id"]) for d in _scifact_docs(int(limit))]
+    docs = [Document(text=f"{d['title']} {d['text']}", doc_id=d["id"]) for d in _scifact_docs(int(limit), folder)]
     embed = _embed_model()
     t0 = time.perf_counter()
     ctx = StorageContext.from_defaults(vector_store=FaissVectorStore(faiss_index=faiss.IndexFlatL2(384)))
@@ -217,7 +218,17 @@ def _cold(cmd: list[str], env: dict, runs: int) -> dict:
             "peak_mb": round(max(peaks), 1)}
 
 
-def run_bench(settings, out: Path, quick: bool = False) -> int:
+def check_beir(folder: Path) -> None:
+    """FileNotFoundError (one line, before minutes of measuring) unless `folder` is a BEIR test set."""
+    missing = [name for name in ("corpus.jsonl", "queries.jsonl", "qrels/test.tsv") if not (folder / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{folder} is not a BEIR folder (no {', '.join(missing)}); the ingest part needs "
+                                "SciFact there (README, 'Eval harness': where it comes from) or --dataset FOLDER")
+
+
+def run_bench(settings, out: Path, quick: bool = False, dataset: Path = SCIFACT) -> int:
+    check_beir(dataset)
+    folder = str(dataset.resolve())
     runs = 3 if quick else 5
     limit = "500" if quick else "0"
     tmp = Path(tempfile.mkdtemp(prefix="rag-bench-"))
@@ -235,16 +246,16 @@ def run_bench(settings, out: Path, quick: bool = False) -> int:
         print("warm questions …", file=sys.stderr)
         res["warm_ours"] = _worker("warm-ours", str(tmp / "index"), str(ROOT / "seeds"), env=env)
         res["warm_base"] = _worker("warm-base", str(tmp / "base"), env=env)
-        print(f"ingest throughput on SciFact ({'500 docs' if quick else 'all 5,183 docs'}) …", file=sys.stderr)
+        print(f"ingest throughput on {dataset.name} ({'500 docs' if quick else 'all documents'}) …", file=sys.stderr)
         # The GEMM rate of this shared machine drifts (single readings of about 100-178 GFLOP/s):
         # measure it between the ingests and use the highest reading for every floor (the
         # conservative choice).
         rates = [_worker("matmul", env=env)]
-        res["ingest_ours"] = _worker("ingest-ours", limit, str(tmp / "index"), "fp32", env=env)
+        res["ingest_ours"] = _worker("ingest-ours", limit, str(tmp / "index"), "fp32", folder, env=env)
         rates.append(_worker("matmul", env=env))
-        res["ingest_int8"] = _worker("ingest-ours", limit, str(tmp / "index"), "int8", env=env)
+        res["ingest_int8"] = _worker("ingest-ours", limit, str(tmp / "index"), "int8", folder, env=env)
         rates.append(_worker("matmul", env=env))
-        res["ingest_base"] = _worker("ingest-base", limit, env=env)
+        res["ingest_base"] = _worker("ingest-base", limit, folder, env=env)
         rates.append(_worker("matmul", env=env))
         res["matmul"] = max(rates, key=lambda r: r["gflops"])
         res["matmul"]["readings"] = [round(r["gflops"], 1) for r in rates]

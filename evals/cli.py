@@ -52,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", type=Path, default=Path("reports/bench.json"), metavar="JSON",
                        help="results file (default reports/bench.json)")
     bench.add_argument("--quick", action="store_true", help="smaller corpus slice and fewer runs")
+    bench.add_argument("--dataset", type=Path, metavar="PATH", default=None,
+                       help="BEIR folder for the ingest throughput part (default ../shared/benchmarks/beir-scifact)")
     scale = command("scale", "the stores at 100,000 and 1,000,000 synthetic chunks",
                     "Load a synthetic corpus (embedding-like vectors, Zipfian text) into FAISS flat, the FAISS "
                     "scale path (HNSW) and PostgreSQL (RAG_STORE_URL, else a local server it starts), then "
@@ -91,9 +93,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         if args.command == "bench":
-            from evals.bench import run_bench
+            from evals.bench import SCIFACT, run_bench
 
-            return run_bench(settings, args.out, quick=args.quick)
+            return run_bench(settings, args.out, quick=args.quick, dataset=args.dataset or SCIFACT)
         if args.command == "scale":
             from evals.scale import STORES, run_scale
 

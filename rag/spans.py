@@ -50,8 +50,9 @@ _TYPE_RES = tuple((re.compile(p), t) for p, t in _TYPE_RULES)
 _NUMBER_WORDS = (
     "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen "
     "eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred thousand million billion "
-    "dozen half thirds quarters fifths drittel viertel eins ein zwei drei vier funf fünf sechs sieben acht neun zehn elf zwolf zwölf zwanzig dreissig "
-    "dreißig vierzig funfzig fünfzig hundert tausend million millionen milliarde milliarden dutzend halb"
+    "dozen dozens hundreds thousands millions billions half thirds quarters fifths drittel viertel eins zwei drei vier funf fünf sechs sieben acht neun zehn elf zwolf zwölf zwanzig dreissig "
+    "dreißig vierzig funfzig fünfzig hundert tausend million millionen milliarde milliarden dutzend halb hunderte hunderten "
+    "tausende tausenden"
 ).split()
 _NUMWORD = r"(?:" + "|".join(sorted(map(re.escape, _NUMBER_WORDS), key=len, reverse=True)) + r")"
 _SCALE = r"(?:\s+(?:million|billion|trillion|thousand|hundred|percent|per cent|Millionen|Million|Milliarden|Milliarde|Prozent|Tausend))?"
@@ -129,10 +130,19 @@ def _names(sentence: str, german: bool) -> list[Span]:
             words = words[1:]
             sentence_start = False
             before = sentence[:start].rstrip()
+        if german:  # "Formen der Autorität": an article between capitals joins two nouns, unless after "von"
+            for i in range(1, len(words)):
+                if words[i] in _ARTICLES_DE and fold(words[i - 1]) not in ("von", "van", "zu"):
+                    words = words[:i]
+                    break
+            while words and words[-1].lower() in _LINKERS:
+                words.pop()
         if not words:
             continue
         text = " ".join(words)
         prev = before.split()[-1].lower() if before.split() else ""
+        if re.fullmatch(r"[\d.,½¼¾]+", prev) or fold(prev) in _NUMBER_WORDS:
+            continue  # "39 Jahren", "drei Minuten": a unit or counted noun after a number, not a name
         if len(words) == 1:
             if sentence_start:
                 continue  # a capital that only starts the sentence

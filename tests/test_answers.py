@@ -301,3 +301,18 @@ def test_a_second_sentence_that_adds_nothing_is_left_out(engine):
     a = engine.ask(MEETING_Q)
     assert a.text.startswith("August 9, 2024 [1]")
     assert "continued in an expanded format" not in a.text, a.text
+
+
+@pytest.mark.parametrize("question, sentence, span", [
+    # a counted noun after a number is no name, in German where every noun is capitalised
+    ("Wer ist der älteste Spieler?", "Der älteste Spieler war er damals mit 39 Jahren.", None),
+    # an article between two capitalised German nouns joins them; it does not make one name
+    ("Welcher Dichter schrieb das Gedicht?", "Das Gedicht beklagt die ungerechten Formen der Autorität seiner Zeit.", None),
+    # "ein" is the German article, not the number one; "hundreds" is a number
+    ("Wie viele Menschen lebten im Gebiet?", "Über ein Gebiet mit zehn Millionen Menschen.", "zehn Millionen"),
+    ("How many channels could it carry?", "It could carry hundreds of channels on 28.5 degrees east.", "hundreds"),
+])
+def test_short_answers_in_german_skip_nouns_that_only_look_like_names(question, sentence, span):
+    from rag.spans import answer_type, best_span
+
+    assert best_span(answer_type(question), question, sentence, german=not question.startswith("How")) == span

@@ -166,3 +166,14 @@ def test_bigfile_bench_reads_and_chunks_a_file_in_its_child_process(tmp_path):
     result = chunk_only(0.05, work, corpus)
     assert result["mb"] == 0.05 and result["chunks"] > 20
     assert result["peak_rss_mib"] > 0 and result["read"] >= 0 and result["chunk"] >= 0
+
+
+def test_bench_without_its_corpus_stops_at_once_with_one_line(tmp_path):
+    """On a clone without ../shared/benchmarks the bench says what is missing before measuring,
+    instead of failing minutes later in a worker whose output is hidden."""
+    out = subprocess.run([sys.executable, "-m", "evals", "bench", "--quick", "--dataset", str(tmp_path / "none"),
+                          "--out", str(tmp_path / "bench.json")], capture_output=True, text=True, cwd=tmp_path,
+                         timeout=60)
+    assert out.returncode == 1, out.stderr
+    assert "is not a BEIR folder" in out.stderr and "--dataset" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "bench.json").exists()
