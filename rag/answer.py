@@ -57,7 +57,7 @@ SPAN_MARGIN = 60
 SITUATION_SCALE = {"native": 1.0, "foreign": 0.34 / 0.18, "cross": 0.34 / 0.21, "cross_multi": 1.0}
 # With a large extra word list (RAG_LEXICON_FILES) far more question words find a translation, in
 # unanswerable questions too; calibrated the same way with FreeDict eng-deu (87,752 words).
-CROSS_SCALE_LARGE_LEXICON = 0.34 / 0.41
+CROSS_SCALE_LARGE_LEXICON = 0.34 / 0.28
 
 
 @dataclass(frozen=True)
