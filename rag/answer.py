@@ -197,6 +197,7 @@ class ExtractiveAnswerer:
                 key = " ".join(sent.split())
                 if key in seen or not is_statement(key, hit.chunk.title):
                     continue
+                sent = strip_bullet(sent)  # quoted without its list marker
                 seen.add(key)
                 cov = self.coverage(terms, sent)
                 score = 0.5 * d + 0.5 * cov + 0.5 * hit.score - 0.02 * rank
@@ -301,19 +302,59 @@ def is_question(text: str) -> bool:
     return "?" in text or len(words) > 2 or bool(QUESTION_WORDS & {fold(w) for w in words})
 
 
+# A list item's marker; a numbered one ("1.") is not stripped when quoting: it cannot be told from
+# a German ordinal date opening a sentence ("12. Dezember …"), and a step number reads fine.
+_BULLET = re.compile(r"^[-*+•–]\s+")
+_NUMBERED = re.compile(r"^\d{1,3}[.)]\s+")
+# Finite verbs that documentation states facts with ("is", "are kept", "must", "ist", "wird"): a
+# line or list item holding one says something; a heading or a bullet stub rarely does.
+_VERBS = frozenset(fold(w) for w in (
+    "is are was were be been am isn't aren't wasn't weren't has have had hasn't haven't does do did "
+    "doesn't don't can cannot can't could will won't would shall should may might must needs "
+    "ist sind war waren wird werden wurde wurden hat haben hatte hatten kann können konnte muss "
+    "müssen soll sollen darf dürfen gibt bleibt liegt läuft").split())
+_QUESTION_START = frozenset({"what", "when", "where", "who", "which", "why", "how", "was", "wann", "wo", "wer", "wie", "warum"})
+# A list item this long is a sentence even when no verb above is in it ("Support for PostgreSQL,
+# MySQL and SQLite backends"); bullet stubs ("Fast startup") are a few words.
+ITEM_WORDS = 7
+
+
+def strip_bullet(sentence: str) -> str:
+    """A list item without its bullet, for quoting: '- The default port is 5432' → 'The default port is 5432'."""
+    return _BULLET.sub("", sentence.strip(), count=1)
+
+
+def _says_something(words: list[str], numbers: bool) -> bool:
+    """Whether the words hold a finite verb (or, when `numbers`, a figure): a statement, not a label."""
+    folded = [fold(w.strip(".,;:!?()[]\"'`*")) for w in words]
+    return any(w in _VERBS for w in folded) or (numbers and any(c.isdigit() for c in "".join(words)))
+
+
 def is_statement(sentence: str, title: str = "") -> bool:
     """False for what only looks like a sentence: a heading, a title line, a bullet stub, a fragment.
+    Documentation states facts in list items and lines without a full stop; those count when they
+    say something (a verb, or for a list item a number or enough words).
 
     >>> is_statement("Super Bowl 50"), is_statement("The Panthers gave up just 308 points.")
     (False, True)
+    >>> is_statement("- The default port is 5432"), is_statement("- Fast startup"), is_statement("Configuring the port")
+    (True, False, False)
     """
     s = sentence.strip()
-    words = s.split()
     closed = bool(re.search(r"[.!?…:;\"”“'’)\]]$", s))
-    if len(words) < 4 or s.startswith("#") or (not closed and fold(s) == fold(title.strip())):
-        return False  # too short to be a statement, or the document's title line
-    if s[0] in "-*•–" and len(words) < 8:
-        return False  # a list bullet stub
+    if s.startswith("#") or (not closed and fold(s) == fold(title.strip())):
+        return False  # the document's title line
+    if re.search(r"\?[\"”’')\]]*$", s):
+        return False  # a question (an FAQ heading) asks, it does not answer
+    body = _NUMBERED.sub("", _BULLET.sub("", s, count=1), count=1)
+    words = body.split()
+    if len(words) < 4:
+        return False  # too short to be a statement
+    if body != s:  # a list item: a statement when it says something, else a bullet stub
+        return len(words) >= ITEM_WORDS or _says_something(words, numbers=True)
     if not closed and len(words) <= 12:
-        return False  # no closing punctuation and short: a heading
+        # No closing punctuation and short: a heading, unless it states something with a verb
+        # (a number alone does not do: "Version 2.0 release notes"), and asks nothing ("How it is built").
+        return (len(words) >= 5 and fold(words[0]) not in _QUESTION_START and _says_something(words, numbers=False)
+                and (s[0].isupper() or s[0].isdigit()))
     return s[0].isupper() or s[0].isdigit() or s[0] in "\"“„'‘([$€£"  # not a cut-off fragment
