@@ -18,6 +18,7 @@ the seeds dev split, never on single examples.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ import numpy as np
 from rag.languages import guess_language, stem_words
 from rag.lexical import content_words, fold
 from rag.index import Index
-from rag.lexicon import translate
+from rag.lexicon import added_entries, translate
 from rag.records import NOT_FOUND, Citation, Hit
 from rag.retrieve import situation
 from rag.spans import answer_type, best_span
@@ -55,9 +56,15 @@ SPAN_MARGIN = 60
 # articles (foreign 0.18 on de, cross 0.21 on xl; checked on the odd ones); native text keeps
 # 0.34, which refuses every unanswerable question of the seeds dev split.
 SITUATION_SCALE = {"native": 1.0, "foreign": 0.34 / 0.18, "cross": 0.34 / 0.21, "cross_multi": 1.0}
-# With a large extra word list (RAG_LEXICON_FILES) far more question words find a translation, in
-# unanswerable questions too; calibrated the same way with FreeDict eng-deu (87,752 words).
+# With a general dictionary as extra word list (RAG_LEXICON_FILES) far more question words find a
+# translation, in unanswerable questions too; calibrated the same way with FreeDict eng-deu
+# (87,752 words). It applies only when the extra lists add LARGE_LEXICON_ENTRIES English words or
+# more: five times the shipped lists (1,979 entries), about what covers 98 % of the words of
+# general written English (8,000–9,000 word families, Nation 2006). A user's glossary (hundreds
+# of terms) translates its own terms, not the everyday words of an unanswerable question, so it
+# keeps the shipped lists' scale.
 CROSS_SCALE_LARGE_LEXICON = 0.34 / 0.41
+LARGE_LEXICON_ENTRIES = 10_000
 
 
 @dataclass(frozen=True)
@@ -131,6 +138,11 @@ class ExtractiveAnswerer:
         self._df = index.document_frequencies("bm25")
         # The stemmers the word channel used: one per document language (rag.lexical).
         self._languages = tuple(sorted({lang if lang in ("de",) else "en" for lang in index.languages})) or ("en",)
+
+    @functools.cached_property
+    def _large_lexicon(self) -> bool:
+        """Whether the extra word lists make a general dictionary (see LARGE_LEXICON_ENTRIES)."""
+        return bool(self.lexicon_files) and added_entries(self.lexicon_files) >= LARGE_LEXICON_ENTRIES
 
     @property
     def _n_chunks(self) -> int:
@@ -228,7 +240,7 @@ class ExtractiveAnswerer:
         missing = self.names_missing(terms, hits[0].chunk.text) if hits and where in ("foreign", "cross") else 0.0
         raw = (wd * max(best.dense, 0.0) + (1 - wd) * (0.65 * best.coverage + 0.35 * chunk_cov)
                - 0.2 * self.absent_fraction(terms) - 0.2 * missing)
-        raw *= CROSS_SCALE_LARGE_LEXICON if where == "cross" and self.lexicon_files else SITUATION_SCALE[where]
+        raw *= CROSS_SCALE_LARGE_LEXICON if where == "cross" and self._large_lexicon else SITUATION_SCALE[where]
         return float(min(max(raw, 0.0), 1.0))
 
     def answer(self, question: str, qvec: np.ndarray, hits: list[Hit]) -> Extracted:
