@@ -1,7 +1,7 @@
 """`python -m evals scale`: the stores at 100,000 and 1,000,000 chunks, measured the same way.
 
 Stores: `faiss-flat` (snapshot files, exact search), `faiss-hnsw` (snapshot files, the FAISS scale
-path that RAG_FAISS_INDEX=auto picks above 100,000 chunks) and `postgres` (PostgreSQL + pgvector).
+path that RAG_FAISS_INDEX=auto picks from 50,000 chunks) and `postgres` (PostgreSQL + pgvector).
 The corpus is synthetic (`evals/synthetic.py`: embedding-like vectors, Zipfian text, 100 chunks per
 source), because no real collection of a million chunks ships here and embedding one would take
 days on this machine. Each measurement runs in its own process, so peak memory is that phase's:
@@ -14,7 +14,8 @@ days on this machine. Each measurement runs in its own process, so peak memory i
     recall    dense recall@10 of the store's vector search against exact search, on question
               vectors whose true neighbours are known
     update    the real `rag ingest` of one changed source of about 100 chunks (read, chunk, embed
-              with the real model, write), with every other source unchanged
+              with the real model, write), with every other source unchanged: the snapshot files
+              write a delta beside their base (rag/segments.py), PostgreSQL replaces the rows
 
 Results accumulate in reports/scale.json, one entry per (store, size), so each part can run on
 its own (e.g. under a lock) and `--report` renders the table and chart from what is there.

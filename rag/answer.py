@@ -63,7 +63,7 @@ SITUATION_SCALE = {"native": 1.0, "foreign": 0.34 / 0.18, "cross": 0.34 / 0.21, 
 # general written English (8,000–9,000 word families, Nation 2006). A user's glossary (hundreds
 # of terms) translates its own terms, not the everyday words of an unanswerable question, so it
 # keeps the shipped lists' scale.
-CROSS_SCALE_LARGE_LEXICON = 0.34 / 0.41
+CROSS_SCALE_LARGE_LEXICON = 0.34 / 0.28
 LARGE_LEXICON_ENTRIES = 10_000
 
 

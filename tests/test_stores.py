@@ -390,6 +390,22 @@ def test_a_question_opens_two_connections_and_closes_what_it_is_done_with(pg_sto
     assert opened[1].closed
 
 
+def test_dense_search_is_served_by_the_hnsw_index(pg_store):
+    """The question's ORDER BY must match the index expression, or every question scans every row."""
+    import psycopg
+    from pgvector.psycopg import register_vector
+
+    from rag.pgstore import _q, dense_sql
+
+    ingest_folder(pg_store)
+    q = np.ones(384, dtype=np.float32) / np.sqrt(384)
+    with psycopg.connect(pg_store.store_url) as conn:
+        register_vector(conn)
+        conn.execute("SET enable_seqscan = off")  # 25 rows: the planner would rather scan; can the index serve?
+        plan = "\n".join(r[0] for r in conn.execute(_q(pg_store.pg_schema, "EXPLAIN " + dense_sql(384)), (q, q, 10)))
+    assert "chunks_embedding" in plan and "Seq Scan" not in plan, plan
+
+
 def test_password_is_masked_in_every_form():
     from rag.pgstore import redact
 
