@@ -42,6 +42,12 @@ def _table(extra: tuple[Path, ...] = ()) -> dict[str, frozenset[str]]:
     return {k: frozenset(v) for k, v in out.items()}
 
 
+def added_entries(extra: tuple[Path, ...] = ()) -> int:
+    """How many English words the extra lists add to the shipped ones (a glossary: hundreds; a
+    general dictionary such as FreeDict eng-deu: tens of thousands)."""
+    return len(_table(tuple(extra))) - len(_table(()))
+
+
 def translate(words: list[str], extra: tuple[Path, ...] = ()) -> dict[str, frozenset[str]]:
     """Each folded English word that the word lists know → its German translations (folded).
     `extra`: more lists in the same format (RAG_LEXICON_FILES, e.g. from scripts/freedict_to_tsv.py)."""

@@ -316,3 +316,21 @@ def test_short_answers_in_german_skip_nouns_that_only_look_like_names(question, 
     from rag.spans import answer_type, best_span
 
     assert best_span(answer_type(question), question, sentence, german=not question.startswith("How")) == span
+
+
+def test_a_number_question_adds_the_sentence_that_holds_the_number(built, tmp_path):
+    """The best sentence names the forum but gives no count; the answer adds the weaker sentence
+    that holds one instead of stopping at a sentence without any number."""
+    from rag.engine import Engine
+    from rag.ingest import ingest_folder
+
+    (tmp_path / "seeds").mkdir()
+    (tmp_path / "seeds" / "forum.txt").write_text(
+        "The tenth Riverside Trade Forum of port cities opened at the Grand Hotel in Lisbon this spring. "
+        "Its delegates discussed shipping routes, port fees and customs rules for the coming years. "
+        "Around 200 guests attended the event.", encoding="utf-8")
+    settings = built.with_(seeds_dir=tmp_path / "seeds", index_dir=tmp_path / "index")
+    ingest_folder(settings)
+    a = Engine(settings).ask("How many people came to the tenth Riverside Trade Forum of port cities?")
+    assert not a.abstained, a.text
+    assert "200" in a.text, a.text
