@@ -246,7 +246,7 @@ def _local_server(work: Path) -> tuple[str, Path]:
 
     folder = Path(tempfile.mkdtemp(prefix="seedrag-scale-pg-")) / "pg"
     folder.parent.chmod(0o755)
-    # shared_buffers that hold the HNSW index (about 2 GB at 1M chunks), as a server for this size would have
+    # shared_buffers that hold the HNSW index (about 1.1 GB at 1M chunks) and hot rows, as a server for this size would have
     url = subprocess.run([sys.executable, str(PG_LOCAL), "start", "--dir", str(folder), "--quiet",
                           "--shared-buffers", "3GB"], check=True,
                          capture_output=True, text=True).stdout.strip()

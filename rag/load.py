@@ -273,16 +273,50 @@ def _md_heading(line: str) -> str:
     return body + "\n"
 
 
+_MD_FENCE = re.compile(r"^ {0,3}(?:```|~~~)")
+_MD_BLOCK_START = re.compile(r"^ {0,3}(?:[-*+]\s|\d{1,9}[.)]\s|>|\||<)|^(?: {4}|\t)")  # item, quote, table, HTML, code
+_MD_RULE = re.compile(r"^ {0,3}(?:(?:-[ \t]*){3,}|(?:\*[ \t]*){3,}|(?:_[ \t]*){3,}|=+[ \t]*)$")
+
+
 def _markdown_to_text(md: str) -> str:
-    """Headings lose their '#' (they stay lines of their own, so never part of a sentence), wrapped
-    paragraph lines are joined, links keep their text, emphasis marks go."""
-    lines = []
-    for line in md.split("\n"):
-        line = _md_heading(line)
-        line = _MD_LINK.sub(r"\1", line)
-        line = _MD_EMPHASIS.sub(lambda m: m.group(m.lastindex), line)
-        lines.append(line)
-    return reflow("\n".join(lines))
+    """Headings lose their '#' (they stay lines of their own, so never part of a sentence), the
+    lines of a paragraph or list item are joined as a Markdown renderer joins them (a line break
+    inside a paragraph is a space, whatever case the next line starts with), links keep their
+    text, emphasis marks go. Code blocks, tables and quotes keep their lines."""
+    blocks: list[list[str]] = []  # each block becomes one output line
+    joinable = False  # the last block is a paragraph or list item that a plain line continues
+    fenced = False
+    for raw in md.split("\n"):
+        if _MD_FENCE.match(raw):
+            fenced = not fenced
+            blocks.append([raw])
+            joinable = False
+            continue
+        if fenced:
+            blocks.append([raw])
+            continue
+        if not raw.strip():
+            blocks.append([""])
+            joinable = False
+            continue
+        if _MD_RULE.match(raw):
+            if raw.strip()[0] in "=-" and joinable and blocks:  # setext underline: the block was a heading
+                blocks[-1] = ["".join(blocks[-1]), "\n"]
+            joinable = False
+            continue
+        heading = _md_heading(raw)
+        line = _MD_EMPHASIS.sub(lambda m: m.group(m.lastindex), _MD_LINK.sub(r"\1", heading))
+        if heading != raw:
+            blocks.append([line])
+            joinable = False
+        elif joinable and not _MD_BLOCK_START.match(raw):
+            blocks[-1].append(" " + line.strip().rstrip("\\"))
+            joinable = not raw.endswith(("  ", "\\"))  # a hard line break ends the joining
+        else:
+            blocks.append([line.rstrip().rstrip("\\")])
+            joinable = (not raw.lstrip().startswith(("|", "<", ">")) and not raw.startswith(("    ", "\t"))
+                        and not raw.endswith(("  ", "\\")))
+    return reflow("\n".join("".join(b) for b in blocks))
 
 
 def detect_language(text: str) -> str:

@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quiet", action="store_true", help="print only the URL")
     p.add_argument("--shared-buffers", default="", metavar="SIZE",
                    help="PostgreSQL's page cache, e.g. 3GB (default PostgreSQL's 128MB); size it to hold the HNSW "
-                        "index (about 2 GB a million 384-dimension chunks) when questions must be fast at scale")
+                        "index (about 1.1 GB of halfvec HNSW a million 384-dimension chunks) when questions must be fast at scale")
     args = p.parse_args(argv)
     if args.shared_buffers and not re.fullmatch(r"\d+(kB|MB|GB)", args.shared_buffers):
         p.error(f"--shared-buffers {args.shared_buffers!r}: a size such as 512MB or 3GB")

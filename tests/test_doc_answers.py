@@ -24,6 +24,15 @@ Put nginx or Caddy in front and forward the client address.
 Snapshots are written to the data folder every ten minutes and old ones are deleted after a week.
 
 Log files are kept for 14 days before rotation
+
+## Upgrades
+
+Upgrading from version 2 rewrites the data folder and takes about twenty minutes for
+ten million keys. The
+"safe mode" flag keeps a copy of the old folder until the new one has been checked.
+Setext heading
+--------------
+Clients reconnect on their own after a restart.
 """
 
 FAQ = """# Frequently asked questions
@@ -39,7 +48,7 @@ Replication to a second server arrived in version 3.2 and needs a shared secret 
 The Orbitdb project is maintained by a group of volunteers from three universities.
 """
 
-HEADINGS = ("Orbitdb", "Configuring the server", "Storage", "Fast startup", "Written in Rust",
+HEADINGS = ("Setext heading", "Upgrades", "Orbitdb", "Configuring the server", "Storage", "Fast startup", "Written in Rust",
             "A single binary without any cluster", "Running the server behind a reverse proxy",
             "Frequently asked questions", "Version 3.2 release notes for server operators")
 
@@ -92,3 +101,15 @@ def test_headings_and_bullet_stubs_are_never_the_answer(docs, question):
     quoted = _quoted(a)
     for heading in HEADINGS + ("Does Orbitdb support replication?", "Who maintains Orbitdb?"):
         assert heading not in quoted, a.text
+
+
+def test_a_hard_wrapped_markdown_paragraph_is_quoted_as_whole_sentences(docs):
+    """Markdown joins the lines of a paragraph whatever case the next one starts with: a wrap
+    before a capital, a number or a quote is not the end of a sentence."""
+    a = docs.ask("How long does upgrading Orbitdb from version 2 take?")
+    assert not a.abstained, a.text
+    assert ("Upgrading from version 2 rewrites the data folder and takes about twenty minutes for "
+            "ten million keys.") in _quoted(a), a.text
+    a = docs.ask("What does the safe mode flag of Orbitdb keep?")
+    assert not a.abstained, a.text
+    assert any(q.startswith('The "safe mode" flag keeps a copy') for q in _quoted(a)), a.text
