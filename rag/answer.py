@@ -163,7 +163,8 @@ class ExtractiveAnswerer:
         words = [w for w in dict.fromkeys(content_words(question, qlang)) if w not in QUESTION_WORDS]
         cross = qlang == "en" and "de" in self._languages and "multi" not in self.model_languages
         found = translate(words, self.lexicon_files) if cross else {}
-        names = {w for w in words if w in _name_words(question) or any(c.isdigit() for c in w)}
+        written_as_names = _name_words(question)
+        names = {w for w in words if w in written_as_names or any(c.isdigit() for c in w)}
         return [Term(w, self._idf(w), (w, *sorted(found.get(w, ()))),
                      checkable=not cross or w in found or w in names, name=w in names) for w in words]
 
