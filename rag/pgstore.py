@@ -47,6 +47,7 @@ from rag.errors import (
     StoreUnavailable,
 )
 from rag.index import DocInfo, StoredChunk, lexical_kinds, top_positive
+from rag.languages import SUPPORTED, stemmer_language
 from rag.lexical import B, K1, TOKENIZERS, query_tokens  # one BM25 formula for both stores
 from rag.records import Chunk
 
@@ -257,7 +258,7 @@ class _Generation:
                  languages: set) -> None:
         self.generation, self.stats, self.tombstones = generation, stats, tombstones
         self.languages = frozenset(languages) - {"und", None}
-        self.stemmers = tuple(sorted({stemmer_of(x) for x in languages})) or ("en",)
+        self.stemmers = tuple(sorted({stemmer_language(x) for x in languages})) or ("en",)
         self.df = {kind: _DocFreqs(db, CHANNELS[kind]) for kind in CHANNELS}
 
 
@@ -459,21 +460,15 @@ def lexical_fingerprint() -> str:
     import hashlib
 
     probe = "Neutralität Tokajew's meetings 2024-08-09 running ran Aschgabat naïve U.S. e-mail Ölpreise"
-    tokens = [TOKENIZERS[k](probe, lang) for k in sorted(TOKENIZERS) for lang in STEMMED]
-    tokens += [query_tokens(k, probe, STEMMED) for k in sorted(TOKENIZERS)]
+    stemmed = tuple(sorted(SUPPORTED))  # in this order since the first release: the fingerprint must not move
+    tokens = [TOKENIZERS[k](probe, lang) for k in sorted(TOKENIZERS) for lang in stemmed]
+    tokens += [query_tokens(k, probe, stemmed) for k in sorted(TOKENIZERS)]
     return hashlib.sha1(repr(tokens).encode()).hexdigest()[:12]
-
-
-STEMMED = ("de", "en")  # languages with their own stemmer and stop words; others are read as English
-
-
-def stemmer_of(language: str | None) -> str:
-    return language if language in STEMMED else "en"
 
 
 def _tokens(kind: str, text: str, language: str | None) -> list[str]:
     """A chunk's tokens, with its language's stemmer and stop words (as LexicalIndex.build does)."""
-    return TOKENIZERS[kind](text, stemmer_of(language)) or [EMPTY_TOKEN]
+    return TOKENIZERS[kind](text, stemmer_language(language)) or [EMPTY_TOKEN]
 
 
 def _schema_sql(dim: int, settings: Settings) -> str:
