@@ -3,7 +3,7 @@ general frequency list, plus numbers, dates and units (see the file's header).
 
 Prints the entries outside the rule and the frequent words still missing. Needs `wordfreq` (a
 maintainer's tool, not a dependency: pip install wordfreq). Usage:
-    python scripts/lexicon_audit.py [N]   (default 2000)
+    python scripts/lexicon_audit.py [N]   (default 10000)
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ hectare degree degrees euro euros dollar dollars mark marks""".split())
 def main() -> int:
     from wordfreq import top_n_list
 
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 10000
     top = [w for w in top_n_list("en", 60000) if w.isalpha() and len(w) > 2 and w not in STOPWORDS_EN][:n]
     allowed = set(stem_words(top, "en"))
     entries = [line.split("\t")[0].strip().lower() for line in LEXICON_FILE.read_text(encoding="utf-8").splitlines()

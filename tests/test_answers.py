@@ -244,14 +244,14 @@ def test_a_sentence_opening_word_is_not_part_of_a_name():
 
 def test_an_extra_word_list_answers_what_the_shipped_one_cannot(mini, tmp_path):
     """RAG_LEXICON_FILES adds word lists (e.g. a locally installed FreeDict, converted by
-    scripts/freedict_to_tsv.py): 'monks' and 'brew' are not general enough for the shipped list."""
+    scripts/freedict_to_tsv.py): 'friars' is not general enough for the shipped list."""
     from rag.config import load_settings
     from rag.engine import Engine
 
-    question = "What do the monks brew?"
+    question = "What do the friars brew?"
     assert mini.ask(question).abstained
     extra = tmp_path / "extra.tsv"
-    extra.write_text("# a user's word list\nmonk\tMönch|Mönche\nbrew\tbrauen\n", encoding="utf-8")
+    extra.write_text("# a user's word list\nfriar\tMönch|Mönche\n", encoding="utf-8")
     settings = load_settings({"RAG_LEXICON_FILES": str(extra)})
     engine = Engine(mini.settings.with_(lexicon_files=settings.lexicon_files))
     a = engine.ask(question)
@@ -280,19 +280,28 @@ def test_freedict_conversion_keeps_one_word_translations():
 
 
 def test_words_the_word_list_cannot_translate_do_not_count_as_absent(mini):
-    """'monks' and 'brewed' have no entry in the shipped list; over German text that says nothing
+    """'friars' and 'cenobites' have no entry in the shipped list; over German text that says nothing
     about whether the documents hold them, so the question is answered, not refused."""
-    a = mini.ask("Since when have the monks brewed beer?")
+    a = mini.ask("Since when have the cenobite friars brewed beer?")
     assert not a.abstained, a.text
     assert a.citations[0].source == "kloster.txt" and "Jahrhunderten" in a.text
 
 
-@pytest.mark.parametrize("question", ["How much beer do the Ellery monks sell?", "When was the Kawann monastery founded?"])
-def test_a_german_passage_that_lacks_the_questions_name_is_not_an_answer(mini, question):
+def test_a_german_passage_that_lacks_the_questions_name_is_not_an_answer(mini):
     """The name is in the documents (another file), not in the German passage that matches the
     rest of the question: answering from it would be a guess about someone else."""
-    a = mini.ask(question)
+    a = mini.ask("When was the Kawann monastery founded?")
     assert a.abstained, a.text
+
+
+def test_a_german_passage_that_lacks_the_questions_name_is_trusted_less(mini):
+    """Where the rest of the question matches the passage word for word, the missing name lowers the
+    confidence by more than the one uncovered word would (measured on XQuAD xl dev, a refusal for
+    every missing name refused more answerable questions than unanswerable ones)."""
+    named = mini.ask("How much beer do the Ellery monks sell?")
+    plain = mini.ask("How much beer do the monks sell?")
+    assert named.citations and plain.citations and named.citations[0].source == "kloster.txt"
+    assert named.confidence < plain.confidence - 0.25, (named.confidence, plain.confidence)
 
 
 def test_a_second_sentence_that_adds_nothing_is_left_out(engine):
