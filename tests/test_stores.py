@@ -150,6 +150,17 @@ def test_both_stores_give_the_same_answers_citations_and_abstentions(pair):
         assert abs(b.confidence - a.confidence) < 1e-4, q
 
 
+def test_both_stores_give_each_chunks_language_as_its_fetched_chunk_has_it(pair):
+    """The per-chunk fusion weights read only chunk languages; they must be the chunks' own."""
+    for settings in pair:
+        index = open_index(settings)
+        ids = index.read(lambda v: v.lexical("ngram", "Central Asia Neutralität Turkmenistan Tokajew meeting", 100))[0]
+        ids = ids.tolist()[::-1]
+        languages = index.read(lambda v: v.chunk_languages(ids))
+        assert languages == {c.id: c.chunk.language for c in index.read(lambda v: v.fetch(ids, None))}
+        assert set(languages.values()) == {"en", "de"} and len(languages) == len(ids) > 10
+
+
 def _same_rankings(pg: Settings, files: Settings) -> None:
     """Both lexical channels rank the same chunks with the same scores in both stores."""
     ingest_folder(files)
