@@ -125,6 +125,19 @@ def test_deleted_document_leaves_the_index(store):
     assert VI_SOURCE not in answer.retrieved and VI_SOURCE not in {c.source for c in answer.citations}
 
 
+def test_documents_given_without_a_folder_signature_keep_the_stored_one(store):
+    """`build_index(docs)` (the eval runner's way) with nothing changed leaves the folder's signature,
+    so the next question does not re-index; both stores share that rule (rag.ingest.unchanged)."""
+    from rag.ingest import build_index
+    from rag.load import load_documents
+
+    ingest_folder(store)
+    docs, _ = load_documents(store.seeds_dir)
+    report = build_index(docs, store)
+    assert (report.unchanged, report.chunks_embedded) == (len(docs), 0)
+    assert not Engine(store)._index_is_stale()
+
+
 def test_rebuild_replaces_everything_and_answers_the_same(store):
     ingest_folder(store)
     before = Engine(store, auto_ingest=False).ask(VI).to_json()
