@@ -334,3 +334,24 @@ def test_a_number_question_adds_the_sentence_that_holds_the_number(built, tmp_pa
     a = Engine(settings).ask("How many people came to the tenth Riverside Trade Forum of port cities?")
     assert not a.abstained, a.text
     assert "200" in a.text, a.text
+
+
+def test_an_abbreviated_month_day_is_a_date_not_the_asked_number(built, tmp_path):
+    """'Nov. 15' is a date: a sentence holding only it gives no count, so a number question still
+    adds the sentence that holds one."""
+    from rag.engine import Engine
+    from rag.ingest import ingest_folder
+    from rag.spans import best_span
+
+    assert best_span("number", "How many guests came?", "On Nov. 15, the guests cut a cake.") is None
+    assert best_span("date", "When did the guests cut a cake?", "On Nov. 15, the guests cut a cake.") == "Nov. 15"
+    (tmp_path / "seeds").mkdir()
+    (tmp_path / "seeds" / "forum.txt").write_text(
+        "The officials attended the tenth Harbour Arts Forum of river towns at the Palace Hotel in Porto. "
+        "On Nov. 15, the delegates of the tenth Harbour Arts Forum cut a ceremonial cake for its new secretariat. "
+        "Around 300 visitors were at the event.", encoding="utf-8")
+    settings = built.with_(seeds_dir=tmp_path / "seeds", index_dir=tmp_path / "index")
+    ingest_folder(settings)
+    a = Engine(settings).ask("How many guests attended the tenth Harbour Arts Forum of river towns?")
+    assert not a.abstained, a.text
+    assert "300" in a.text, a.text
