@@ -100,7 +100,7 @@ def phase_load(store: str, n: int, work: Path, url: str) -> dict:
     else:
         import numpy as np
 
-        from rag.index import lexical_kinds
+        from rag.index import DocEntry, Manifest, lexical_kinds
         from rag.lexical import LexicalIndex
         from rag.store import build_faiss, write_snapshot
 
@@ -108,17 +108,17 @@ def phase_load(store: str, n: int, work: Path, url: str) -> dict:
         texts, vectors = corpus.texts(0, n, vocab), np.ascontiguousarray(corpus.vectors(0, n))
         chunks = _chunks(n, 0, n, texts)
         gen = time.perf_counter() - t
-        documents = {d["source"]: {**{k: d[k] for k in ("sha256", "title", "date", "language")},
-                                   "chunk_ids": [chunk_key(r) for r in range(i * DOC_CHUNKS, min(n, (i + 1) * DOC_CHUNKS))]}
+        documents = {d["source"]: DocEntry(d["sha256"], d["title"], d["date"], d["language"],
+                                           [chunk_key(r) for r in range(i * DOC_CHUNKS, min(n, (i + 1) * DOC_CHUNKS))])
                      for i, d in enumerate(_docs(n, 0, n))}
         kinds = lexical_kinds({"en"}, n, s.embed_languages)
         lexical = {k: LexicalIndex.build(k, texts) for k in kinds}
         del texts
         faiss_index, spec = build_faiss(vectors, s.faiss_index)
-        manifest = {"model": s.embed_model, "dim": 384, "chunk_size": s.chunk_size, "chunk_overlap": s.chunk_overlap,
-                    "faiss_index": spec, "sentence_vectors": False, "ingest_precision": s.ingest_precision,
-                    "lexical_kinds": list(lexical), "documents": documents, "skipped": [], "seed_stats": None,
-                    "embedder": export.record() if export else None, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        manifest = Manifest(model=s.embed_model, dim=384, chunk_size=s.chunk_size, chunk_overlap=s.chunk_overlap,
+                            faiss_index=spec, sentence_vectors=False, ingest_precision=s.ingest_precision,
+                            lexical_kinds=tuple(lexical), documents=documents,
+                            embedder=export.record() if export else None, created=time.strftime("%Y-%m-%dT%H:%M:%S"))
         write_snapshot(s.index_dir, manifest, chunks, vectors, None, faiss_index, lexical)
     return {"load_s": round(time.perf_counter() - start - gen, 2), "generate_s": round(gen, 2),
             "disk_mb": round(_disk_bytes(store, s) / 2**20, 1)}
@@ -189,7 +189,7 @@ def phase_query(store: str, n: int, work: Path, url: str, questions: int, truth:
     return {"question_p50_ms": pct(total, 50), "question_p95_ms": pct(total, 95),
             "retrieve_p50_ms": pct(retrieve, 50), "retrieve_p95_ms": pct(retrieve, 95),
             "dense_p50_ms": pct(dense_ms, 50), "recall_at_10": round(float(np.mean(recalls)), 4),
-            "open_s": round(warm_s, 2), "faiss_index": index.manifest.get("faiss_index")}
+            "open_s": round(warm_s, 2), "faiss_index": index.manifest.faiss_index}
 
 
 def phase_update(store: str, n: int, work: Path, url: str) -> dict:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rag.languages import guess_language, stem_words
+from rag.languages import guess_language, stem_words, stemmer_language
 from rag.lexical import content_words, fold
 from rag.index import Index
 from rag.lexicon import added_entries, translate
@@ -142,7 +142,7 @@ class ExtractiveAnswerer:
         self.model_languages = model_languages
         self._df = index.document_frequencies("bm25")
         # The stemmers the word channel used: one per document language (rag.lexical).
-        self._languages = tuple(sorted({lang if lang in ("de",) else "en" for lang in index.languages})) or ("en",)
+        self._languages = tuple(sorted({stemmer_language(lang) for lang in index.languages})) or ("en",)
 
     @functools.cached_property
     def _large_lexicon(self) -> bool:

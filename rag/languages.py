@@ -16,6 +16,9 @@ import functools
 import re
 import unicodedata
 
+# Languages with their own stemmer and stop words; text in any other is tokenized as English.
+# Every tokenizer (file index, PostgreSQL postings, the answerer's IDF) asks `stemmer_language`,
+# so adding a language here changes all of them together.
 SUPPORTED = ("en", "de")
 
 STOPWORDS_EN = frozenset("""
@@ -77,6 +80,15 @@ def guess_language(text: str) -> str:
     return "en" if en > de else "de"
 
 
+def stemmer_language(language: str | None) -> str:
+    """The stemmer a text in `language` gets: its own when SUPPORTED, else English's.
+
+    >>> stemmer_language("de"), stemmer_language("fr"), stemmer_language(None)
+    ('de', 'en', 'en')
+    """
+    return language if language in SUPPORTED else "en"
+
+
 @functools.lru_cache(maxsize=4)
 def stemmer(language: str):
     import Stemmer
@@ -85,4 +97,4 @@ def stemmer(language: str):
 
 
 def stem_words(words: list[str], language: str) -> list[str]:
-    return stemmer(language if language in SUPPORTED else "en").stemWords(words)
+    return stemmer(stemmer_language(language)).stemWords(words)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.languages import STOPWORDS, STOPWORDS_DE, STOPWORDS_EN, fold, guess_language, stem_words
+from rag.languages import STOPWORDS, STOPWORDS_DE, STOPWORDS_EN, fold, guess_language, stem_words, stemmer_language
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -141,7 +141,7 @@ class LexicalIndex:
         vocab: dict[str, int] = {}
         # Each chunk is tokenized with its own language's stemmer and stop words.
         # Without languages every text gets the tokenizer's own default (as TOKENIZERS[kind](text)).
-        langs = [lang if lang in ("en", "de") else "en" for lang in languages] if languages else [None] * len(texts)
+        langs = [stemmer_language(lang) for lang in languages] if languages else [None] * len(texts)
 
         def counted() -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
             for text, lang in zip(texts, langs):

@@ -19,42 +19,74 @@ names from the Unicode CLDR (Unicode License v3; regenerate with scripts/build_l
 from __future__ import annotations
 
 import functools
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from rag.languages import fold, stem_words
 
 LEXICON_FILE = Path(__file__).with_name("lexicon_en_de.tsv")
 CLDR_FILE = Path(__file__).with_name("lexicon_cldr_en_de.tsv")  # country, language, month, day names
+PHRASES_FILE = Path(__file__).with_name("lexicon_phrases_en_de.tsv")  # multi-word terms
+
+
+_PIECES = re.compile(r"[\s\-‐]+")  # "Vereinigte Staaten", "Saudi-Arabien": the text's words are these pieces
+
+
+@dataclass(frozen=True)
+class _Tables:
+    words: dict[str, frozenset[str]]  # English stem → folded German words
+    phrases: dict[tuple[str, ...], frozenset[str]]  # English stems of a multi-word term → German words
 
 
 @functools.lru_cache(maxsize=4)
-def _table(extra: tuple[Path, ...] = ()) -> dict[str, frozenset[str]]:
-    """English stem → folded German words, from the shipped lists and any extra ones."""
+def _tables(extra: tuple[Path, ...] = ()) -> _Tables:
+    """The shipped lists and any extra ones, split into one-word entries and multi-word terms."""
     pairs = []
-    for path in (LEXICON_FILE, CLDR_FILE, *extra):
+    for path in (LEXICON_FILE, CLDR_FILE, PHRASES_FILE, *extra):
         for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
             if line.strip() and not line.startswith("#") and "\t" in line:
                 english, german = line.split("\t", 1)
-                pairs.append((fold(english.strip()), german))
-    out: dict[str, set[str]] = {}
-    for stem, (_, german) in zip(stem_words([e for e, _ in pairs], "en"), pairs):
-        out.setdefault(stem, set()).update(fold(g.strip()) for g in german.split("|") if g.strip())
-    return {k: frozenset(v) for k, v in out.items()}
+                parts = [p for p in _PIECES.split(fold(english.strip())) if p]
+                forms = {w for g in german.split("|") for w in _PIECES.split(fold(g.strip())) if w}
+                if parts and forms:
+                    pairs.append((parts, forms))
+    stems = iter(stem_words([w for parts, _ in pairs for w in parts], "en"))
+    words: dict[str, set[str]] = {}
+    phrases: dict[tuple[str, ...], set[str]] = {}
+    for parts, forms in pairs:
+        key = tuple(next(stems) for _ in parts)
+        if len(key) == 1:
+            words.setdefault(key[0], set()).update(forms)
+        else:
+            phrases.setdefault(key, set()).update(forms)
+    return _Tables({k: frozenset(v) for k, v in words.items()}, {k: frozenset(v) for k, v in phrases.items()})
 
 
 def added_entries(extra: tuple[Path, ...] = ()) -> int:
-    """How many English words the extra lists add to the shipped ones (a glossary: hundreds; a
-    general dictionary such as FreeDict eng-deu: tens of thousands)."""
-    return len(_table(tuple(extra))) - len(_table(()))
+    """How many English words and terms the extra lists add to the shipped ones (a glossary:
+    hundreds; a general dictionary such as FreeDict eng-deu: tens of thousands)."""
+    big, base = _tables(tuple(extra)), _tables(())
+    return len(big.words) + len(big.phrases) - len(base.words) - len(base.phrases)
 
 
 def translate(words: list[str], extra: tuple[Path, ...] = ()) -> dict[str, frozenset[str]]:
     """Each folded English word that the word lists know → its German translations (folded).
+
+    `words` in question order: a multi-word term ("middle east" → Nahost, "united states" →
+    Vereinigte Staaten) adds its German words to each of its own words, since German often writes
+    one compound where English writes two words.
     `extra`: more lists in the same format (RAG_LEXICON_FILES, e.g. from scripts/freedict_to_tsv.py)."""
-    table = _table(tuple(extra))
-    out = {}
-    for word, stem in zip(words, stem_words(words, "en")):
-        found = table.get(stem)
-        if found:
-            out[word] = found
-    return out
+    tables = _tables(tuple(extra))
+    stems = stem_words(words, "en")
+    out: dict[str, set[str]] = {}
+    for word, stem in zip(words, stems):
+        if found := tables.words.get(stem):
+            out.setdefault(word, set()).update(found)
+    longest = max(map(len, tables.phrases), default=0)
+    for n in range(2, longest + 1):
+        for i in range(len(words) - n + 1):
+            if found := tables.phrases.get(tuple(stems[i:i + n])):
+                for word in words[i:i + n]:
+                    out.setdefault(word, set()).update(found)
+    return {k: frozenset(v) for k, v in out.items()}

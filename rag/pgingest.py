@@ -18,6 +18,7 @@ import numpy as np
 from rag.chunk import chunk_document, make_splitter
 from rag.config import Settings
 from rag.errors import IndexIncompatible, IngestFailed, SeedsMissing
+from rag.index import Manifest
 from rag.records import SourceDoc
 
 log = logging.getLogger(__name__)
@@ -25,30 +26,30 @@ log = logging.getLogger(__name__)
 BATCH_CHARS = 2_500_000  # document text chunked, embedded and written per step (about 4,000 chunks)
 
 
-def manifest_for(settings: Settings, dim: int, seed_stats: dict | None, skipped: list, export=None) -> dict:
+def manifest_for(settings: Settings, dim: int, seed_stats: dict | None, skipped: list, export=None) -> Manifest:
     from rag.pgstore import CHANNELS, lexical_fingerprint
     from rag.store import FORMAT_VERSION, PIPELINE_VERSION
 
-    return {
-        "store": "postgresql",
-        "format_version": FORMAT_VERSION,
-        "pipeline_version": PIPELINE_VERSION,
-        "model": settings.embed_model,
-        "dim": int(dim),
-        "chunk_size": settings.chunk_size,
-        "chunk_overlap": settings.chunk_overlap,
-        "sentence_vectors": settings.sentence_vectors,
-        "ingest_precision": settings.ingest_precision,
-        "lexical_kinds": list(CHANNELS),
-        "lexical_fingerprint": lexical_fingerprint(),
-        "seed_stats": seed_stats,
-        "skipped": skipped,
-        "embedder": export.record() if export else None,  # the model cache entry, with its checksums
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    }
+    return Manifest(
+        store="postgresql",
+        format_version=FORMAT_VERSION,
+        pipeline_version=PIPELINE_VERSION,
+        model=settings.embed_model,
+        dim=int(dim),
+        chunk_size=settings.chunk_size,
+        chunk_overlap=settings.chunk_overlap,
+        sentence_vectors=settings.sentence_vectors,
+        ingest_precision=settings.ingest_precision,
+        lexical_kinds=tuple(CHANNELS),
+        lexical_fingerprint=lexical_fingerprint(),
+        seed_stats=seed_stats,
+        skipped=skipped,
+        embedder=export.record() if export else None,
+        created=time.strftime("%Y-%m-%dT%H:%M:%S"),
+    )
 
 
-def _rebuild_reason(settings: Settings, rebuild: bool) -> tuple[dict | None, str | None]:
+def _rebuild_reason(settings: Settings, rebuild: bool) -> tuple[Manifest | None, str | None]:
     """The stored manifest, and why everything must be rebuilt (None: an incremental update will do)."""
     from rag.pgstore import lexical_fingerprint, read_manifest
     from rag.store import rebuild_reason
@@ -63,7 +64,7 @@ def _rebuild_reason(settings: Settings, rebuild: bool) -> tuple[dict | None, str
         if manifest is None:
             return None, None
         reason = rebuild_reason(manifest, settings)  # the same checks as the file store's
-        if reason is None and manifest.get("lexical_fingerprint") != lexical_fingerprint():
+        if reason is None and manifest.lexical_fingerprint != lexical_fingerprint():
             reason = "tokenization changed"
         if reason is None:
             return manifest, None
@@ -105,7 +106,7 @@ def _ingest(docs, settings: Settings, embedder, rebuild: bool, progress: bool, s
         manifest, report.rebuilt = _rebuild_reason(settings, rebuild)
         fresh = manifest is None
         previous = {} if fresh else stored_sources(settings)
-        ngram_present = fresh or "ngram" in manifest.get("lexical_kinds", ())
+        ngram_present = fresh or "ngram" in manifest.lexical_kinds
         step = _Step(settings, embedder, fresh, previous, report, progress, ngram_present)
         seen: set[str] = set()
         try:
@@ -137,8 +138,8 @@ def _ingest(docs, settings: Settings, embedder, rebuild: bool, progress: bool, s
             if step.writer is None and not removed:  # nothing changed (a fresh index always has documents)
                 export = ensure_export(settings.model_cache, settings.embed_model, embedder)
                 report.model_export = export.describe() if export else None
-                if manifest.get("seed_stats") != seed_stats or manifest.get("skipped") != report.skipped_json():
-                    with PgWriter.begin(settings, int(manifest["dim"]), fresh=False) as w:
+                if manifest.seed_stats != seed_stats or manifest.skipped != report.skipped_json():
+                    with PgWriter.begin(settings, manifest.dim, fresh=False) as w:
                         w.set_seed_stats(seed_stats, report.skipped_json())
                         w.conn.commit()
                 index = PgIndex(settings, manifest)
@@ -147,7 +148,7 @@ def _ingest(docs, settings: Settings, embedder, rebuild: bool, progress: bool, s
                 finally:
                     index.close()
             else:
-                writer = step.writer or PgWriter.begin(settings, int(manifest["dim"]), fresh=False,
+                writer = step.writer or PgWriter.begin(settings, manifest.dim, fresh=False,
                                                        ngram_present=ngram_present)
                 step.writer = writer
                 writer.delete_sources(removed)

@@ -46,7 +46,8 @@ from rag.errors import (
     IngestBusy,
     StoreUnavailable,
 )
-from rag.index import DocInfo, StoredChunk, lexical_kinds, top_positive
+from rag.index import DocInfo, Manifest, StoredChunk, lexical_kinds, top_positive
+from rag.languages import SUPPORTED, stemmer_language
 from rag.lexical import B, K1, TOKENIZERS, query_tokens  # one BM25 formula for both stores
 from rag.records import Chunk
 
@@ -201,13 +202,13 @@ def _q(schema: str, sql: str) -> str:
 
 
 # ----- reading -----------------------------------------------------------------------------
-def read_manifest(settings: Settings) -> dict | None:
+def read_manifest(settings: Settings) -> Manifest | None:
     """The stored manifest, or None when the schema has no index yet."""
     with Database(settings) as db:
         return _read_manifest(db)
 
 
-def _read_manifest(db: Database) -> dict | None:
+def _read_manifest(db: Database) -> Manifest | None:
     def fn(conn):
         exists = conn.execute("SELECT to_regclass(%s)", (f'"{db.schema}".meta',)).fetchone()[0]
         if exists is None:
@@ -223,7 +224,7 @@ def _read_manifest(db: Database) -> dict | None:
                 f"the PostgreSQL index has schema version {version}; this seedrag reads version {SCHEMA_VERSION}",
                 "run `rag ingest` to migrate or rebuild it"
             )
-        return {**rows["manifest"], "generation": rows.get("generation")}
+        return Manifest.from_json(rows["manifest"], generation=rows.get("generation"))
 
     return db.run(fn)
 
@@ -257,7 +258,7 @@ class _Generation:
                  languages: set) -> None:
         self.generation, self.stats, self.tombstones = generation, stats, tombstones
         self.languages = frozenset(languages) - {"und", None}
-        self.stemmers = tuple(sorted({stemmer_of(x) for x in languages})) or ("en",)
+        self.stemmers = tuple(sorted({stemmer_language(x) for x in languages})) or ("en",)
         self.df = {kind: _DocFreqs(db, CHANNELS[kind]) for kind in CHANNELS}
 
 
@@ -266,12 +267,12 @@ class PgIndex:
 
     KEEP_GENERATIONS = 4  # questions still reading older generations while an ingest commits
 
-    def __init__(self, settings: Settings, manifest: dict, db: Database | None = None) -> None:
+    def __init__(self, settings: Settings, manifest: Manifest, db: Database | None = None) -> None:
         self.settings = settings
         self.db = db or Database(settings)
         self.manifest = manifest
-        self.lexical_kinds = tuple(manifest.get("lexical_kinds", ("bm25", "ngram")))
-        self.dim = int(manifest["dim"])
+        self.lexical_kinds = manifest.lexical_kinds
+        self.dim = manifest.dim
         self._generations: dict = {}  # generation → _Generation, oldest first
         self._latest: _Generation | None = None
         self._lock = threading.Lock()
@@ -459,21 +460,15 @@ def lexical_fingerprint() -> str:
     import hashlib
 
     probe = "Neutralität Tokajew's meetings 2024-08-09 running ran Aschgabat naïve U.S. e-mail Ölpreise"
-    tokens = [TOKENIZERS[k](probe, lang) for k in sorted(TOKENIZERS) for lang in STEMMED]
-    tokens += [query_tokens(k, probe, STEMMED) for k in sorted(TOKENIZERS)]
+    stemmed = tuple(sorted(SUPPORTED))  # in this order since the first release: the fingerprint must not move
+    tokens = [TOKENIZERS[k](probe, lang) for k in sorted(TOKENIZERS) for lang in stemmed]
+    tokens += [query_tokens(k, probe, stemmed) for k in sorted(TOKENIZERS)]
     return hashlib.sha1(repr(tokens).encode()).hexdigest()[:12]
-
-
-STEMMED = ("de", "en")  # languages with their own stemmer and stop words; others are read as English
-
-
-def stemmer_of(language: str | None) -> str:
-    return language if language in STEMMED else "en"
 
 
 def _tokens(kind: str, text: str, language: str | None) -> list[str]:
     """A chunk's tokens, with its language's stemmer and stop words (as LexicalIndex.build does)."""
-    return TOKENIZERS[kind](text, stemmer_of(language)) or [EMPTY_TOKEN]
+    return TOKENIZERS[kind](text, stemmer_language(language)) or [EMPTY_TOKEN]
 
 
 def _schema_sql(dim: int, settings: Settings) -> str:
@@ -719,7 +714,7 @@ class PgWriter:
         self._x("""UPDATE {s}.meta SET value = value || %s::jsonb WHERE key = 'manifest'""",
                 (json.dumps({"seed_stats": seed_stats, "skipped": skipped}),))
 
-    def commit(self, manifest: dict) -> int:
+    def commit(self, manifest: Manifest) -> int:
         """Flush postings, build the vector index if new, merge segments if due, store the manifest, commit.
 
         Returns the number of chunks in the index."""
@@ -739,14 +734,14 @@ class PgWriter:
             self._backfill(ngram, "ngram")
         if "ngram" in kinds:
             self._x("INSERT INTO {s}.lexstats VALUES (%s, 0, 0) ON CONFLICT DO NOTHING", (ngram,))
-        manifest = {**manifest, "lexical_kinds": list(kinds)}
+        manifest = manifest.with_(lexical_kinds=tuple(kinds))
         # Building HNSW once over loaded rows is far faster than growing it row by row.
-        mem_mb = int(min(4096, max(64, n * int(manifest["dim"]) * 4 * 2 / 2**20)))
+        mem_mb = int(min(4096, max(64, n * manifest.dim * 4 * 2 / 2**20)))
         self._x(f"SET LOCAL maintenance_work_mem = '{mem_mb}MB'")
-        self._x(_hnsw_sql(self.settings, int(manifest["dim"])))
+        self._x(_hnsw_sql(self.settings, manifest.dim))
         self._maybe_merge()
         self._x("""INSERT INTO {s}.meta VALUES ('manifest', %s::jsonb)
-                   ON CONFLICT (key) DO UPDATE SET value = excluded.value""", (json.dumps(manifest),))
+                   ON CONFLICT (key) DO UPDATE SET value = excluded.value""", (json.dumps(manifest.to_json()),))
         self._x("UPDATE {s}.meta SET value = to_jsonb(%s::bigint) WHERE key = 'generation'", (time.time_ns(),))
         if self.fresh and self.s != self.live:
             self.conn.execute(f'DROP SCHEMA IF EXISTS "{self.live}" CASCADE')

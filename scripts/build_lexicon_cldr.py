@@ -1,7 +1,8 @@
 """Regenerate rag/lexicon_cldr_en_de.tsv: English → German names of countries, languages, months and
 weekdays from the Unicode CLDR (through `babel`, a build-time tool only: pip install babel).
 
-Only one-word English names are kept: the query lookup is word by word.
+Names of up to three words are kept ("United States" → Vereinigte Staaten: rag.lexicon looks up
+multi-word terms in the question's word sequence); names with brackets or commas are left out.
 CLDR data: Unicode License v3 (permissive; notice kept in the generated file).
 """
 
@@ -32,11 +33,12 @@ def rows() -> dict[str, set[str]]:
             pairs.append((name, de.days["format"][width][k]))
     out: dict[str, set[str]] = {}
     for english, german in pairs:
-        if " " in english.strip() or "-" in english or "(" in english:
+        english = english.strip()
+        if len(english.split()) > 3 or any(c in english for c in "(),&"):
             continue
         words = [w for w in german.replace("-", " ").split() if w[:1].isupper() or len(german.split()) == 1]
-        if words and [w.lower() for w in words] != [english.strip().lower()]:  # "Afar" → "Afar" adds nothing
-            out.setdefault(english.strip().lower(), set()).update(words)
+        if words and [w.lower() for w in words] != english.lower().replace("-", " ").split():  # "Afar" → "Afar" adds nothing
+            out.setdefault(english.lower(), set()).update(words)
     return out
 
 

@@ -488,7 +488,7 @@ def test_auto_faiss_index_switches_to_hnsw_above_the_threshold_and_keeps_the_ans
     monkeypatch.setattr(store_mod, "FAISS_AUTO_CHUNKS", 10)  # the seeds' 25 chunks count as "large"
     report = ingest_folder(workspace, rebuild=True)
     index = open_index(workspace)
-    assert index.manifest["faiss_index"] == "HNSW32" and not report.notes
+    assert index.manifest.faiss_index == "HNSW32" and not report.notes
     hnsw = Engine(workspace, auto_ingest=False).ask(VI).to_json()
     assert (hnsw["answer"], hnsw["citations"]) == (flat["answer"], flat["citations"])
 
