@@ -235,7 +235,7 @@ class ExtractiveAnswerer:
         for e in self.evidence(question, qvec, hits, self.key_terms(question)):
             best.setdefault(e.hit_rank, e.score)  # evidence comes best first
         order = sorted(range(len(hits)), key=lambda i: -(best.get(i, -1.0) + RERANK_CHUNK_WEIGHT * hits[i].score))
-        return [hits[i] for i in order]
+        return [hits[i] for i in order]  # each keeps its fused score
 
     def confidence(self, terms: list[Term], evidence: list[Evidence], hits: list[Hit],
                    question_language: str = "und") -> float:
