@@ -36,7 +36,6 @@ ROOT = Path(__file__).resolve().parents[1]
 STORES = ("faiss-flat", "faiss-hnsw", "postgres")
 DOC_CHUNKS = 100
 BLOCK = 50_000  # rows generated and written per step (a multiple of DOC_CHUNKS)
-PG_LOCAL = ROOT / "scripts" / "pg_local.py"
 
 
 def source_of(row: int) -> str:
@@ -247,16 +246,26 @@ def _local_server(work: Path) -> tuple[str, Path]:
     folder = Path(tempfile.mkdtemp(prefix="seedrag-scale-pg-")) / "pg"
     folder.parent.chmod(0o755)
     # shared_buffers that hold the HNSW index (about 1.1 GB at 1M chunks) and hot rows, as a server for this size would have
-    url = subprocess.run([sys.executable, str(PG_LOCAL), "start", "--dir", str(folder), "--quiet",
-                          "--shared-buffers", "3GB"], check=True,
-                         capture_output=True, text=True).stdout.strip()
-    return url, folder
+    # rag.pg_local ships in the package, so this works from an installed seedrag as from a checkout.
+    out = subprocess.run([sys.executable, "-m", "rag.pg_local", "start", "--dir", str(folder), "--quiet",
+                          "--shared-buffers", "3GB"], capture_output=True, text=True)
+    if out.returncode != 0:
+        shutil.rmtree(folder.parent, ignore_errors=True)
+        why = " ".join((out.stderr.strip() or f"exit {out.returncode}").splitlines()[-3:])
+        raise LocalServerFailed(f"could not start a local PostgreSQL for the postgres store ({why}); "
+                                "set RAG_STORE_URL to a PostgreSQL server with pgvector, or leave out --stores postgres")
+    return out.stdout.strip(), folder
+
+
+class LocalServerFailed(Exception):
+    """The private PostgreSQL server `scale` starts when RAG_STORE_URL is unset did not start."""
 
 
 def run_scale(settings, sizes: list[int], stores: list[str], questions: int, out: Path, report_only: bool,
               keep: bool = False) -> int:
     results = json.loads(out.read_text()) if out.exists() else []
-    work = ROOT / ".rag_cache" / "scale"
+    # A checkout keeps its caches in .rag_cache/; an installed package (site-packages) uses the working folder's.
+    work = (ROOT if (ROOT / "pyproject.toml").exists() else Path.cwd()) / ".rag_cache" / "scale"
     server = None
     try:
         for n in sizes if not report_only else ():
@@ -264,7 +273,11 @@ def run_scale(settings, sizes: list[int], stores: list[str], questions: int, out
                 url = settings.store_url
                 if store == "postgres" and not url:
                     if server is None:
-                        server = _local_server(work)
+                        try:
+                            server = _local_server(work)
+                        except LocalServerFailed as err:
+                            print(f"error: {err}", file=sys.stderr)
+                            return 1
                     url = server[0]
                 work.mkdir(parents=True, exist_ok=True)
                 try:
@@ -280,7 +293,7 @@ def run_scale(settings, sizes: list[int], stores: list[str], questions: int, out
                 out.write_text(json.dumps(results, indent=1))
     finally:
         if server is not None:
-            subprocess.run([sys.executable, str(PG_LOCAL), "stop", "--dir", str(server[1])], capture_output=True)
+            subprocess.run([sys.executable, "-m", "rag.pg_local", "stop", "--dir", str(server[1])], capture_output=True)
             shutil.rmtree(server[1].parent, ignore_errors=True)
     print(markdown(results))
     chart = out.with_suffix(".png")

@@ -144,6 +144,10 @@ class IndexView(Protocol):
     def fetch(self, ids: list[int], qvec: np.ndarray | None) -> list[StoredChunk]:
         """The chunks with these ids, in this order."""
 
+    def chunk_languages(self, ids: list[int]) -> dict[int, str]:
+        """The language of each chunk with these ids: what per-chunk fusion weights need, without
+        fetching texts and sentence vectors."""
+
 
 class Index(Protocol):
     manifest: Manifest  # model, dim, chunking, pipeline version, seed_stats… (PostgreSQL: no `documents`)

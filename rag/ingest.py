@@ -72,6 +72,27 @@ def seed_signature(seeds_dir: Path, allow_outside_links: bool = False) -> dict[s
     return scan(seeds_dir, allow_outside_links).signature()
 
 
+def finish_reading(report: IngestReport, settings: Settings, read_any: bool, skipped, seed_stats) -> dict | None:
+    """Once every document was read (both stores): note the skipped files, refuse a folder with
+    nothing readable, and return the files' size/mtime signature to store (None: the caller gave none)."""
+    report.skipped = list(skipped)
+    if not read_any:
+        raise SeedsMissing(
+            f"no readable documents in {str(settings.seeds_dir)!r} (.txt, .md, .html, .pdf)"
+            + (f"; skipped: {', '.join(s.source for s in skipped)}" if skipped else "")
+        )
+    return dict(seed_stats) if seed_stats is not None else None
+
+
+def unchanged(report: IngestReport, settings: Settings, embedder, manifest: Manifest, seed_stats) -> bool:
+    """An ingest that changed no document (both stores): check the model export the questions will
+    use (repairing a damaged one, opening no model), and say whether the stored bookkeeping (the
+    files' signature, the skipped list) must still be rewritten. An unknown signature leaves it."""
+    export = ensure_export(settings.model_cache, settings.embed_model, embedder)
+    report.model_export = export.describe() if export else None
+    return seed_stats is not None and (manifest.seed_stats != seed_stats or manifest.skipped != report.skipped_json())
+
+
 def _previous(settings: Settings, rebuild: bool, report: IngestReport):
     if rebuild:
         report.rebuilt = "requested with --rebuild"
@@ -223,23 +244,13 @@ def _build_index(docs, settings, embedder, rebuild, progress, skipped, seed_stat
             doc_chunks = chunk_document(doc, splitter)
             entries.append(_Entry(doc.source, meta.with_(chunk_ids=[c.id for c in doc_chunks]), None, doc_chunks))
         clock.add("chunk", t)
-    report.skipped = list(skipped)
-    if not entries:
-        raise SeedsMissing(
-            f"no readable documents in {str(settings.seeds_dir)!r} (.txt, .md, .html, .pdf)"
-            + (f"; skipped: {', '.join(s.source for s in skipped)}" if skipped else "")
-        )
-    seed_stats = dict(seed_stats) if seed_stats is not None else None
+    seed_stats = finish_reading(report, settings, bool(entries), skipped, seed_stats)
     report.removed = len(set(prev_docs) - {e.source for e in entries})
     report.chunks_total = sum(len(e.meta.chunk_ids) for e in entries)
 
     had_index = base is not None or prev is not None
     if had_index and not (report.added or report.updated or report.removed):
-        # Opens no model, but checks (and if damaged, repairs) the export the questions will use.
-        export = ensure_export(settings.model_cache, settings.embed_model, embedder)
-        report.model_export = export.describe() if export else None
-        if seed_stats is not None and (prev_manifest.seed_stats != seed_stats
-                                       or prev_manifest.skipped != report.skipped_json()):
+        if unchanged(report, settings, embedder, prev_manifest, seed_stats):
             try:
                 _rewrite_manifest(base.folder if base is not None else prev.folder,
                                   prev_manifest.with_(seed_stats=seed_stats, skipped=report.skipped_json()))

@@ -17,7 +17,7 @@ import numpy as np
 
 from rag.chunk import chunk_document, make_splitter
 from rag.config import Settings
-from rag.errors import IndexIncompatible, IngestFailed, SeedsMissing
+from rag.errors import IndexIncompatible, IngestFailed
 from rag.index import Manifest
 from rag.records import SourceDoc
 
@@ -99,6 +99,7 @@ def ingest_into_postgres(docs: Iterable[SourceDoc], settings: Settings, embedder
 
 
 def _ingest(docs, settings: Settings, embedder, rebuild: bool, progress: bool, skipped, seed_stats, report) -> None:
+    from rag.ingest import finish_reading, unchanged
     from rag.model_cache import ensure_export
     from rag.pgstore import PgIndex, PgWriter, ingest_lock, stored_sources
 
@@ -126,19 +127,11 @@ def _ingest(docs, settings: Settings, embedder, rebuild: bool, progress: bool, s
                     batch, size = [], 0
             if batch:
                 step.write(batch)
-            report.skipped = list(skipped)
-            seed_stats = dict(seed_stats) if seed_stats is not None else None
-            if not seen:
-                raise SeedsMissing(
-                    f"no readable documents in {str(settings.seeds_dir)!r} (.txt, .md, .html, .pdf)"
-                    + (f"; skipped: {', '.join(s.source for s in skipped)}" if skipped else "")
-                )
+            seed_stats = finish_reading(report, settings, bool(seen), skipped, seed_stats)
             removed = sorted(set(previous) - seen)
             report.removed = len(removed)
             if step.writer is None and not removed:  # nothing changed (a fresh index always has documents)
-                export = ensure_export(settings.model_cache, settings.embed_model, embedder)
-                report.model_export = export.describe() if export else None
-                if manifest.seed_stats != seed_stats or manifest.skipped != report.skipped_json():
+                if unchanged(report, settings, embedder, manifest, seed_stats):
                     with PgWriter.begin(settings, manifest.dim, fresh=False) as w:
                         w.set_seed_stats(seed_stats, report.skipped_json())
                         w.conn.commit()

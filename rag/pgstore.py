@@ -431,6 +431,13 @@ class _PgView:
         top = top_positive(scores, k)  # ties go to the lower slot, i.e. the lower chunk id, either way
         return (uniq[top] if uniq is not None else top).astype(np.int64), scores[top]
 
+    def chunk_languages(self, ids: list[int]) -> dict[int, str]:
+        if not ids:
+            return {}
+        rows = self.conn.execute(_q(self.s, "SELECT id, language FROM {s}.chunks WHERE id = ANY(%s)"),
+                                 (list(ids),)).fetchall()
+        return {int(i): lang for i, lang in rows}
+
     def fetch(self, ids: list[int], qvec: np.ndarray | None) -> list[StoredChunk]:
         if not ids:
             return []

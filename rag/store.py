@@ -133,6 +133,10 @@ class FileIndex:
             for i, d in zip(rows.tolist(), np.asarray(dense).tolist())
         ]
 
+    def chunk_languages(self, ids: list[int]) -> dict[int, str]:
+        chunks = self.snapshot.chunks
+        return {i: chunks[i].language for i in ids}
+
     def documents(self):
         from rag.index import DocInfo
 
