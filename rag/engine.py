@@ -229,6 +229,7 @@ class Engine:
         qvec = self.embed_query(query)  # needed by the dense channel and by the answerer's sentence scores
         t1 = time.perf_counter()
         hits = st.retriever.retrieve(qvec, query, top_k or self.settings.top_k)
+        hits = st.extractive.rerank(query, qvec, hits)  # by the evidence of their best sentence
         t2 = time.perf_counter()
         return hits, qvec, {"embed_query": (t1 - t0) * 1000, "retrieve": (t2 - t1) * 1000}
 
