@@ -45,10 +45,10 @@ bot: $(STAMP) ## run the Discord bot (needs DISCORD_TOKEN in .env)
 
 postgres: $(STAMP) ## start a local PostgreSQL + pgvector in .rag_pg and print RAG_STORE_URL
 	$(BIN)/python -m pip install -q -e ".[pgserver]"
-	$(BIN)/python scripts/pg_local.py start --dir .rag_pg
+	$(BIN)/python -m rag.pg_local start --dir .rag_pg
 
 postgres-stop: ## stop the local PostgreSQL started by `make postgres`
-	$(BIN)/python scripts/pg_local.py stop --dir .rag_pg
+	$(BIN)/python -m rag.pg_local stop --dir .rag_pg
 
 clean: ## delete the index, eval caches and reports (not the model cache)
 	rm -rf .rag_index .rag_cache reports

@@ -36,7 +36,6 @@ ROOT = Path(__file__).resolve().parents[1]
 STORES = ("faiss-flat", "faiss-hnsw", "postgres")
 DOC_CHUNKS = 100
 BLOCK = 50_000  # rows generated and written per step (a multiple of DOC_CHUNKS)
-PG_LOCAL = ROOT / "scripts" / "pg_local.py"
 
 
 def source_of(row: int) -> str:
@@ -71,9 +70,13 @@ def _chunks(n: int, start: int, stop: int, texts: list[str]):
                   date=None, language="en") for r, t in zip(range(start, stop), texts)]
 
 
-def _docs(n: int, start: int, stop: int) -> list[dict]:
-    return [{"source": source_of(d * DOC_CHUNKS), "sha256": doc_sha(n, d), "title": f"Document {d}", "date": None,
-             "language": "en"} for d in range(start // DOC_CHUNKS, (stop - 1) // DOC_CHUNKS + 1)]
+def _docs(n: int, start: int, stop: int):
+    """The documents of rows [start, stop) (whole documents), as the manifest records them: source → DocEntry."""
+    from rag.index import DocEntry
+
+    return {source_of(d * DOC_CHUNKS): DocEntry(doc_sha(n, d), f"Document {d}", None, "en",
+                                                [chunk_key(r) for r in range(d * DOC_CHUNKS, min(n, (d + 1) * DOC_CHUNKS))])
+            for d in range(start // DOC_CHUNKS, (stop - 1) // DOC_CHUNKS + 1)}
 
 
 def phase_load(store: str, n: int, work: Path, url: str) -> dict:
@@ -100,7 +103,7 @@ def phase_load(store: str, n: int, work: Path, url: str) -> dict:
     else:
         import numpy as np
 
-        from rag.index import lexical_kinds
+        from rag.index import Manifest, lexical_kinds
         from rag.lexical import LexicalIndex
         from rag.store import build_faiss, write_snapshot
 
@@ -108,17 +111,15 @@ def phase_load(store: str, n: int, work: Path, url: str) -> dict:
         texts, vectors = corpus.texts(0, n, vocab), np.ascontiguousarray(corpus.vectors(0, n))
         chunks = _chunks(n, 0, n, texts)
         gen = time.perf_counter() - t
-        documents = {d["source"]: {**{k: d[k] for k in ("sha256", "title", "date", "language")},
-                                   "chunk_ids": [chunk_key(r) for r in range(i * DOC_CHUNKS, min(n, (i + 1) * DOC_CHUNKS))]}
-                     for i, d in enumerate(_docs(n, 0, n))}
+        documents = _docs(n, 0, n)
         kinds = lexical_kinds({"en"}, n, s.embed_languages)
         lexical = {k: LexicalIndex.build(k, texts) for k in kinds}
         del texts
         faiss_index, spec = build_faiss(vectors, s.faiss_index)
-        manifest = {"model": s.embed_model, "dim": 384, "chunk_size": s.chunk_size, "chunk_overlap": s.chunk_overlap,
-                    "faiss_index": spec, "sentence_vectors": False, "ingest_precision": s.ingest_precision,
-                    "lexical_kinds": list(lexical), "documents": documents, "skipped": [], "seed_stats": None,
-                    "embedder": export.record() if export else None, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        manifest = Manifest(model=s.embed_model, dim=384, chunk_size=s.chunk_size, chunk_overlap=s.chunk_overlap,
+                            faiss_index=spec, sentence_vectors=False, ingest_precision=s.ingest_precision,
+                            lexical_kinds=tuple(lexical), documents=documents,
+                            embedder=export.record() if export else None, created=time.strftime("%Y-%m-%dT%H:%M:%S"))
         write_snapshot(s.index_dir, manifest, chunks, vectors, None, faiss_index, lexical)
     return {"load_s": round(time.perf_counter() - start - gen, 2), "generate_s": round(gen, 2),
             "disk_mb": round(_disk_bytes(store, s) / 2**20, 1)}
@@ -189,7 +190,7 @@ def phase_query(store: str, n: int, work: Path, url: str, questions: int, truth:
     return {"question_p50_ms": pct(total, 50), "question_p95_ms": pct(total, 95),
             "retrieve_p50_ms": pct(retrieve, 50), "retrieve_p95_ms": pct(retrieve, 95),
             "dense_p50_ms": pct(dense_ms, 50), "recall_at_10": round(float(np.mean(recalls)), 4),
-            "open_s": round(warm_s, 2), "faiss_index": index.manifest.get("faiss_index")}
+            "open_s": round(warm_s, 2), "faiss_index": index.manifest.faiss_index}
 
 
 def phase_update(store: str, n: int, work: Path, url: str) -> dict:
@@ -247,16 +248,26 @@ def _local_server(work: Path) -> tuple[str, Path]:
     folder = Path(tempfile.mkdtemp(prefix="seedrag-scale-pg-")) / "pg"
     folder.parent.chmod(0o755)
     # shared_buffers that hold the HNSW index (about 1.1 GB at 1M chunks) and hot rows, as a server for this size would have
-    url = subprocess.run([sys.executable, str(PG_LOCAL), "start", "--dir", str(folder), "--quiet",
-                          "--shared-buffers", "3GB"], check=True,
-                         capture_output=True, text=True).stdout.strip()
-    return url, folder
+    # rag.pg_local ships in the package, so this works from an installed seedrag as from a checkout.
+    out = subprocess.run([sys.executable, "-m", "rag.pg_local", "start", "--dir", str(folder), "--quiet",
+                          "--shared-buffers", "3GB"], capture_output=True, text=True)
+    if out.returncode != 0:
+        shutil.rmtree(folder.parent, ignore_errors=True)
+        why = " ".join((out.stderr.strip() or f"exit {out.returncode}").splitlines()[-3:])
+        raise LocalServerFailed(f"could not start a local PostgreSQL for the postgres store ({why}); "
+                                "set RAG_STORE_URL to a PostgreSQL server with pgvector, or leave out --stores postgres")
+    return out.stdout.strip(), folder
+
+
+class LocalServerFailed(Exception):
+    """The private PostgreSQL server `scale` starts when RAG_STORE_URL is unset did not start."""
 
 
 def run_scale(settings, sizes: list[int], stores: list[str], questions: int, out: Path, report_only: bool,
               keep: bool = False) -> int:
     results = json.loads(out.read_text()) if out.exists() else []
-    work = ROOT / ".rag_cache" / "scale"
+    # A checkout keeps its caches in .rag_cache/; an installed package (site-packages) uses the working folder's.
+    work = (ROOT if (ROOT / "pyproject.toml").exists() else Path.cwd()) / ".rag_cache" / "scale"
     server = None
     try:
         for n in sizes if not report_only else ():
@@ -264,7 +275,11 @@ def run_scale(settings, sizes: list[int], stores: list[str], questions: int, out
                 url = settings.store_url
                 if store == "postgres" and not url:
                     if server is None:
-                        server = _local_server(work)
+                        try:
+                            server = _local_server(work)
+                        except LocalServerFailed as err:
+                            print(f"error: {err}", file=sys.stderr)
+                            return 1
                     url = server[0]
                 work.mkdir(parents=True, exist_ok=True)
                 try:
@@ -280,7 +295,7 @@ def run_scale(settings, sizes: list[int], stores: list[str], questions: int, out
                 out.write_text(json.dumps(results, indent=1))
     finally:
         if server is not None:
-            subprocess.run([sys.executable, str(PG_LOCAL), "stop", "--dir", str(server[1])], capture_output=True)
+            subprocess.run([sys.executable, "-m", "rag.pg_local", "stop", "--dir", str(server[1])], capture_output=True)
             shutil.rmtree(server[1].parent, ignore_errors=True)
     print(markdown(results))
     chart = out.with_suffix(".png")

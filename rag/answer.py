@@ -43,6 +43,10 @@ QUESTION_WORDS = {
 # rank, + TYPE_BONUS when the sentence holds a span of the type the question asks for. Weights
 # chosen on XQuAD dev articles with even numbers and checked on the odd ones (en, de and xl alike).
 TYPE_BONUS = 0.1
+# Hits are re-ordered by their best sentence's score + this × their fused score (rerank). Set on
+# XQuAD dev even articles, checked on the odd ones: hit@1 en 0.930 → 0.941 / 0.981 → 0.981,
+# xl 0.746 → 0.768 / 0.807 → 0.822, de 0.893 → 0.904 / 0.952 → 0.941; seeds 0.923 → 0.949.
+RERANK_CHUNK_WEIGHT = 0.25
 SECOND_SENTENCE_RATIO = 0.8
 TYPED_SECOND_RATIO = 0.6  # a weaker second sentence is added when it alone holds the asked-for date/number
 # A short answer leads only when its span is the sentence's only candidate of the asked type or
@@ -241,6 +245,18 @@ class ExtractiveAnswerer:
                 out.append(Evidence(rank, hit, sent, float(d), cov, score))
         out.sort(key=lambda e: -e.score)
         return out
+
+    def rerank(self, question: str, qvec: np.ndarray, hits: list[Hit]) -> list[Hit]:
+        """The hits ordered by their best sentence's score plus RERANK_CHUNK_WEIGHT × their fused
+        score: a passage is as good as the sentence that answers, and on vague questions the
+        neighbouring paragraph of the same article often wins the chunk-level fusion."""
+        if len(hits) < 2 or not is_question(question):
+            return hits
+        best: dict[int, float] = {}
+        for e in self.evidence(question, qvec, hits, self.key_terms(question)):
+            best.setdefault(e.hit_rank, e.score)  # evidence comes best first
+        order = sorted(range(len(hits)), key=lambda i: -(best.get(i, -1.0) + RERANK_CHUNK_WEIGHT * hits[i].score))
+        return [hits[i] for i in order]  # each keeps its fused score
 
     def confidence(self, terms: list[Term], evidence: list[Evidence], hits: list[Hit],
                    question_language: str = "und") -> float:

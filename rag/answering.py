@@ -39,6 +39,10 @@ class Extractive:
         yield draft.text
         yield draft
 
+    def rerank(self, query: str, qvec, hits: list) -> list:
+        """The hits ordered by the evidence of their best sentence (rag.answer.ExtractiveAnswerer.rerank)."""
+        return self.answerer.rerank(query, qvec, hits)
+
     def evidence(self, request: AnswerRequest, hits) -> float:
         """How well `hits` answer the question, on the extractive answerer's confidence scale."""
         return self.answerer.answer(request.query, request.qvec, list(hits)).confidence if hits else 0.0

@@ -79,7 +79,7 @@ class Engine:
         if not self.settings.seeds_dir.is_dir():
             return False  # serve the index we have; ingest will say the folder is missing
         try:
-            return manifest.get("seed_stats") != seed_signature(self.settings.seeds_dir, self.settings.allow_outside_links)
+            return manifest.seed_stats != seed_signature(self.settings.seeds_dir, self.settings.allow_outside_links)
         except (SeedsMissing, OSError):  # the folder vanished meanwhile: serve the index we have
             return False
 
@@ -155,7 +155,7 @@ class Engine:
 
         s = self.settings
         if s.query_backend == "onnx":
-            return load_query_embedder(s.model_cache, s.embed_model, self.state.index.manifest)
+            return load_query_embedder(s.model_cache, s.embed_model, self.state.index.manifest.embedder)
         return SentenceTransformerEmbedder(s.embed_model)
 
     def ingest(self, rebuild: bool = False, progress: bool = False):
@@ -229,6 +229,7 @@ class Engine:
         qvec = self.embed_query(query)  # needed by the dense channel and by the answerer's sentence scores
         t1 = time.perf_counter()
         hits = st.retriever.retrieve(qvec, query, top_k or self.settings.top_k)
+        hits = st.extractive.rerank(query, qvec, hits)  # by the evidence of their best sentence
         t2 = time.perf_counter()
         return hits, qvec, {"embed_query": (t1 - t0) * 1000, "retrieve": (t2 - t1) * 1000}
 

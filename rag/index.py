@@ -12,8 +12,8 @@ once, so both stores give the same answers.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -45,6 +45,91 @@ class StoredChunk:
     sentence_vectors: np.ndarray | None
 
 
+@dataclass(frozen=True)
+class DocEntry:
+    """One document in a snapshot's manifest: what it was read as, and which chunks it became."""
+
+    sha256: str
+    title: str | None
+    date: str | None
+    language: str | None
+    chunk_ids: list[str]
+    rows: tuple[int, int] | None = None  # its rows [start, stop), recorded by segmented ingests
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> DocEntry:
+        rows = d.get("rows")
+        return cls(d["sha256"], d.get("title"), d.get("date"), d.get("language"), d["chunk_ids"],
+                   (int(rows[0]), int(rows[1])) if rows else None)
+
+    def to_json(self) -> dict:
+        out = {"sha256": self.sha256, "title": self.title, "date": self.date, "language": self.language,
+               "chunk_ids": self.chunk_ids}
+        return out | {"rows": list(self.rows)} if self.rows is not None else out
+
+    def with_(self, **changes) -> DocEntry:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a stored index was built with and holds: manifest.json, or PostgreSQL's `meta` row.
+
+    Read and written only through `from_json`/`to_json`, so every default lives here: a field an
+    older seedrag did not write reads as what that version did (e.g. both lexical channels, fp32).
+    Fields a store does not use stay at their empty default and are not written.
+    """
+
+    model: str | None = None
+    dim: int = 0
+    chunk_size: int | None = None
+    chunk_overlap: int | None = None
+    format_version: int | None = None
+    pipeline_version: int | None = None
+    sentence_vectors: bool | None = None
+    ingest_precision: str = "fp32"
+    lexical_kinds: tuple[str, ...] = ("bm25", "ngram")
+    skipped: list[dict] = field(default_factory=list)  # rag.load.Skipped records, as JSON
+    seed_stats: Mapping[str, list[int]] | None = None  # size and mtime of each file read (rag.ingest)
+    embedder: Mapping[str, Any] | None = None  # the model cache entry, with its checksums (rag.model_cache)
+    created: str | None = None
+    # Snapshot files only:
+    faiss_index: str | None = None  # the FAISS factory string built
+    documents: Mapping[str, DocEntry] = field(default_factory=dict)
+    segments: Mapping[str, int] | None = None  # a segmented snapshot's sizes (rag.segments.Segments)
+    # PostgreSQL only:
+    store: str | None = None
+    lexical_fingerprint: str | None = None  # changes when tokenization changes (rag.pgstore)
+    generation: int | None = None  # the last ingest's stamp: read beside the manifest, never stored in it
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any], generation: int | None = None) -> Manifest:
+        """The manifest stored as `d`; KeyError/TypeError/ValueError when it lacks what every index has."""
+        known = {f.name for f in fields(cls)} - {"documents", "lexical_kinds", "dim", "generation"}
+        values = {k: v for k, v in d.items() if k in known and v is not None}
+        return cls(**values, dim=int(d["dim"]), generation=generation,
+                   lexical_kinds=tuple(d["lexical_kinds"]) if d.get("lexical_kinds") is not None else cls.lexical_kinds,
+                   documents={src: DocEntry.from_json(e) for src, e in (d.get("documents") or {}).items()})
+
+    def to_json(self) -> dict:
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.name == "generation" or (v is None and f.default is None) or (f.name == "documents" and not v):
+                continue
+            out[f.name] = ({s: e.to_json() for s, e in v.items()} if f.name == "documents"
+                           else list(v) if f.name == "lexical_kinds" else v)
+        return out
+
+    def with_(self, **changes) -> Manifest:
+        return replace(self, **changes)
+
+    @property
+    def languages(self) -> frozenset[str]:
+        """The documents' languages (snapshot files; PostgreSQL counts them from its tables)."""
+        return frozenset(d.language for d in self.documents.values()) - {"und", None}
+
+
 class IndexView(Protocol):
     """Reads for one question, all from the same state of the index."""
 
@@ -59,9 +144,13 @@ class IndexView(Protocol):
     def fetch(self, ids: list[int], qvec: np.ndarray | None) -> list[StoredChunk]:
         """The chunks with these ids, in this order."""
 
+    def chunk_languages(self, ids: list[int]) -> dict[int, str]:
+        """The language of each chunk with these ids: what per-chunk fusion weights need, without
+        fetching texts and sentence vectors."""
+
 
 class Index(Protocol):
-    manifest: dict  # model, dim, chunking, pipeline version, seed_stats… (no per-document table)
+    manifest: Manifest  # model, dim, chunking, pipeline version, seed_stats… (PostgreSQL: no `documents`)
     lexical_kinds: tuple[str, ...]
 
     @property
@@ -132,7 +221,7 @@ def has_index(settings: Settings) -> bool:
     return (settings.index_dir / "current").exists()
 
 
-def stored_manifest(settings: Settings) -> dict | None:
+def stored_manifest(settings: Settings) -> Manifest | None:
     """The stored index's manifest, or None when nothing has been ingested yet (cheap: no vectors)."""
     if uses_postgres(settings):
         from rag.pgstore import read_manifest

@@ -24,7 +24,7 @@ import numpy as np
 from rag.chunk import chunk_document, make_splitter
 from rag.config import Settings
 from rag.errors import IndexCorrupt, IndexIncompatible, IndexMissing, IngestFailed, SeedsMissing
-from rag.index import lexical_kinds
+from rag.index import DocEntry, Manifest, lexical_kinds
 from rag.lexical import LexicalIndex
 from rag.load import Reader, Skipped, scan
 from rag.model_cache import ensure_export, load_ingest_embedder
@@ -72,6 +72,27 @@ def seed_signature(seeds_dir: Path, allow_outside_links: bool = False) -> dict[s
     return scan(seeds_dir, allow_outside_links).signature()
 
 
+def finish_reading(report: IngestReport, settings: Settings, read_any: bool, skipped, seed_stats) -> dict | None:
+    """Once every document was read (both stores): note the skipped files, refuse a folder with
+    nothing readable, and return the files' size/mtime signature to store (None: the caller gave none)."""
+    report.skipped = list(skipped)
+    if not read_any:
+        raise SeedsMissing(
+            f"no readable documents in {str(settings.seeds_dir)!r} (.txt, .md, .html, .pdf)"
+            + (f"; skipped: {', '.join(s.source for s in skipped)}" if skipped else "")
+        )
+    return dict(seed_stats) if seed_stats is not None else None
+
+
+def unchanged(report: IngestReport, settings: Settings, embedder, manifest: Manifest, seed_stats) -> bool:
+    """An ingest that changed no document (both stores): check the model export the questions will
+    use (repairing a damaged one, opening no model), and say whether the stored bookkeeping (the
+    files' signature, the skipped list) must still be rewritten. An unknown signature leaves it."""
+    export = ensure_export(settings.model_cache, settings.embed_model, embedder)
+    report.model_export = export.describe() if export else None
+    return seed_stats is not None and (manifest.seed_stats != seed_stats or manifest.skipped != report.skipped_json())
+
+
 def _previous(settings: Settings, rebuild: bool, report: IngestReport):
     if rebuild:
         report.rebuilt = "requested with --rebuild"
@@ -106,8 +127,7 @@ def _previous_base(settings: Settings, rebuild: bool) -> DeltaBase | None:
         seg = Segments.of(manifest)
         if needs_compaction(seg.base_chunks, 0, 0):
             return None
-        kinds = tuple(manifest.get("lexical_kinds", ("bm25", "ngram")))
-        delta = load_delta(folder, int(manifest["dim"]), kinds)
+        delta = load_delta(folder, manifest.dim, manifest.lexical_kinds)
         tombstones = load_tombstones(folder)
         if len(delta.chunks) != seg.delta_chunks or len(tombstones) != seg.tombstones:
             return None
@@ -183,7 +203,7 @@ class _Entry:
     """One document as read: unchanged (its rows in the previous index) or new chunks to embed."""
 
     source: str
-    meta: dict  # the manifest's entry: sha256, title, date, language, chunk_ids
+    meta: DocEntry  # the manifest's entry
     rows: tuple[int, int] | None  # previous rows [start, stop) when unchanged
     chunks: list[Chunk] | None  # when added or changed
 
@@ -195,8 +215,8 @@ def _build_index(docs, settings, embedder, rebuild, progress, skipped, seed_stat
     # A big index takes a delta and is not loaded whole; anything else loads the previous snapshot.
     base = _previous_base(settings, rebuild)
     prev = None if base is not None else _previous(settings, rebuild, report)
-    prev_manifest = base.manifest if base is not None else prev.manifest if prev is not None else {}
-    prev_docs = prev_manifest.get("documents", {})
+    prev_manifest = base.manifest if base is not None else prev.manifest if prev is not None else Manifest()
+    prev_docs = prev_manifest.documents
     prev_rows = document_rows(prev_manifest)
 
     # Loaded only when something changed: a no-op ingest opens no model at all.
@@ -208,10 +228,10 @@ def _build_index(docs, settings, embedder, rebuild, progress, skipped, seed_stat
     for doc in track(clock.timed("read", docs), "reading and chunking", "document", enabled=progress):
         t = time.perf_counter()
         old = prev_docs.get(doc.source)
-        meta = {"sha256": doc.sha256, "title": doc.title, "date": doc.date, "language": doc.language}
-        if old and old["sha256"] == doc.sha256 and _rows_hold(prev, prev_rows.get(doc.source), old["chunk_ids"]):
+        meta = DocEntry(doc.sha256, doc.title, doc.date, doc.language, [])
+        if old and old.sha256 == doc.sha256 and _rows_hold(prev, prev_rows.get(doc.source), old.chunk_ids):
             report.unchanged += 1
-            entries.append(_Entry(doc.source, {**meta, "chunk_ids": old["chunk_ids"]}, prev_rows[doc.source], None))
+            entries.append(_Entry(doc.source, meta.with_(chunk_ids=old.chunk_ids), prev_rows[doc.source], None))
         else:
             if old:
                 report.updated += 1
@@ -222,28 +242,18 @@ def _build_index(docs, settings, embedder, rebuild, progress, skipped, seed_stat
                 t = time.perf_counter()  # loading the model is not chunking
                 splitter = make_splitter(settings.chunk_size, settings.chunk_overlap, token_ids)
             doc_chunks = chunk_document(doc, splitter)
-            entries.append(_Entry(doc.source, {**meta, "chunk_ids": [c.id for c in doc_chunks]}, None, doc_chunks))
+            entries.append(_Entry(doc.source, meta.with_(chunk_ids=[c.id for c in doc_chunks]), None, doc_chunks))
         clock.add("chunk", t)
-    report.skipped = list(skipped)
-    if not entries:
-        raise SeedsMissing(
-            f"no readable documents in {str(settings.seeds_dir)!r} (.txt, .md, .html, .pdf)"
-            + (f"; skipped: {', '.join(s.source for s in skipped)}" if skipped else "")
-        )
-    seed_stats = dict(seed_stats) if seed_stats is not None else None
+    seed_stats = finish_reading(report, settings, bool(entries), skipped, seed_stats)
     report.removed = len(set(prev_docs) - {e.source for e in entries})
-    report.chunks_total = sum(len(e.meta["chunk_ids"]) for e in entries)
+    report.chunks_total = sum(len(e.meta.chunk_ids) for e in entries)
 
     had_index = base is not None or prev is not None
     if had_index and not (report.added or report.updated or report.removed):
-        # Opens no model, but checks (and if damaged, repairs) the export the questions will use.
-        export = ensure_export(settings.model_cache, settings.embed_model, embedder)
-        report.model_export = export.describe() if export else None
-        if seed_stats is not None and (prev_manifest.get("seed_stats") != seed_stats
-                                       or prev_manifest.get("skipped") != report.skipped_json()):
+        if unchanged(report, settings, embedder, prev_manifest, seed_stats):
             try:
-                _rewrite_manifest(base.folder if base is not None else prev.folder, prev_manifest,
-                                  {"seed_stats": seed_stats, "skipped": report.skipped_json()})
+                _rewrite_manifest(base.folder if base is not None else prev.folder,
+                                  prev_manifest.with_(seed_stats=seed_stats, skipped=report.skipped_json()))
             except OSError as err:
                 raise write_error(err, settings.index_dir) from None
         report.seconds = round(time.perf_counter() - start, 3)
@@ -281,23 +291,23 @@ def _load_for_compaction(settings: Settings):
         raise IndexCorrupt(f"{err.reason}; the documents read so far cannot be re-read", FIX) from None
 
 
-def _manifest(settings: Settings, dim: int, faiss_spec: str, kinds, documents: dict, report: IngestReport,
-              seed_stats, export) -> dict:
-    return {
-        "model": settings.embed_model,
-        "dim": int(dim),
-        "chunk_size": settings.chunk_size,
-        "chunk_overlap": settings.chunk_overlap,
-        "faiss_index": faiss_spec,
-        "sentence_vectors": settings.sentence_vectors,
-        "ingest_precision": settings.ingest_precision,
-        "lexical_kinds": list(kinds),
-        "documents": documents,
-        "skipped": report.skipped_json(),
-        "seed_stats": seed_stats,
-        "embedder": export.record() if export else None,  # the model cache entry, with its checksums
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    }
+def _manifest(settings: Settings, dim: int, faiss_spec: str, kinds, documents: dict[str, DocEntry],
+              report: IngestReport, seed_stats, export) -> Manifest:
+    return Manifest(
+        model=settings.embed_model,
+        dim=int(dim),
+        chunk_size=settings.chunk_size,
+        chunk_overlap=settings.chunk_overlap,
+        faiss_index=faiss_spec,
+        sentence_vectors=settings.sentence_vectors,
+        ingest_precision=settings.ingest_precision,
+        lexical_kinds=tuple(kinds),
+        documents=documents,
+        skipped=report.skipped_json(),
+        seed_stats=seed_stats,
+        embedder=export.record() if export else None,
+        created=time.strftime("%Y-%m-%dT%H:%M:%S"),
+    )
 
 
 def _write_full(prev, entries: list[_Entry], settings, model, report, clock, progress, seed_stats) -> None:
@@ -322,7 +332,7 @@ def _write_full(prev, entries: list[_Entry], settings, model, report, clock, pro
     with SnapshotWriter(settings.index_dir) as snapshot:
         # Lexical indexes first, straight to disk: they need only the texts, and are not kept.
         with Progress(None, "building the lexical indexes", enabled=progress):
-            kinds = lexical_kinds({d["language"] for d in documents.values()}, len(chunks), settings.embed_languages)
+            kinds = lexical_kinds({d.language for d in documents.values()}, len(chunks), settings.embed_languages)
             for kind in kinds:
                 snapshot.save_lexical(LexicalIndex.build(kind, [c.text for c in chunks], [c.language for c in chunks]))
         t = clock.add("lexical", t)
@@ -353,7 +363,7 @@ class DeltaBase:
     """The previous snapshot, as a delta update needs it: manifest, old delta, tombstones."""
 
     folder: Path
-    manifest: dict
+    manifest: Manifest
     seg: Segments
     delta: Delta
     tombstones: np.ndarray
@@ -396,12 +406,12 @@ def _delta_plan(base: DeltaBase, entries: list[_Entry], settings: Settings) -> _
     if reason:
         return reason
     live = b - len(tombstones) + len(chunks)
-    kinds = lexical_kinds({e.meta["language"] for e in entries}, live, settings.embed_languages)
-    if list(kinds) != list(base.manifest.get("lexical_kinds", ())):
+    kinds = lexical_kinds({e.meta.language for e in entries}, live, settings.embed_languages)
+    if tuple(kinds) != base.manifest.lexical_kinds:
         return f"compacting: the lexical channels change to {', '.join(kinds)}"
     spec = resolve_faiss_spec(settings.faiss_index, live)
-    if spec != base.manifest.get("faiss_index"):
-        return f"compacting: the FAISS index changes from {base.manifest.get('faiss_index')} to {spec}"
+    if spec != base.manifest.faiss_index:
+        return f"compacting: the FAISS index changes from {base.manifest.faiss_index} to {spec}"
     return _DeltaPlan(chunks, reuse, rows, tombstones)
 
 
@@ -415,9 +425,9 @@ def _write_delta(base: DeltaBase, plan: _DeltaPlan, entries, settings, model, re
     report.chunks_embedded = len(new_rows)
     embedder, export = model()
     report.model_export = export.describe() if export else "no ONNX export: embedded with sentence-transformers"
-    dim = int(base.manifest["dim"])
+    dim = base.manifest.dim
     t = clock.add("load model", t)
-    kinds = tuple(base.manifest["lexical_kinds"])
+    kinds = base.manifest.lexical_kinds
     with SnapshotWriter(settings.index_dir) as snapshot:
         texts, langs = [c.text for c in plan.chunks], [c.language for c in plan.chunks]
         lexical = {k: LexicalIndex.build(k, texts, langs, delta_of_avgdl=saved_avgdl(base.folder, k) or _mean_len(k, texts))
@@ -432,12 +442,12 @@ def _write_delta(base: DeltaBase, plan: _DeltaPlan, entries, settings, model, re
             _write_sentence_vectors(snapshot, plan.chunks, plan.reuse, base.delta, embedder, progress, dim,
                                     name=f"{DELTA_DIR}/sentences.npy")
         t = clock.add("embed", t)
-        documents = {e.source: {**e.meta, "rows": list(plan.rows[e.source])} for e in entries}
+        documents = {e.source: e.meta.with_(rows=plan.rows[e.source]) for e in entries}
         seg = Segments(base.seg.base_chunks, len(plan.chunks), len(plan.tombstones))
         report.segments = (f"delta: {seg.delta_chunks:,} chunks beside a base of {seg.base_chunks:,}, "
                            f"{seg.tombstones:,} of its rows replaced or removed")
-        manifest = _manifest(settings, dim, base.manifest["faiss_index"], kinds, documents, report, seed_stats, export)
-        snapshot.commit_delta({**manifest, "segments": seg.to_json()}, base.folder, plan.chunks, vectors,
+        manifest = _manifest(settings, dim, base.manifest.faiss_index, kinds, documents, report, seed_stats, export)
+        snapshot.commit_delta(manifest.with_(segments=seg.to_json()), base.folder, plan.chunks, vectors,
                               plan.tombstones, lexical)
     clock.add("write", t)
 
@@ -520,8 +530,8 @@ def _write_sentence_vectors(snapshot, chunks, reuse, prev, embedder, progress, d
     out.close()
 
 
-def _rewrite_manifest(folder: Path, manifest: dict, changes: dict) -> None:
-    """Update bookkeeping fields in place (atomic file replace); vectors are untouched."""
+def _rewrite_manifest(folder: Path, manifest: Manifest) -> None:
+    """Replace the manifest in place (atomic file replace) after a bookkeeping change; vectors are untouched."""
     from rag.atomic import write_json
 
-    write_json(folder / "manifest.json", {**manifest, **changes})
+    write_json(folder / "manifest.json", manifest.to_json())

@@ -9,7 +9,7 @@
     response = SeedQueryEngine(engine).query("Who chaired the meeting?")         # Response
     print(response, response.source_nodes[0].node.metadata["source"])
 
-`SeedRetriever` returns the hybrid retriever's chunks (fused score, text, and the chunk's
+`SeedRetriever` returns the hybrid retriever's chunks in the engine's order (fused score, text, and the chunk's
 metadata), so it drops into llama-index's own `RetrieverQueryEngine` with any llama-index LLM.
 `SeedQueryEngine` answers with this project's engine (extractive or LLM, verified and cited) and
 returns a `Response` whose `source_nodes` are the cited passages, numbered as in the text;
@@ -31,8 +31,8 @@ from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 from rag.records import Answer, Citation, Hit
 
 
-def hit_node(hit: Hit) -> NodeWithScore:
-    """A retrieved chunk as llama-index sees one: its text, its metadata, its fused score."""
+def hit_node(hit: Hit, score: float | None = None) -> NodeWithScore:
+    """A retrieved chunk as llama-index sees one: its text, its metadata, its fused score (or `score`)."""
     c = hit.chunk
     node = TextNode(
         id_=c.id, text=c.text,
@@ -40,7 +40,7 @@ def hit_node(hit: Hit) -> NodeWithScore:
                   "dense": round(hit.dense, 6), "ranks": {k: v for k, v in hit.ranks.items() if v is not None}},
         excluded_embed_metadata_keys=["dense", "ranks"], excluded_llm_metadata_keys=["dense", "ranks", "chunk"],
     )
-    return NodeWithScore(node=node, score=float(hit.score))
+    return NodeWithScore(node=node, score=float(hit.score if score is None else score))
 
 
 def citation_node(c: Citation) -> NodeWithScore:
@@ -60,7 +60,11 @@ class SeedRetriever(BaseRetriever):
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         hits, _, _ = self.engine.retrieve(query_bundle.query_str, self.top_k)
-        return [hit_node(h) for h in hits]
+        # The engine orders hits by their best sentence (rag.answer.ExtractiveAnswerer.rerank), not
+        # by fused score alone; the fused scores, best first, follow that order so that a node's
+        # score falls with its rank as llama-index's postprocessors expect.
+        scores = sorted((h.score for h in hits), reverse=True)
+        return [hit_node(h, s) for h, s in zip(hits, scores)]
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         return await asyncio.to_thread(self._retrieve, query_bundle)

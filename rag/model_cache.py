@@ -240,14 +240,13 @@ def load_ingest_embedder(cache: Path, model: str, embedder=None, precision: str 
     return onnx, export
 
 
-def recorded_export(manifest: Mapping) -> str | None:
-    """The cache entry name an index was built with (written by ModelExport.record)."""
-    record = manifest.get("embedder")
+def recorded_export(record: Mapping | None) -> str | None:
+    """The cache entry name an index was built with (`Manifest.embedder`, written by ModelExport.record)."""
     name = record.get("export") if isinstance(record, Mapping) else None
     return name if isinstance(name, str) and "/" not in name and name not in ("", ".", "..") else None
 
 
-def load_query_embedder(cache: Path, model: str, manifest: Mapping):
+def load_query_embedder(cache: Path, model: str, recorded: Mapping | None):
     """The fp32 ONNX embedder for questions, from the entry the index recorded, else the current one.
 
     The fast path reads no torch and hashes nothing unless a file changed; a damaged entry is
@@ -255,7 +254,7 @@ def load_query_embedder(cache: Path, model: str, manifest: Mapping):
     """
     from rag.embed import OnnxEmbedder, SentenceTransformerEmbedder
 
-    name = recorded_export(manifest)
+    name = recorded_export(recorded)
     candidates = [cache / name] if name else []
     for folder in candidates:
         found = verify(folder, BASE_FILES, full=False) if folder.exists() else None

@@ -17,38 +17,39 @@ import numpy as np
 
 from rag.chunk import chunk_document, make_splitter
 from rag.config import Settings
-from rag.errors import IndexIncompatible, IngestFailed, SeedsMissing
-from rag.records import SourceDoc
+from rag.errors import IndexIncompatible, IngestFailed
+from rag.index import DocEntry, Manifest
+from rag.records import Chunk, SourceDoc
 
 log = logging.getLogger(__name__)
 
 BATCH_CHARS = 2_500_000  # document text chunked, embedded and written per step (about 4,000 chunks)
 
 
-def manifest_for(settings: Settings, dim: int, seed_stats: dict | None, skipped: list, export=None) -> dict:
+def manifest_for(settings: Settings, dim: int, seed_stats: dict | None, skipped: list, export=None) -> Manifest:
     from rag.pgstore import CHANNELS, lexical_fingerprint
     from rag.store import FORMAT_VERSION, PIPELINE_VERSION
 
-    return {
-        "store": "postgresql",
-        "format_version": FORMAT_VERSION,
-        "pipeline_version": PIPELINE_VERSION,
-        "model": settings.embed_model,
-        "dim": int(dim),
-        "chunk_size": settings.chunk_size,
-        "chunk_overlap": settings.chunk_overlap,
-        "sentence_vectors": settings.sentence_vectors,
-        "ingest_precision": settings.ingest_precision,
-        "lexical_kinds": list(CHANNELS),
-        "lexical_fingerprint": lexical_fingerprint(),
-        "seed_stats": seed_stats,
-        "skipped": skipped,
-        "embedder": export.record() if export else None,  # the model cache entry, with its checksums
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    }
+    return Manifest(
+        store="postgresql",
+        format_version=FORMAT_VERSION,
+        pipeline_version=PIPELINE_VERSION,
+        model=settings.embed_model,
+        dim=int(dim),
+        chunk_size=settings.chunk_size,
+        chunk_overlap=settings.chunk_overlap,
+        sentence_vectors=settings.sentence_vectors,
+        ingest_precision=settings.ingest_precision,
+        lexical_kinds=tuple(CHANNELS),
+        lexical_fingerprint=lexical_fingerprint(),
+        seed_stats=seed_stats,
+        skipped=skipped,
+        embedder=export.record() if export else None,
+        created=time.strftime("%Y-%m-%dT%H:%M:%S"),
+    )
 
 
-def _rebuild_reason(settings: Settings, rebuild: bool) -> tuple[dict | None, str | None]:
+def _rebuild_reason(settings: Settings, rebuild: bool) -> tuple[Manifest | None, str | None]:
     """The stored manifest, and why everything must be rebuilt (None: an incremental update will do)."""
     from rag.pgstore import lexical_fingerprint, read_manifest
     from rag.store import rebuild_reason
@@ -63,7 +64,7 @@ def _rebuild_reason(settings: Settings, rebuild: bool) -> tuple[dict | None, str
         if manifest is None:
             return None, None
         reason = rebuild_reason(manifest, settings)  # the same checks as the file store's
-        if reason is None and manifest.get("lexical_fingerprint") != lexical_fingerprint():
+        if reason is None and manifest.lexical_fingerprint != lexical_fingerprint():
             reason = "tokenization changed"
         if reason is None:
             return manifest, None
@@ -98,6 +99,7 @@ def ingest_into_postgres(docs: Iterable[SourceDoc], settings: Settings, embedder
 
 
 def _ingest(docs, settings: Settings, embedder, rebuild: bool, progress: bool, skipped, seed_stats, report) -> None:
+    from rag.ingest import finish_reading, unchanged
     from rag.model_cache import ensure_export
     from rag.pgstore import PgIndex, PgWriter, ingest_lock, stored_sources
 
@@ -105,7 +107,7 @@ def _ingest(docs, settings: Settings, embedder, rebuild: bool, progress: bool, s
         manifest, report.rebuilt = _rebuild_reason(settings, rebuild)
         fresh = manifest is None
         previous = {} if fresh else stored_sources(settings)
-        ngram_present = fresh or "ngram" in manifest.get("lexical_kinds", ())
+        ngram_present = fresh or "ngram" in manifest.lexical_kinds
         step = _Step(settings, embedder, fresh, previous, report, progress, ngram_present)
         seen: set[str] = set()
         try:
@@ -125,20 +127,12 @@ def _ingest(docs, settings: Settings, embedder, rebuild: bool, progress: bool, s
                     batch, size = [], 0
             if batch:
                 step.write(batch)
-            report.skipped = list(skipped)
-            seed_stats = dict(seed_stats) if seed_stats is not None else None
-            if not seen:
-                raise SeedsMissing(
-                    f"no readable documents in {str(settings.seeds_dir)!r} (.txt, .md, .html, .pdf)"
-                    + (f"; skipped: {', '.join(s.source for s in skipped)}" if skipped else "")
-                )
+            seed_stats = finish_reading(report, settings, bool(seen), skipped, seed_stats)
             removed = sorted(set(previous) - seen)
             report.removed = len(removed)
             if step.writer is None and not removed:  # nothing changed (a fresh index always has documents)
-                export = ensure_export(settings.model_cache, settings.embed_model, embedder)
-                report.model_export = export.describe() if export else None
-                if manifest.get("seed_stats") != seed_stats or manifest.get("skipped") != report.skipped_json():
-                    with PgWriter.begin(settings, int(manifest["dim"]), fresh=False) as w:
+                if unchanged(report, settings, embedder, manifest, seed_stats):
+                    with PgWriter.begin(settings, manifest.dim, fresh=False) as w:
                         w.set_seed_stats(seed_stats, report.skipped_json())
                         w.conn.commit()
                 index = PgIndex(settings, manifest)
@@ -147,7 +141,7 @@ def _ingest(docs, settings: Settings, embedder, rebuild: bool, progress: bool, s
                 finally:
                     index.close()
             else:
-                writer = step.writer or PgWriter.begin(settings, int(manifest["dim"]), fresh=False,
+                writer = step.writer or PgWriter.begin(settings, manifest.dim, fresh=False,
                                                        ngram_present=ngram_present)
                 step.writer = writer
                 writer.delete_sources(removed)
@@ -187,12 +181,15 @@ class _Step:
             self.writer = PgWriter.begin(s, vectors.shape[1] if len(chunks) else int(self.emb.dim), fresh=self.fresh,
                                          ngram_present=self.ngram_present)
         self.writer.delete_sources([d.source for d in batch if d.source in self.previous])
-        self.writer.add([_doc_row(d) for d in batch], chunks, vectors, _sentence_vectors(chunks, self.emb, s))
+        self.writer.add(_doc_entries(batch, chunks), chunks, vectors, _sentence_vectors(chunks, self.emb, s))
         self.report.chunks_embedded += len(chunks)
 
 
-def _doc_row(d: SourceDoc) -> dict:
-    return {"source": d.source, "sha256": d.sha256, "title": d.title, "date": d.date, "language": d.language}
+def _doc_entries(batch: list[SourceDoc], chunks: list[Chunk]) -> dict[str, DocEntry]:
+    keys: dict[str, list[str]] = {d.source: [] for d in batch}
+    for c in chunks:
+        keys[c.source].append(c.id)
+    return {d.source: DocEntry(d.sha256, d.title, d.date, d.language, keys[d.source]) for d in batch}
 
 
 def _sentence_vectors(chunks, emb, settings: Settings) -> list[np.ndarray | None]:

@@ -35,7 +35,7 @@ import threading
 import time
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -46,7 +46,7 @@ from rag.errors import (
     IngestBusy,
     StoreUnavailable,
 )
-from rag.index import DocInfo, StoredChunk, lexical_kinds, top_positive
+from rag.index import DocEntry, DocInfo, Manifest, StoredChunk, lexical_kinds, top_positive
 from rag.languages import SUPPORTED, stemmer_language
 from rag.lexical import B, K1, TOKENIZERS, query_tokens  # one BM25 formula for both stores
 from rag.records import Chunk
@@ -202,13 +202,13 @@ def _q(schema: str, sql: str) -> str:
 
 
 # ----- reading -----------------------------------------------------------------------------
-def read_manifest(settings: Settings) -> dict | None:
+def read_manifest(settings: Settings) -> Manifest | None:
     """The stored manifest, or None when the schema has no index yet."""
     with Database(settings) as db:
         return _read_manifest(db)
 
 
-def _read_manifest(db: Database) -> dict | None:
+def _read_manifest(db: Database) -> Manifest | None:
     def fn(conn):
         exists = conn.execute("SELECT to_regclass(%s)", (f'"{db.schema}".meta',)).fetchone()[0]
         if exists is None:
@@ -224,7 +224,7 @@ def _read_manifest(db: Database) -> dict | None:
                 f"the PostgreSQL index has schema version {version}; this seedrag reads version {SCHEMA_VERSION}",
                 "run `rag ingest` to migrate or rebuild it"
             )
-        return {**rows["manifest"], "generation": rows.get("generation")}
+        return Manifest.from_json(rows["manifest"], generation=rows.get("generation"))
 
     return db.run(fn)
 
@@ -267,12 +267,12 @@ class PgIndex:
 
     KEEP_GENERATIONS = 4  # questions still reading older generations while an ingest commits
 
-    def __init__(self, settings: Settings, manifest: dict, db: Database | None = None) -> None:
+    def __init__(self, settings: Settings, manifest: Manifest, db: Database | None = None) -> None:
         self.settings = settings
         self.db = db or Database(settings)
         self.manifest = manifest
-        self.lexical_kinds = tuple(manifest.get("lexical_kinds", ("bm25", "ngram")))
-        self.dim = int(manifest["dim"])
+        self.lexical_kinds = manifest.lexical_kinds
+        self.dim = manifest.dim
         self._generations: dict = {}  # generation → _Generation, oldest first
         self._latest: _Generation | None = None
         self._lock = threading.Lock()
@@ -430,6 +430,13 @@ class _PgView:
         scores = np.bincount(slots, weights=weights).astype(np.float32)
         top = top_positive(scores, k)  # ties go to the lower slot, i.e. the lower chunk id, either way
         return (uniq[top] if uniq is not None else top).astype(np.int64), scores[top]
+
+    def chunk_languages(self, ids: list[int]) -> dict[int, str]:
+        if not ids:
+            return {}
+        rows = self.conn.execute(_q(self.s, "SELECT id, language FROM {s}.chunks WHERE id = ANY(%s)"),
+                                 (list(ids),)).fetchall()
+        return {int(i): lang for i, lang in rows}
 
     def fetch(self, ids: list[int], qvec: np.ndarray | None) -> list[StoredChunk]:
         if not ids:
@@ -636,18 +643,14 @@ class PgWriter:
             for term, d in counts.items():
                 cp.write_row((term, d))
 
-    def add(self, docs: list[dict], chunks: list[Chunk], vectors: np.ndarray,
+    def add(self, docs: Mapping[str, DocEntry], chunks: list[Chunk], vectors: np.ndarray,
             sentence_vectors: list[np.ndarray | None]) -> None:
-        """Insert documents (dicts with source, sha256, title, date, language) and their chunks."""
+        """Insert documents (source → entry, as the snapshot manifest holds them) and their chunks."""
         if docs:
             with self.conn.cursor().copy(_q(self.s,
                     "COPY {s}.documents (source, sha256, title, date, language, chunk_keys) FROM STDIN")) as cp:
-                keys: dict[str, list[str]] = {}
-                for c in chunks:
-                    keys.setdefault(c.source, []).append(c.id)
-                for d in docs:
-                    cp.write_row((d["source"], d["sha256"], d["title"], d["date"], d["language"],
-                                  keys.get(d["source"], [])))
+                for source, d in docs.items():
+                    cp.write_row((source, d.sha256, d.title, d.date, d.language, list(d.chunk_ids)))
         if not chunks:
             return
         ids = [r[0] for r in self._x("SELECT nextval('{s}.chunk_ids') FROM generate_series(1, %s)",
@@ -661,7 +664,7 @@ class PgWriter:
                 svb = np.ascontiguousarray(sv, dtype="<f4").tobytes() if sv is not None else None
                 cp.write_row((cid, c.source, c.n, c.id, c.text, c.title, c.date, c.language, flat, svb, vec))
         self.added += len(chunks)
-        self.languages |= {d["language"] for d in docs}
+        self.languages |= {d.language for d in docs.values()}
         if self.ngram_live and "ngram" not in lexical_kinds(self.languages, self.n_before + self.added,
                                                              self.settings.embed_languages):
             self.ngram_live = False  # a large one-language corpus: stop; commit decides (drop or backfill)
@@ -714,7 +717,7 @@ class PgWriter:
         self._x("""UPDATE {s}.meta SET value = value || %s::jsonb WHERE key = 'manifest'""",
                 (json.dumps({"seed_stats": seed_stats, "skipped": skipped}),))
 
-    def commit(self, manifest: dict) -> int:
+    def commit(self, manifest: Manifest) -> int:
         """Flush postings, build the vector index if new, merge segments if due, store the manifest, commit.
 
         Returns the number of chunks in the index."""
@@ -734,14 +737,14 @@ class PgWriter:
             self._backfill(ngram, "ngram")
         if "ngram" in kinds:
             self._x("INSERT INTO {s}.lexstats VALUES (%s, 0, 0) ON CONFLICT DO NOTHING", (ngram,))
-        manifest = {**manifest, "lexical_kinds": list(kinds)}
+        manifest = manifest.with_(lexical_kinds=tuple(kinds))
         # Building HNSW once over loaded rows is far faster than growing it row by row.
-        mem_mb = int(min(4096, max(64, n * int(manifest["dim"]) * 4 * 2 / 2**20)))
+        mem_mb = int(min(4096, max(64, n * manifest.dim * 4 * 2 / 2**20)))
         self._x(f"SET LOCAL maintenance_work_mem = '{mem_mb}MB'")
-        self._x(_hnsw_sql(self.settings, int(manifest["dim"])))
+        self._x(_hnsw_sql(self.settings, manifest.dim))
         self._maybe_merge()
         self._x("""INSERT INTO {s}.meta VALUES ('manifest', %s::jsonb)
-                   ON CONFLICT (key) DO UPDATE SET value = excluded.value""", (json.dumps(manifest),))
+                   ON CONFLICT (key) DO UPDATE SET value = excluded.value""", (json.dumps(manifest.to_json()),))
         self._x("UPDATE {s}.meta SET value = to_jsonb(%s::bigint) WHERE key = 'generation'", (time.time_ns(),))
         if self.fresh and self.s != self.live:
             self.conn.execute(f'DROP SCHEMA IF EXISTS "{self.live}" CASCADE')

@@ -174,7 +174,7 @@ class HybridRetriever:
         if len(languages) == 1 or not self.params.by_language:
             return dict(self.situation_weights(qlang, languages[0]))
         ids = sorted({i for ids, _ in results.values() for i in ids.tolist()})
-        lang_of = {s.id: s.chunk.language for s in view.fetch(ids, None)}
+        lang_of = view.chunk_languages(ids)
         table = {lang: self.situation_weights(qlang, lang) for lang in set(lang_of.values())}
         return {c: {i: table[lang][c] for i, lang in lang_of.items()} for c in ("dense", "bm25", "ngram")}
 

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.index import Manifest
 from rag.records import Chunk
 
 DELTA_DIR = "delta"
@@ -60,8 +61,8 @@ class Segments:
     tombstones: int = 0
 
     @classmethod
-    def of(cls, manifest: dict, total_chunks: int | None = None) -> Segments:
-        seg = manifest.get("segments")
+    def of(cls, manifest: Manifest, total_chunks: int | None = None) -> Segments:
+        seg = manifest.segments
         if not seg:
             return cls(base_chunks=total_chunks if total_chunks is not None else _count_rows(manifest))
         return cls(int(seg["base_chunks"]), int(seg["delta_chunks"]), int(seg["tombstones"]))
@@ -70,23 +71,23 @@ class Segments:
         return {"base_chunks": self.base_chunks, "delta_chunks": self.delta_chunks, "tombstones": self.tombstones}
 
 
-def _count_rows(manifest: dict) -> int:
-    return sum(len(d["chunk_ids"]) for d in manifest.get("documents", {}).values())
+def _count_rows(manifest: Manifest) -> int:
+    return sum(len(d.chunk_ids) for d in manifest.documents.values())
 
 
-def document_rows(manifest: dict) -> dict[str, tuple[int, int]]:
+def document_rows(manifest: Manifest) -> dict[str, tuple[int, int]]:
     """Each document's rows [start, stop): stored by segmented ingests, else in manifest order.
 
     A full build writes chunks document by document in the manifest's order, so the rows of a
     snapshot written before rows were recorded follow from the chunk counts.
     """
     out, row = {}, 0
-    for source, d in manifest.get("documents", {}).items():
-        if "rows" in d:
-            out[source] = (int(d["rows"][0]), int(d["rows"][1]))
+    for source, d in manifest.documents.items():
+        if d.rows is not None:
+            out[source] = d.rows
         else:
-            out[source] = (row, row + len(d["chunk_ids"]))
-            row += len(d["chunk_ids"])
+            out[source] = (row, row + len(d.chunk_ids))
+            row += len(d.chunk_ids)
     return out
 
 

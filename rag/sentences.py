@@ -23,6 +23,12 @@ _BOUNDARY = re.compile(r"(?<![.!?…])[.!?…]+[\"”’')\]]*(?=\s)")
 _NEWLINE = re.compile(r"\n\s*")
 _LAST_WORD = re.compile(r"(\S+)\Z")
 _MAX_WORD = 24  # longer than any abbreviation, initial or ordinal the rules below know
+# Words that open a sentence but never follow a German ordinal ("am 12. Dezember", "im 19.
+# Jahrhundert": a noun or adjective follows): after "at age 39." or "Er wurde 39." they start the
+# next sentence.
+_OPENERS = frozenset("""the a an he she it they we i you this these that those his her its their there in on at
+after during when while but however then der die das den dem des ein eine einen einem er sie es wir ich dies
+diese dieser dieses sein seine ihr ihre dort damals danach""".split())
 
 
 def _is_false_boundary(text: str, dot: int, after: int) -> bool:
@@ -40,8 +46,14 @@ def _is_false_boundary(text: str, dot: int, after: int) -> bool:
     if len(word) == 1 and word.isalpha():
         return True  # an initial: "J. Smith"
     if word.isdigit() and len(word) <= 2 and nxt[:1].isupper():
-        return True  # German ordinal date: "am 12. Dezember"
+        # German ordinal date ("am 12. Dezember"), unless a sentence opener follows ("at age 39. The")
+        return _next_word(text, after) not in _OPENERS
     return bool(nxt) and nxt.islower()
+
+
+def _next_word(text: str, at: int) -> str:
+    m = re.match(r"\w+", text[at:at + _MAX_WORD])
+    return m.group(0).lower() if m else ""
 
 
 def split_sentences(text: str) -> list[tuple[int, int]]:

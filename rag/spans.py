@@ -59,8 +59,10 @@ _SCALE = r"(?:\s+(?:million|billion|trillion|thousand|hundred|percent|per cent|M
 _NUM = rf"(?:[$€£]\s?)?\d[\d,.]*(?:½|¼|¾)?(?:\s?%)?{_SCALE}"
 _UNIT = (r"(?:years?|months?|weeks?|days?|hours?|minutes?|seconds?|centuries|century|decades?|"
          r"Jahren?|Jahrzehnten?|Jahrhunderten?|Jahrhundert|Monaten?|Wochen?|Tagen?|Stunden?|Minuten?|Sekunden?)")
+# Full names, and the abbreviations news text writes before a day ("Nov. 15", "Sept. 3").
 _MONTH = (r"(?:January|February|March|April|May|June|July|August|September|October|November|December|"
-          r"Januar|Jänner|Februar|März|Mai|Juni|Juli|Oktober|Dezember)")
+          r"Januar|Jänner|Februar|März|Mai|Juni|Juli|Oktober|Dezember|"
+          r"(?:Jan|Feb|Mar|Apr|Aug|Sept?|Oct|Nov|Dec)\.(?=\s+\d))")
 _DATE = re.compile(
     rf"\b(?:{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{3,4}}|\d{{1,2}}\.?\s+{_MONTH}\s+\d{{3,4}}|{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?"
     rf"|\d{{1,2}}\.?\s+{_MONTH}|{_MONTH}\s+\d{{3,4}}|\d{{4}}-\d{{2}}-\d{{2}}"

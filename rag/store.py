@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.errors import ConfigError, IndexCorrupt, IndexIncompatible, IndexMissing, IngestBusy, IngestFailed
+from rag.index import Manifest
 from rag.records import Chunk
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 1  # a snapshot of one segment, as every version has written
 SEGMENTED_FORMAT = 2  # base + delta + tombstones (rag/segments.py): older versions refuse it
 # Bump when cleaning, splitting or sentence rules change, so old snapshots are rebuilt.
-PIPELINE_VERSION = 2
+PIPELINE_VERSION = 3
 FIX = "run `rag ingest --rebuild` to build it again from the documents"
 LOCK_FILE = "ingest.lock"
 _WRITER_LOCK = ".writer.lock"
@@ -53,7 +54,7 @@ _ABANDONED_AFTER_S = 60  # a temp folder without a writer lock this old was left
 @dataclass
 class Snapshot:
     folder: Path
-    manifest: dict
+    manifest: Manifest
     chunks: list[Chunk]
     vectors: np.ndarray
     sentence_vectors: np.ndarray | None
@@ -93,7 +94,7 @@ class FileIndex:
 
     @property
     def languages(self) -> frozenset[str]:
-        return frozenset(d.get("language") for d in self.manifest.get("documents", {}).values()) - {"und", None}
+        return self.manifest.languages
 
     def read(self, fn):
         return fn(self)
@@ -132,12 +133,16 @@ class FileIndex:
             for i, d in zip(rows.tolist(), np.asarray(dense).tolist())
         ]
 
+    def chunk_languages(self, ids: list[int]) -> dict[int, str]:
+        chunks = self.snapshot.chunks
+        return {i: chunks[i].language for i in ids}
+
     def documents(self):
         from rag.index import DocInfo
 
         return [
-            DocInfo(source=src, title=d["title"], date=d["date"], language=d["language"], chunks=len(d["chunk_ids"]))
-            for src, d in sorted(self.manifest.get("documents", {}).items())
+            DocInfo(source=src, title=d.title, date=d.date, language=d.language, chunks=len(d.chunk_ids))
+            for src, d in sorted(self.manifest.documents.items())
         ]
 
     def document_frequencies(self, kind: str):
@@ -151,36 +156,37 @@ def current_folder(index_dir: Path) -> Path | None:
     return link.resolve()
 
 
-def read_manifest(index_dir: Path) -> dict | None:
+def read_manifest(index_dir: Path) -> Manifest | None:
     folder = current_folder(index_dir)
     if folder is None:
         return None
     try:
-        return json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise IndexCorrupt(f"index manifest in {folder} is unreadable ({err})", FIX) from None
+        return Manifest.from_json(json.loads((folder / "manifest.json").read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        why = f"no {err} entry" if isinstance(err, KeyError) else err
+        raise IndexCorrupt(f"index manifest in {folder} is unreadable ({why})", FIX) from None
 
 
-def check_compatible(manifest: dict, model: str, chunk_size: int, chunk_overlap: int) -> None:
+def check_compatible(manifest: Manifest, model: str, chunk_size: int, chunk_overlap: int) -> None:
     """Raise IndexIncompatible naming what differs between the stored index and the settings."""
-    if manifest.get("format_version") not in (FORMAT_VERSION, SEGMENTED_FORMAT):
+    if manifest.format_version not in (FORMAT_VERSION, SEGMENTED_FORMAT):
         raise IndexIncompatible(
-            f"index format {manifest.get('format_version')} is not the supported {FORMAT_VERSION}", FIX
+            f"index format {manifest.format_version} is not the supported {FORMAT_VERSION}", FIX
         )
     diffs = []
-    if manifest.get("pipeline_version") != PIPELINE_VERSION:
-        diffs.append(f"pipeline version {manifest.get('pipeline_version')} → {PIPELINE_VERSION}")
-    if manifest.get("model") != model:
-        diffs.append(f"model {manifest.get('model')!r} → {model!r}")
-    if (manifest.get("chunk_size"), manifest.get("chunk_overlap")) != (chunk_size, chunk_overlap):
+    if manifest.pipeline_version != PIPELINE_VERSION:
+        diffs.append(f"pipeline version {manifest.pipeline_version} → {PIPELINE_VERSION}")
+    if manifest.model != model:
+        diffs.append(f"model {manifest.model!r} → {model!r}")
+    if (manifest.chunk_size, manifest.chunk_overlap) != (chunk_size, chunk_overlap):
         diffs.append(
-            f"chunking {manifest.get('chunk_size')}/{manifest.get('chunk_overlap')} → {chunk_size}/{chunk_overlap}"
+            f"chunking {manifest.chunk_size}/{manifest.chunk_overlap} → {chunk_size}/{chunk_overlap}"
         )
     if diffs:
         raise IndexIncompatible(f"index was built with other settings ({'; '.join(diffs)})", FIX)
 
 
-def rebuild_reason(manifest: dict, settings) -> str | None:
+def rebuild_reason(manifest: Manifest, settings) -> str | None:
     """Why an index built as `manifest` describes cannot be updated incrementally (None: it can).
 
     Ingest rebuilds for any of these; the engine re-indexes before answering for the same ones, so
@@ -190,9 +196,9 @@ def rebuild_reason(manifest: dict, settings) -> str | None:
         check_compatible(manifest, settings.embed_model, settings.chunk_size, settings.chunk_overlap)
     except IndexIncompatible as err:
         return err.reason
-    if manifest.get("sentence_vectors") != settings.sentence_vectors:
+    if manifest.sentence_vectors != settings.sentence_vectors:
         return "sentence vectors setting changed"
-    old = manifest.get("ingest_precision", "fp32")
+    old = manifest.ingest_precision
     if old != settings.ingest_precision:
         return f"ingest precision {old} → {settings.ingest_precision}"
     return None
@@ -215,17 +221,17 @@ def load_snapshot(index_dir: Path, lexical_kinds: tuple[str, ...] | None = None)
         sent_path = folder / "sentences.npy"
         sentence_vectors = np.load(sent_path, mmap_mode="r") if sent_path.exists() else None
         index = faiss.read_index(str(folder / "faiss.index"))
-        kinds = lexical_kinds if lexical_kinds is not None else tuple(manifest.get("lexical_kinds", ("bm25", "ngram")))
+        kinds = lexical_kinds if lexical_kinds is not None else manifest.lexical_kinds
         lexical = {k: LexicalIndex.load(k, folder) for k in kinds}
         snap = Snapshot(folder, manifest, chunks, vectors, sentence_vectors, index, lexical)
-        if manifest.get("segments"):
+        if manifest.segments:
             _attach_delta(snap, kinds)
     except Exception as err:  # any unreadable part means the same thing to the user
         raise IndexCorrupt(f"index in {folder} is damaged ({type(err).__name__}: {err})", FIX) from None
     n = len(snap.chunks)
     base = snap.base_chunks if snap.base_chunks is not None else n
     problems = []
-    if snap.vectors.shape != (n, manifest.get("dim")):
+    if snap.vectors.shape != (n, manifest.dim):
         problems.append(f"vectors {snap.vectors.shape} for {n} chunks")
     if index.ntotal != base:
         problems.append(f"FAISS holds {index.ntotal} vectors for {base} chunks")
@@ -250,7 +256,7 @@ def _attach_delta(snap: Snapshot, kinds: tuple[str, ...]) -> None:
     seg = Segments.of(snap.manifest)
     if len(snap.chunks) != seg.base_chunks:
         raise ValueError(f"base holds {len(snap.chunks)} chunks, the manifest says {seg.base_chunks}")
-    delta = load_delta(snap.folder, int(snap.manifest["dim"]), kinds)
+    delta = load_delta(snap.folder, snap.manifest.dim, kinds)
     snap.base_chunks = seg.base_chunks
     snap.tombstones = load_tombstones(snap.folder)
     snap.chunks = snap.chunks + delta.chunks
@@ -463,7 +469,7 @@ class SnapshotWriter:
     def save_lexical(self, lexical) -> None:
         lexical.save(self.folder)
 
-    def commit(self, manifest: dict, chunks: list[Chunk], vectors: np.ndarray, faiss_index) -> Path:
+    def commit(self, manifest: Manifest, chunks: list[Chunk], vectors: np.ndarray, faiss_index) -> Path:
         import faiss
 
         tmp = self.folder
@@ -476,9 +482,9 @@ class SnapshotWriter:
         except RuntimeError as err:  # FAISS reports I/O errors (disk full) as RuntimeError
             raise OSError(errno.ENOSPC if "space" in str(err).lower() else errno.EIO,
                           f"FAISS could not write its index: {_faiss_reason(err)}") from None
-        return self._publish({**manifest, "format_version": FORMAT_VERSION})
+        return self._publish(manifest.with_(format_version=FORMAT_VERSION))
 
-    def commit_delta(self, manifest: dict, base_folder: Path, chunks: list[Chunk], vectors: np.ndarray,
+    def commit_delta(self, manifest: Manifest, base_folder: Path, chunks: list[Chunk], vectors: np.ndarray,
                      tombstones: np.ndarray, lexical: dict) -> Path:
         """Publish a segmented snapshot: the base's files linked from `base_folder`, plus this delta.
 
@@ -497,15 +503,16 @@ class SnapshotWriter:
         for lex in lexical.values():
             lex.save(delta)
         np.save(tmp / TOMBSTONES, np.asarray(tombstones, dtype=np.int64))
-        return self._publish({**manifest, "format_version": SEGMENTED_FORMAT})
+        return self._publish(manifest.with_(format_version=SEGMENTED_FORMAT))
 
-    def _publish(self, manifest: dict) -> Path:
+    def _publish(self, manifest: Manifest) -> Path:
         """Write the manifest last, move the folder into place and point `current` at it."""
         tmp = self.folder
-        manifest = {**manifest, "pipeline_version": PIPELINE_VERSION}
+        manifest = manifest.with_(pipeline_version=PIPELINE_VERSION)
         # Indented for people while small; a million chunk ids are written compact (twice as fast).
-        indent = 1 if len(manifest.get("documents", ())) <= 2000 else None
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=indent, ensure_ascii=False), encoding="utf-8")
+        indent = 1 if len(manifest.documents) <= 2000 else None
+        (tmp / "manifest.json").write_text(json.dumps(manifest.to_json(), indent=indent, ensure_ascii=False),
+                                           encoding="utf-8")
         (tmp / _WRITER_LOCK).unlink()
         final = tmp.parent / self.stamp
         os.rename(tmp, final)
@@ -519,7 +526,7 @@ class SnapshotWriter:
 
 def write_snapshot(
     index_dir: Path,
-    manifest: dict,
+    manifest: Manifest,
     chunks: list[Chunk],
     vectors: np.ndarray,
     sentence_vectors: np.ndarray | None,

@@ -343,3 +343,61 @@ def test_a_number_question_adds_the_sentence_that_holds_the_number(built, tmp_pa
     a = Engine(settings).ask("How many people came to the tenth Riverside Trade Forum of port cities?")
     assert not a.abstained, a.text
     assert "200" in a.text, a.text
+
+
+def test_an_abbreviated_month_day_is_a_date_not_the_asked_number(built, tmp_path):
+    """'Nov. 15' is a date: a sentence holding only it gives no count, so a number question still
+    adds the sentence that holds one."""
+    from rag.engine import Engine
+    from rag.ingest import ingest_folder
+    from rag.spans import best_span
+
+    assert best_span("number", "How many guests came?", "On Nov. 15, the guests cut a cake.") is None
+    assert best_span("date", "When did the guests cut a cake?", "On Nov. 15, the guests cut a cake.") == "Nov. 15"
+    (tmp_path / "seeds").mkdir()
+    (tmp_path / "seeds" / "forum.txt").write_text(
+        "The officials attended the tenth Harbour Arts Forum of river towns at the Palace Hotel in Porto. "
+        "On Nov. 15, the delegates of the tenth Harbour Arts Forum cut a ceremonial cake for its new secretariat. "
+        "Around 300 visitors were at the event.", encoding="utf-8")
+    settings = built.with_(seeds_dir=tmp_path / "seeds", index_dir=tmp_path / "index")
+    ingest_folder(settings)
+    a = Engine(settings).ask("How many guests attended the tenth Harbour Arts Forum of river towns?")
+    assert not a.abstained, a.text
+    assert "300" in a.text, a.text
+
+
+def test_the_passage_whose_sentence_answers_is_ranked_first(built, tmp_path):
+    """The first paragraph repeats the question's words without answering; the second says it in
+    one sentence. Retrieval ranks passages by their best sentence, not only as a whole."""
+    from rag.engine import Engine
+    from rag.ingest import ingest_folder
+
+    (tmp_path / "seeds").mkdir()
+    (tmp_path / "seeds" / "a.txt").write_text(
+        "The old mill of Dunmore is a famous landmark of the county. The old mill of Dunmore was built of grey "
+        "stone in the past century. Visitors to Dunmore admire the old mill and its wheel every summer. The mill "
+        "in Dunmore still grinds flour for the bakers of the town.", encoding="utf-8")
+    (tmp_path / "seeds" / "b.txt").write_text(
+        "The valley around the town has many farms and orchards. Cattle graze in the meadows near the village "
+        "school. The river Avonlea flows past the old mill. Apples and pears are sold at the autumn market.",
+        encoding="utf-8")
+    settings = built.with_(seeds_dir=tmp_path / "seeds", index_dir=tmp_path / "index")
+    ingest_folder(settings)
+    engine = Engine(settings)
+    question = "Which river flows past the old mill of Dunmore?"
+    a = engine.ask(question)
+    assert a.retrieved[0] == "b.txt", a.retrieved
+    assert a.text.startswith("Avonlea [1]") and a.citations[0].source == "b.txt", a.text
+    hits, _, _ = engine.retrieve(question, 2)
+    assert hits[0].chunk.source == "b.txt"  # the same order for an LLM's context
+
+
+def test_a_number_ending_a_sentence_is_not_taken_for_a_german_ordinal():
+    """'at age 39. The past record …' is two sentences; 'am 12. Dezember' and '18. und 19. Jahrhundert'
+    stay one. Quoting both as one sentence padded answers with the next fact."""
+    from rag.sentences import split_sentence_texts
+
+    assert split_sentence_texts("He played at age 39. The past record was held by John Elway.") == [
+        "He played at age 39.", "The past record was held by John Elway."]
+    assert split_sentence_texts("Er war 86. Die Feier fand am 12. Dezember im 18. und 19. Jahrhundert statt.") == [
+        "Er war 86.", "Die Feier fand am 12. Dezember im 18. und 19. Jahrhundert statt."]

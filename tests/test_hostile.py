@@ -63,7 +63,7 @@ def test_a_file_over_the_size_limit_is_skipped_with_a_warning_naming_it(workspac
     (skip,) = [s for s in report.skipped if s.source == "huge.txt"]
     assert "RAG_MAX_FILE_MB" in skip.reason and "1.2 MB" in skip.reason
     assert "huge.txt" in caplog.text
-    assert report.unchanged == 5 and "huge.txt" not in load_snapshot(workspace.index_dir).manifest["documents"]
+    assert report.unchanged == 5 and "huge.txt" not in load_snapshot(workspace.index_dir).manifest.documents
     # The skipped file is recorded, so questions do not re-ingest it every time.
     assert not Engine(workspace.with_(max_file_mb=1.0))._index_is_stale()
 
@@ -178,7 +178,7 @@ def test_a_symlink_to_a_file_outside_the_folder_is_skipped_and_never_quoted(work
     assert all("RAG_ALLOW_OUTSIDE_LINKS" in reasons[k] for k in ("vault.txt", "private", "passwd.txt"))
     answer = Engine(workspace).ask(SECRET_Q)
     assert "ZEBRA" not in answer.text and all("vault" not in c.source for c in answer.citations)
-    docs = load_snapshot(workspace.index_dir).manifest["documents"]
+    docs = load_snapshot(workspace.index_dir).manifest.documents
     assert not any("passwd" in d or "vault" in d or "private" in d for d in docs)
 
 
@@ -206,7 +206,7 @@ def test_links_inside_the_folder_are_followed_once_and_loops_end(workspace, embe
     (workspace.seeds_dir / "drafts").symlink_to(".drafts", target_is_directory=True)  # only reachable by the link
     (sub / "loop").symlink_to("..", target_is_directory=True)
     report = ingest_folder(workspace, embedder=embedder)
-    docs = load_snapshot(workspace.index_dir).manifest["documents"]
+    docs = load_snapshot(workspace.index_dir).manifest.documents
     assert {"archive/note.md", "drafts/plan.md"} <= set(docs)
     assert not {"latest/note.md", "latest.md"} & set(docs)  # no document twice
     assert [s.source for s in report.skipped] == ["archive/loop"]
@@ -342,7 +342,7 @@ def test_a_file_changed_while_read_is_read_again(workspace, embedder, during_rea
     snap = load_snapshot(workspace.index_dir)
     assert any("also runs on Mondays" in c.text for c in snap.chunks if c.source == target.name)
     st = target.stat()
-    assert snap.manifest["seed_stats"][target.name] == [st.st_size, st.st_mtime_ns]
+    assert snap.manifest.seed_stats[target.name] == [st.st_size, st.st_mtime_ns]
 
 
 def test_a_file_that_keeps_changing_is_indexed_as_read_and_read_again_by_the_next_question(
@@ -356,7 +356,7 @@ def test_a_file_that_keeps_changing_is_indexed_as_read_and_read_again_by_the_nex
     during_read(target.name, touch, times=100)
     ingest_folder(workspace, embedder=embedder)
     assert "kept changing" in caplog.text
-    recorded = load_snapshot(workspace.index_dir).manifest["seed_stats"][target.name]
+    recorded = load_snapshot(workspace.index_dir).manifest.seed_stats[target.name]
     assert recorded != [target.stat().st_size, target.stat().st_mtime_ns]
     assert Engine(workspace)._index_is_stale()  # what was recorded is what was read, not the file now
 
@@ -367,7 +367,7 @@ def test_a_file_deleted_while_read_is_not_indexed_and_not_cited(workspace, embed
     report = ingest_folder(workspace, embedder=embedder)
     assert Skipped(target.name, "vanished while being read") in report.skipped
     manifest = load_snapshot(workspace.index_dir).manifest
-    assert target.name not in manifest["documents"] and target.name not in manifest["seed_stats"]
+    assert target.name not in manifest.documents and target.name not in manifest.seed_stats
     engine = Engine(workspace)
     assert not engine._index_is_stale()
     assert all(c.source != target.name for c in engine.ask(MEETING_Q).citations)

@@ -58,12 +58,12 @@ def test_second_ingest_embeds_nothing_and_a_changed_file_only_its_chunks(workspa
     path = workspace.seeds_dir / "004_9ed8f173f51d1787.txt"
     path.write_text(path.read_text(encoding="utf-8") + "\n\nThe delegation also visited Ghent on a Tuesday.", encoding="utf-8")
     report = ingest_folder(workspace, embedder=embedder)
-    n_doc_chunks = len(load_snapshot(workspace.index_dir).manifest["documents"][path.name]["chunk_ids"])
+    n_doc_chunks = len(load_snapshot(workspace.index_dir).manifest.documents[path.name].chunk_ids)
     assert (report.updated, report.unchanged, report.chunks_embedded) == (1, 4, n_doc_chunks)
     (workspace.seeds_dir / "003_07e049bc62076820.txt").unlink()
     report = ingest_folder(workspace, embedder=embedder)
     assert (report.removed, report.chunks_embedded) == (1, 0)
-    assert "003_07e049bc62076820.txt" not in load_snapshot(workspace.index_dir).manifest["documents"]
+    assert "003_07e049bc62076820.txt" not in load_snapshot(workspace.index_dir).manifest.documents
 
 
 def test_changed_chunking_triggers_full_rebuild(workspace, embedder):
@@ -131,7 +131,33 @@ def test_index_from_an_older_pipeline_is_rebuilt_before_answering(workspace):
     answer = Engine(workspace).ask("When did the VI Consultative Meeting of the Heads of State of Central Asia take place?")
     assert "August 9, 2024" in answer.text
     assert any(note.startswith("indexed ") for note in map(str, answer.notes))
-    assert load_snapshot(workspace.index_dir).manifest["pipeline_version"] == PIPELINE_VERSION
+    assert load_snapshot(workspace.index_dir).manifest.pipeline_version == PIPELINE_VERSION
+
+
+def test_a_manifest_without_the_newer_fields_reads_as_its_version_built_it(workspace, embedder):
+    """An index written before `lexical_kinds` and `ingest_precision` were kept is updated, not
+    rebuilt: the missing fields read as what that version did (both channels, fp32)."""
+    manifest_path = load_snapshot(workspace.index_dir).folder / "manifest.json"
+    stored = json.loads(manifest_path.read_text(encoding="utf-8"))
+    for key in ("lexical_kinds", "ingest_precision", "embedder", "skipped"):
+        del stored[key]
+    manifest_path.write_text(json.dumps(stored), encoding="utf-8")
+    snap = load_snapshot(workspace.index_dir)
+    assert set(snap.lexical) == {"bm25", "ngram"} and snap.manifest.languages == {"en", "de"}
+    report = ingest_folder(workspace, embedder=embedder)
+    assert report.rebuilt is None and report.chunks_embedded == 0 and report.unchanged > 0
+
+
+def test_the_manifest_round_trips_and_one_missing_its_dimension_is_corrupt(workspace):
+    from rag.index import Manifest
+
+    manifest_path = load_snapshot(workspace.index_dir).folder / "manifest.json"
+    stored = json.loads(manifest_path.read_text(encoding="utf-8"))
+    assert Manifest.from_json(stored).to_json() == stored
+    del stored["dim"]
+    manifest_path.write_text(json.dumps(stored), encoding="utf-8")
+    with pytest.raises(IndexCorrupt, match=r"manifest .* unreadable \(no 'dim' entry\).*rag ingest --rebuild"):
+        load_snapshot(workspace.index_dir)
 
 
 def test_stale_index_is_refreshed_on_ask(workspace, embedder):
@@ -158,7 +184,7 @@ def test_int8_ingest_is_opt_in_rebuilds_and_still_cites_the_right_source(workspa
     report = ingest_folder(int8)
     assert report.rebuilt == "ingest precision fp32 → int8"
     snap = load_snapshot(workspace.index_dir)
-    assert snap.manifest["ingest_precision"] == "int8"
+    assert snap.manifest.ingest_precision == "int8"
     cos = (snap.vectors * fp32).sum(axis=1)
     assert cos.min() > 0.97 and cos.mean() < 0.9999  # the quantized model, close to fp32
     answer = Engine(int8).ask("When did the VI Consultative Meeting of the Heads of State of Central Asia take place?")

@@ -48,7 +48,7 @@ def test_a_new_index_folder_reuses_the_cached_export_and_records_it(built, tmp_p
     assert "using the cached ONNX export" in caplog.text and "exporting" not in caplog.text
     assert {p.name: p.stat().st_mtime_ns for p in entry.iterdir() if p.name in before} == before
     assert not (settings.index_dir / "models").exists()
-    record = load_snapshot(settings.index_dir).manifest["embedder"]
+    record = load_snapshot(settings.index_dir).manifest.embedder
     assert record["export"] == entry.name
     assert record["sha256"] == {n: sha256_file(entry / n) for n in (ONNX_FILE, TOKENIZER_FILE)}
     assert not any(p.suffix == ".onnx" for p in load_snapshot(settings.index_dir).folder.iterdir())

