@@ -6,8 +6,9 @@ time), by how much of the question's vocabulary they hold (through the Englishâ€
 for English questions over German text) and by their chunk's retrieval score, then answers with
 the best one, and a second only when it is nearly as strong (or, a little weaker, when it follows
 the first in the document). The retrieved passages themselves are re-ordered by their best
-sentence (rerank). Headings, title lines and bullet stubs are never quoted. When the question asks for a name, place, date, number or duration
-(rag.spans) and the best sentence holds one clear span of that type, the answer leads with it.
+sentence (rerank). Headings, title lines and bullet stubs are never quoted. When the question
+asks for a name, place, date, number or duration (rag.spans) and the best sentence holds one
+clear span of that type, the answer leads with it.
 
 Confidence combines the best sentence's cosine (trusted less for languages the embedding model
 does not know), word coverage, the share of the question's words no document holds (words the word
