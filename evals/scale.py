@@ -70,9 +70,13 @@ def _chunks(n: int, start: int, stop: int, texts: list[str]):
                   date=None, language="en") for r, t in zip(range(start, stop), texts)]
 
 
-def _docs(n: int, start: int, stop: int) -> list[dict]:
-    return [{"source": source_of(d * DOC_CHUNKS), "sha256": doc_sha(n, d), "title": f"Document {d}", "date": None,
-             "language": "en"} for d in range(start // DOC_CHUNKS, (stop - 1) // DOC_CHUNKS + 1)]
+def _docs(n: int, start: int, stop: int):
+    """The documents of rows [start, stop) (whole documents), as the manifest records them: source → DocEntry."""
+    from rag.index import DocEntry
+
+    return {source_of(d * DOC_CHUNKS): DocEntry(doc_sha(n, d), f"Document {d}", None, "en",
+                                                [chunk_key(r) for r in range(d * DOC_CHUNKS, min(n, (d + 1) * DOC_CHUNKS))])
+            for d in range(start // DOC_CHUNKS, (stop - 1) // DOC_CHUNKS + 1)}
 
 
 def phase_load(store: str, n: int, work: Path, url: str) -> dict:
@@ -99,7 +103,7 @@ def phase_load(store: str, n: int, work: Path, url: str) -> dict:
     else:
         import numpy as np
 
-        from rag.index import DocEntry, Manifest, lexical_kinds
+        from rag.index import Manifest, lexical_kinds
         from rag.lexical import LexicalIndex
         from rag.store import build_faiss, write_snapshot
 
@@ -107,9 +111,7 @@ def phase_load(store: str, n: int, work: Path, url: str) -> dict:
         texts, vectors = corpus.texts(0, n, vocab), np.ascontiguousarray(corpus.vectors(0, n))
         chunks = _chunks(n, 0, n, texts)
         gen = time.perf_counter() - t
-        documents = {d["source"]: DocEntry(d["sha256"], d["title"], d["date"], d["language"],
-                                           [chunk_key(r) for r in range(i * DOC_CHUNKS, min(n, (i + 1) * DOC_CHUNKS))])
-                     for i, d in enumerate(_docs(n, 0, n))}
+        documents = _docs(n, 0, n)
         kinds = lexical_kinds({"en"}, n, s.embed_languages)
         lexical = {k: LexicalIndex.build(k, texts) for k in kinds}
         del texts

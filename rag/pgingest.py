@@ -18,8 +18,8 @@ import numpy as np
 from rag.chunk import chunk_document, make_splitter
 from rag.config import Settings
 from rag.errors import IndexIncompatible, IngestFailed
-from rag.index import Manifest
-from rag.records import SourceDoc
+from rag.index import DocEntry, Manifest
+from rag.records import Chunk, SourceDoc
 
 log = logging.getLogger(__name__)
 
@@ -181,12 +181,15 @@ class _Step:
             self.writer = PgWriter.begin(s, vectors.shape[1] if len(chunks) else int(self.emb.dim), fresh=self.fresh,
                                          ngram_present=self.ngram_present)
         self.writer.delete_sources([d.source for d in batch if d.source in self.previous])
-        self.writer.add([_doc_row(d) for d in batch], chunks, vectors, _sentence_vectors(chunks, self.emb, s))
+        self.writer.add(_doc_entries(batch, chunks), chunks, vectors, _sentence_vectors(chunks, self.emb, s))
         self.report.chunks_embedded += len(chunks)
 
 
-def _doc_row(d: SourceDoc) -> dict:
-    return {"source": d.source, "sha256": d.sha256, "title": d.title, "date": d.date, "language": d.language}
+def _doc_entries(batch: list[SourceDoc], chunks: list[Chunk]) -> dict[str, DocEntry]:
+    keys: dict[str, list[str]] = {d.source: [] for d in batch}
+    for c in chunks:
+        keys[c.source].append(c.id)
+    return {d.source: DocEntry(d.sha256, d.title, d.date, d.language, keys[d.source]) for d in batch}
 
 
 def _sentence_vectors(chunks, emb, settings: Settings) -> list[np.ndarray | None]:

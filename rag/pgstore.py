@@ -35,7 +35,7 @@ import threading
 import time
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -46,7 +46,7 @@ from rag.errors import (
     IngestBusy,
     StoreUnavailable,
 )
-from rag.index import DocInfo, Manifest, StoredChunk, lexical_kinds, top_positive
+from rag.index import DocEntry, DocInfo, Manifest, StoredChunk, lexical_kinds, top_positive
 from rag.languages import SUPPORTED, stemmer_language
 from rag.lexical import B, K1, TOKENIZERS, query_tokens  # one BM25 formula for both stores
 from rag.records import Chunk
@@ -643,18 +643,14 @@ class PgWriter:
             for term, d in counts.items():
                 cp.write_row((term, d))
 
-    def add(self, docs: list[dict], chunks: list[Chunk], vectors: np.ndarray,
+    def add(self, docs: Mapping[str, DocEntry], chunks: list[Chunk], vectors: np.ndarray,
             sentence_vectors: list[np.ndarray | None]) -> None:
-        """Insert documents (dicts with source, sha256, title, date, language) and their chunks."""
+        """Insert documents (source → entry, as the snapshot manifest holds them) and their chunks."""
         if docs:
             with self.conn.cursor().copy(_q(self.s,
                     "COPY {s}.documents (source, sha256, title, date, language, chunk_keys) FROM STDIN")) as cp:
-                keys: dict[str, list[str]] = {}
-                for c in chunks:
-                    keys.setdefault(c.source, []).append(c.id)
-                for d in docs:
-                    cp.write_row((d["source"], d["sha256"], d["title"], d["date"], d["language"],
-                                  keys.get(d["source"], [])))
+                for source, d in docs.items():
+                    cp.write_row((source, d.sha256, d.title, d.date, d.language, list(d.chunk_ids)))
         if not chunks:
             return
         ids = [r[0] for r in self._x("SELECT nextval('{s}.chunk_ids') FROM generate_series(1, %s)",
@@ -668,7 +664,7 @@ class PgWriter:
                 svb = np.ascontiguousarray(sv, dtype="<f4").tobytes() if sv is not None else None
                 cp.write_row((cid, c.source, c.n, c.id, c.text, c.title, c.date, c.language, flat, svb, vec))
         self.added += len(chunks)
-        self.languages |= {d["language"] for d in docs}
+        self.languages |= {d.language for d in docs.values()}
         if self.ngram_live and "ngram" not in lexical_kinds(self.languages, self.n_before + self.added,
                                                              self.settings.embed_languages):
             self.ngram_live = False  # a large one-language corpus: stop; commit decides (drop or backfill)
