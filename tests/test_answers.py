@@ -401,3 +401,39 @@ def test_a_number_ending_a_sentence_is_not_taken_for_a_german_ordinal():
         "He played at age 39.", "The past record was held by John Elway."]
     assert split_sentence_texts("Er war 86. Die Feier fand am 12. Dezember im 18. und 19. Jahrhundert statt.") == [
         "Er war 86.", "Die Feier fand am 12. Dezember im 18. und 19. Jahrhundert statt."]
+
+
+def test_no_short_answer_leads_when_two_names_are_about_as_near(built, tmp_path):
+    """The keeper's name stands next to 'lighthouse', the engineer's a clause away from 'tower':
+    too close a call to lead with either, so the cited sentence answers on its own."""
+    from rag.engine import Engine
+    from rag.ingest import ingest_folder
+
+    (tmp_path / "seeds").mkdir()
+    (tmp_path / "seeds" / "tower.txt").write_text(
+        "The lighthouse keeper Tom Rudd says that the tower, built of granite, owes its design to the engineer "
+        "Mary Quill.", encoding="utf-8")
+    settings = built.with_(seeds_dir=tmp_path / "seeds", index_dir=tmp_path / "index")
+    ingest_folder(settings)
+    a = Engine(settings).ask("Who designed the lighthouse tower?")
+    assert not a.abstained, a.text
+    assert a.text.startswith("The lighthouse keeper Tom Rudd says"), a.text
+
+
+def test_the_sentence_after_a_lone_answer_sentence_completes_it(built, tmp_path):
+    """The best sentence names the crossing, the next one the ship: a little weaker than a second
+    sentence must be on its own, it is added because it follows the first in the document."""
+    from rag.engine import Engine
+    from rag.ingest import ingest_folder
+
+    (tmp_path / "seeds").mkdir()
+    (tmp_path / "seeds" / "ferry.txt").write_text(
+        "The crossing of the old island ferry from the harbour is a journey that visitors remember. "
+        "Usually the crossing takes place aboard the steamer Gannet. Tickets are sold on the quay.", encoding="utf-8")
+    settings = built.with_(seeds_dir=tmp_path / "seeds", index_dir=tmp_path / "index")
+    ingest_folder(settings)
+    a = Engine(settings).ask("What is the name of the boat used for the crossing of the old island ferry?")
+    assert not a.abstained, a.text
+    assert a.text.startswith("The crossing of the old island ferry"), a.text
+    assert "aboard the steamer Gannet. [1]" in a.text, a.text
+    assert "Tickets" not in a.text, a.text
