@@ -218,11 +218,7 @@ class ExtractiveAnswerer:
     @staticmethod
     def coverage(terms: list[Term], text: str) -> float:
         """IDF-weighted share of the question's words the text holds in some form."""
-        if not terms:
-            return 0.0
-        vocab = set(re.findall(r"\w+", fold(text)))
-        total = sum(t.weight for t in terms)
-        return sum(t.weight for t in terms if t.found_in(vocab)) / total
+        return _coverage(tuple(terms), text)
 
     @staticmethod
     def names_missing(terms: list[Term], text: str) -> float:
@@ -253,7 +249,7 @@ class ExtractiveAnswerer:
                 seen.add(key)
                 cov = self.coverage(terms, sent)
                 score = 0.5 * d + 0.5 * cov + 0.5 * hit.score - 0.02 * rank
-                if kind is not None and best_span(kind, question, sent, hit.chunk.language == "de"):
+                if kind is not None and _holds_type(kind, question, sent, hit.chunk.language == "de"):
                     score += TYPE_BONUS  # it holds a name / date / number of the kind the question asks for
                 out.append(Evidence(rank, hit, sent, float(d), cov, score, position))
         out.sort(key=lambda e: -e.score)
@@ -341,6 +337,21 @@ class ExtractiveAnswerer:
         text = f"{short} [1]\n\n{body}" if short else body
         return Extracted(text, False, citations, conf)
 
+
+
+# Pure, and asked twice per sentence and question (rerank, then answer): memoised for both passes.
+@functools.lru_cache(maxsize=4096)
+def _coverage(terms: tuple[Term, ...], text: str) -> float:
+    if not terms:
+        return 0.0
+    vocab = set(re.findall(r"\w+", fold(text)))
+    total = sum(t.weight for t in terms)
+    return sum(t.weight for t in terms if t.found_in(vocab)) / total
+
+
+@functools.lru_cache(maxsize=4096)
+def _holds_type(kind: str, question: str, sentence: str, german: bool) -> bool:
+    return best_span(kind, question, sentence, german) is not None
 
 
 def _adds_evidence(kind: str | None, short: str | None, question: str, second: Evidence) -> bool:
