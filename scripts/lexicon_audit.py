@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rag.languages import STOPWORDS_EN, stem_words  # noqa: E402
+from rag.languages import STOPWORDS_EN, fold, stem_words  # noqa: E402
 from rag.lexicon import LEXICON_FILE  # noqa: E402
 
 # Kept whatever their frequency: number words, weekdays, months, seasons, units.
@@ -41,6 +41,13 @@ def main() -> int:
     print(f"{len(entries)} entries; {len(outside)} outside the rule: {' '.join(outside)}")
     print(f"{len(missing)} of the top {n} content words missing (names and slang are left out on purpose): "
           f"{' '.join(missing)}")
+    from wordfreq import top_n_list as top_de
+
+    common = {fold(w) for w in top_de("de", 500)}
+    generic = [line.split("\t")[0] for line in LEXICON_FILE.read_text(encoding="utf-8").splitlines()
+               if "\t" in line and not line.startswith("#")
+               and any(fold(f) in common for f in line.split("\t")[1].split("|")[1:])]
+    print(f"{len(generic)} entries with a very common German word (top 500) as a further sense: {' '.join(generic)}")
     return 0
 
 

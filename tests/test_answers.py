@@ -279,6 +279,20 @@ def test_freedict_conversion_keeps_one_word_translations():
     assert freedict.convert(text) == {"monastery": ["Kloster", "Mönchskloster", "Stift"]}
 
 
+def test_a_translation_is_found_inflected_or_in_a_compound_not_by_a_shared_prefix():
+    """'population' → 'Bestand' must not be found in 'bestätigte' (the spelling tolerance is for
+    names), while 'war' → 'Krieg' is found in 'Weltkrieges' and 'destroyed' → 'zerstört' in
+    'zerstörten'. Coverage is what the answer's confidence and sentence choice rest on."""
+    from rag.answer import ExtractiveAnswerer, Term
+
+    def covered(word, german, text):
+        return ExtractiveAnswerer.coverage([Term(word, 1.0, (word, german))], text)
+
+    assert covered("population", "bestand", "Der Präsident bestätigte die Wahl.") == 0.0
+    assert covered("war", "krieg", "Nach dem Ende des Weltkrieges kehrte er zurück.") == 1.0
+    assert covered("destroyed", "zerstort", "Die im Sturm zerstörten Brücken wurden neu gebaut.") == 1.0
+
+
 def test_words_the_word_list_cannot_translate_do_not_count_as_absent(mini):
     """'friars' and 'cenobites' have no entry in the shipped list; over German text that says nothing
     about whether the documents hold them, so the question is answered, not refused."""
