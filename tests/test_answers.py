@@ -137,6 +137,20 @@ def test_english_question_over_german_text_is_answered_through_the_word_list(min
     assert "1455" in a.text
 
 
+def test_a_questions_memo_serves_that_question_only(mini):
+    """Re-ranking and answering share one memo per question (what each sentence holds of the
+    question's words); one handed over from another question is not read, so no answer is built
+    from another question's words or answer type."""
+    answerer = mini.state.extractive.answerer
+    asked = "How long does the crossing to Lindholm take?"
+    hits, qvec, _ = mini.retrieve(asked)
+    fresh = answerer.answer(asked, qvec, hits)
+    assert fresh.text.startswith("three hours [1]"), fresh.text
+    other = answerer.memo("When was the Andechs monastery founded?")
+    answerer.rerank(other.question, qvec, hits, other)  # filled for its own question
+    assert answerer.answer(asked, qvec, hits, other).text == fresh.text
+
+
 @pytest.mark.parametrize("question", ["sources", "ferry", "Who is the president of the Andechs football club?"])
 def test_bare_words_and_absent_entities_abstain(mini, question):
     a = mini.ask(question)
