@@ -49,6 +49,10 @@ TYPE_BONUS = 0.1
 # XQuAD dev even articles, checked on the odd ones: hit@1 en 0.930 → 0.941 / 0.981 → 0.981,
 # xl 0.746 → 0.768 / 0.807 → 0.822, de 0.893 → 0.904 / 0.952 → 0.941; seeds 0.923 → 0.949.
 RERANK_CHUNK_WEIGHT = 0.25
+# rerank's sentence score for a hit with no statement (only headings, title lines, bullet stubs):
+# it holds nothing the answer could quote, so it goes below the hits that do (a real sentence
+# scores near or above 0: its cosine to the question is rarely negative).
+NO_STATEMENT = -1.0
 SECOND_SENTENCE_RATIO = 0.8
 TYPED_SECOND_RATIO = 0.6  # a weaker second sentence is added when it alone holds the asked-for date/number
 # A one-sentence answer gets the sentence that follows it in the document when that one is at least
@@ -271,9 +275,9 @@ class ExtractiveAnswerer:
         a passage that never names what the question is about is a guess."""
         return _names_missing(terms, _held(terms, text))
 
-    def evidence(self, memo: QuestionMemo, qvec: np.ndarray, hits: list[Hit]) -> list[Evidence]:
-        """Every statement of the hits, scored, best first; a sentence repeated by an overlapping
-        later hit is listed once, under the earlier hit."""
+    def evidence(self, memo: QuestionMemo, qvec: np.ndarray, hits: list[Hit], once: bool = True) -> list[Evidence]:
+        """Every statement of the hits, scored, best first. With `once` (the answer's list) a
+        sentence that overlapping chunks repeat is listed once, under the earlier hit."""
         kind = memo.kind
         out: list[Evidence] = []
         seen: set[str] = set()
@@ -286,7 +290,7 @@ class ExtractiveAnswerer:
                 dens = np.full(len(texts), hit.dense)
             for position, (sent, d) in enumerate(zip(texts, dens.tolist())):
                 key = " ".join(sent.split())
-                if key in seen or not is_statement(key, hit.chunk.title):
+                if (once and key in seen) or not is_statement(key, hit.chunk.title):
                     continue
                 sent = strip_bullet(sent)  # quoted without its list marker
                 seen.add(key)
@@ -301,14 +305,18 @@ class ExtractiveAnswerer:
     def rerank(self, question: str, qvec: np.ndarray, hits: list[Hit], memo: QuestionMemo | None = None) -> list[Hit]:
         """The hits ordered by their best sentence's score plus RERANK_CHUNK_WEIGHT × their fused
         score: a passage is as good as the sentence that answers, and on vague questions the
-        neighbouring paragraph of the same article often wins the chunk-level fusion. `memo`: the
-        question's memo (`memo`), shared with the `answer` call that follows."""
+        neighbouring paragraph of the same article often wins the chunk-level fusion. Each hit is
+        scored by all its own sentences, also those an overlapping earlier chunk repeats: a later
+        chunk that holds the answering sentence is not ranked by its second-best one (same results
+        on XQuAD en/de/xl dev and the seeds, where few sentences lie in two chunks). A hit with
+        no statement gets NO_STATEMENT. `memo`: the question's memo (`memo`), shared with the
+        `answer` call that follows."""
         if len(hits) < 2 or not is_question(question):
             return hits
         best: dict[int, float] = {}
-        for e in self.evidence(self._memo_for(question, memo), qvec, hits):
+        for e in self.evidence(self._memo_for(question, memo), qvec, hits, once=False):
             best.setdefault(e.hit_rank, e.score)  # evidence comes best first
-        order = sorted(range(len(hits)), key=lambda i: -(best.get(i, -1.0) + RERANK_CHUNK_WEIGHT * hits[i].score))
+        order = sorted(range(len(hits)), key=lambda i: -(best.get(i, NO_STATEMENT) + RERANK_CHUNK_WEIGHT * hits[i].score))
         return [hits[i] for i in order]  # each keeps its fused score
 
     def confidence(self, memo: QuestionMemo, evidence: list[Evidence], hits: list[Hit],
