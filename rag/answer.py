@@ -20,9 +20,11 @@ the seeds dev split, never on single examples.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -133,14 +135,51 @@ def _german_stem(word: str) -> str:
     return stem_words([word], "de")[0]
 
 
-def _holds_translation(german: str, vocab: set[str]) -> bool:
+class Vocabulary:
+    """A text's folded words, indexed once for the word list's checks (a question word has ~5
+    German forms, each checked against every sentence): the set for exact words, a sorted list
+    for prefixes (bisect), and the words joined by NUL into one string for endings and inner
+    parts (one substring search in C, not a Python loop over the words)."""
+
+    def __init__(self, text: str) -> None:
+        self.words = set(re.findall(r"\w+", fold(text)))
+
+    def __contains__(self, word: str) -> bool:
+        return word in self.words
+
+    @functools.cached_property
+    def _sorted(self) -> list[str]:
+        return sorted(self.words)
+
+    @functools.cached_property
+    def _joined(self) -> str:
+        return "\0" + "\0".join(self.words) + "\0"
+
+    def starting_with(self, prefix: str) -> Iterator[str]:
+        """The words that start with `prefix`."""
+        words = self._sorted
+        for i in range(bisect.bisect_left(words, prefix), len(words)):
+            if not words[i].startswith(prefix):
+                break
+            yield words[i]
+
+    def has_ending(self, part: str) -> bool:
+        return part + "\0" in self._joined
+
+    def has_inside(self, part: str) -> bool:
+        return part in self._joined
+
+
+def _holds_translation(german: str, vocab: Vocabulary) -> bool:
     """A word list's German word, inflected ("zerstörten") or inside a compound ("Weltkrieg" for
     "Krieg", "Einwohnerzahl" for "Einwohner"). Stricter than `_matches`, whose spelling tolerance is
     for names: over a list of ten thousand words it let "Bestand" find "bestätigte"."""
     stem = _german_stem(german)
-    if len(stem) < 4:
-        return german in vocab or any(v.startswith(stem) and len(v) <= len(stem) + 3 for v in vocab)
-    return any(v.startswith(stem) or v.endswith(stem) or (len(stem) >= 5 and stem in v) for v in vocab)
+    if len(stem) < 4:  # a short stem: the word, or a word it starts with at most 3 letters longer
+        return german in vocab or any(len(v) <= len(stem) + 3 for v in vocab.starting_with(stem))
+    if len(stem) >= 5:  # anywhere in a word (its start, its end, inside a compound)
+        return vocab.has_inside(stem)
+    return next(vocab.starting_with(stem), None) is not None or vocab.has_ending(stem)
 
 
 def _common_prefix(a: str, b: str) -> str:
@@ -165,9 +204,9 @@ class Term:
     checkable: bool = True
     name: bool = False  # written like a name in the question ("Newcastle", "UK"), or a number
 
-    def found_in(self, vocab: set[str]) -> bool:
+    def found_in(self, vocab: Vocabulary) -> bool:
         """The word itself in any spelling of it, or one of its translations."""
-        return _matches(self.word, vocab) or any(_holds_translation(g, vocab) for g in self.forms[1:])
+        return _matches(self.word, vocab.words) or any(_holds_translation(g, vocab) for g in self.forms[1:])
 
 
 class QuestionMemo:
@@ -395,7 +434,7 @@ class ExtractiveAnswerer:
 
 def _held(terms: list[Term], text: str) -> tuple[bool, ...]:
     """Which of the question's words `text` holds in some form."""
-    vocab = set(re.findall(r"\w+", fold(text)))
+    vocab = Vocabulary(text)
     return tuple(t.found_in(vocab) for t in terms)
 
 

@@ -305,6 +305,13 @@ def test_a_translation_is_found_inflected_or_in_a_compound_not_by_a_shared_prefi
     assert covered("population", "bestand", "Der Präsident bestätigte die Wahl.") == 0.0
     assert covered("war", "krieg", "Nach dem Ende des Weltkrieges kehrte er zurück.") == 1.0
     assert covered("destroyed", "zerstort", "Die im Sturm zerstörten Brücken wurden neu gebaut.") == 1.0
+    # A four-letter stem counts at a word's start or end, not inside it; a shorter one only in a
+    # word at most three letters longer (an ending, not a compound).
+    assert covered("head", "kopf", "Er traf ihn am Hinterkopf.") == 1.0
+    assert covered("head", "kopf", "Die Kopfhörer sind neu.") == 1.0
+    assert covered("stop", "halt", "Das Verhältnis blieb gut.") == 0.0
+    assert covered("day", "tag", "An diesen Tagen regnete es.") == 1.0
+    assert covered("day", "tag", "Die Tagesordnung war lang.") == 0.0
 
 
 def test_words_the_word_list_cannot_translate_do_not_count_as_absent(mini):
