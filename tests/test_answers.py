@@ -451,3 +451,24 @@ def test_the_sentence_after_a_lone_answer_sentence_completes_it(built, tmp_path)
     assert a.text.startswith("The crossing of the old island ferry"), a.text
     assert "aboard the steamer Gannet. [1]" in a.text, a.text
     assert "Tickets" not in a.text, a.text
+
+
+def test_invisible_characters_in_a_question_or_a_document_change_nothing(mini, built, tmp_path):
+    """A zero-width space, word joiner or soft hyphen splits a word for matching but not for the
+    reader: a question pasted from a web page, or a page saved with soft hyphens, still matches."""
+    from rag.engine import Engine
+    from rag.ingest import ingest_folder
+
+    plain = mini.ask("In welchem Jahr wurde das Kloster Andechs gegründet?")
+    hidden = mini.ask("In welchem \u200b\u200bJahr wurde das Kloster An\u00addechs gegründet?")
+    assert plain.text.startswith("1455 [1]"), plain.text
+    assert hidden.text == plain.text
+    (tmp_path / "seeds").mkdir()
+    (tmp_path / "seeds" / "ferry.html").write_text(
+        "<html><body><p>The Lind\u00adholm ferry leaves the har\u00adbour at dawn. The cros\u00adsing to "
+        "Lind\u00adholm takes three hours in calm weather.</p></body></html>", encoding="utf-8")
+    settings = built.with_(seeds_dir=tmp_path / "seeds", index_dir=tmp_path / "index")
+    ingest_folder(settings)
+    a = Engine(settings).ask("How long does the crossing to Lindholm take?")
+    assert a.text.startswith("three hours [1]"), a.text
+    assert "\u00ad" not in a.text and "crossing to Lindholm" in a.text
