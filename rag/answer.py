@@ -41,6 +41,13 @@ QUESTION_WORDS = {
     "welche", "welcher", "welches", "wie", "warum", "was", "did", "does", "do", "is", "are", "was",
     "were", "say", "said", "says", "according", "article", "document", "mentioned", "mention",
 }
+# The asking nouns of a question for a name ("What is another term for rotors?"): the answer
+# sentence gives the name, it need not repeat how the question asked for it. The naming verbs stay
+# ("known as" → "bekannt als" finds the sentence that names it).
+TERM_WORDS = {
+    "another", "other", "term", "name", "word", "synonym", "nickname",
+    "begriff", "ausdruck", "bezeichnung", "wort", "andere", "anderer", "anderes",
+}
 # Sentence score = 0.5 cosine + 0.5 question-word coverage + 0.5 fused chunk score − 0.02 per chunk
 # rank, + TYPE_BONUS when the sentence holds a span of the type the question asks for. Weights
 # chosen on XQuAD dev articles with even numbers and checked on the odd ones (en, de and xl alike).
@@ -198,7 +205,8 @@ class ExtractiveAnswerer:
         """The question's content words, IDF-weighted, each with its German translations when the
         question is English and the documents include German ones."""
         qlang = guess_language(question)
-        words = [w for w in dict.fromkeys(content_words(question, qlang)) if w not in QUESTION_WORDS]
+        asking = QUESTION_WORDS | TERM_WORDS if answer_type(question) == "term" else QUESTION_WORDS
+        words = [w for w in dict.fromkeys(content_words(question, qlang)) if w not in asking]
         cross = qlang == "en" and "de" in self._languages and "multi" not in self.model_languages
         found = translate(words, self.lexicon_files) if cross else {}
         written_as_names = _name_words(question)
