@@ -368,7 +368,7 @@ def _adds_evidence(kind: str | None, short: str | None, question: str, second: E
     sentence without one of that type only repeats the topic ("… continued in an expanded format.").
     Names and places are left alone: their short answers are right less often (XQuAD dev), and
     the second sentence then often holds the real answer."""
-    if short is None or kind not in ("date", "number", "duration"):
+    if short is None or kind not in ("date", "number", "duration", "age"):
         return True
     return best_span(kind, question, second.sentence, second.hit.chunk.language == "de") is not None
 
@@ -379,7 +379,7 @@ def _typed_evidence(kind: str | None, question: str, chosen: list[Evidence], evi
     forum, a later one "Around 200 guests …"); None when not needed or there is none.
     TYPED_SECOND_RATIO and the types were set on XQuAD dev even articles (answers holding the gold
     +0.003 to +0.008 on either half of en, de and xl, never lower)."""
-    if kind not in ("date", "number", "duration"):
+    if kind not in ("date", "number", "duration", "age"):
         return None
 
     def holds(e: Evidence) -> bool:

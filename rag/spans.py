@@ -27,6 +27,7 @@ _TYPE_RULES: tuple[tuple[str, str], ...] = (
      r"|\b(?:called|termed|known as|referred to as)\s+what\b|\bwhat (?:is|are|was|were) (?:another|other|the|a|one) (?:term|name|word|synonym|nickname) for\b"
      r"|\bwie (?:nennt man|heisst|heißt)\b|\bwie (?:wird|werden)\b[^?]{0,60}\b(?:genannt|bezeichnet)\b|\bbekannt als\b"
      r"|\b(?:andere[rns]?|ein) (?:begriff|name|wort|ausdruck|bezeichnung) fur\b", "term"),
+    (r"\bhow old\b|\bwie alt\b|\bat what age\b|\bin welchem alter\b|\bmit wie viel(?:en)? jahren\b", "age"),
     (r"\bhow long\b|\bwie lange?\b|\bfor how many (?:years|months|weeks|days|hours|minutes)\b", "duration"),
     (r"\bhow many (?:years|months|weeks|days|hours|minutes|seconds|centuries|decades) (?:did|does|do|was|were|is|are|had|has|have|will|would|after|before|ago|long)\b", "duration"),
     (r"\bwie viele (?:jahre|monate|wochen|tage|stunden|minuten|sekunden|jahrhunderte|jahrzehnte)\b", "duration"),
@@ -111,7 +112,7 @@ class Span:
 
 
 def answer_type(question: str) -> str | None:
-    """'person', 'name', 'place', 'date', 'duration', 'number', 'term', or None when no short answer fits."""
+    """'person', 'name', 'place', 'date', 'duration', 'number', 'age', 'term', or None when no short answer fits."""
     q = fold(question)
     found = [(m.start(), m.end(), i, kind) for i, (rx, kind) in enumerate(_TYPE_RES) if (m := rx.search(q))]
     if not found:
@@ -210,6 +211,12 @@ def _terms(sentence: str, qwords: set[str] = frozenset()) -> list[Span]:
     return out
 
 
+# An age: "at age 39", "aged 39", "39 years old", "a 39-year-old", "im Alter von 39 Jahren", "39-jährig",
+# "mit 39 Jahren".
+_AGE = re.compile(r"\b(?:at (?:the )?age(?: of)?|aged|im Alter von)\s+(\d{1,3})\b|\b(\d{1,3})[\s-]+years?[\s-]+old\b"
+                  r"|\b(\d{1,3})[\s-]*jährige?[nmrs]?\b|\bmit (\d{1,3}) Jahren\b", re.I)
+
+
 def candidates(kind: str, sentence: str, german: bool = False) -> list[Span]:
     """Spans of the sentence that could answer a question of type `kind`."""
     if kind in ("date", "duration", "number"):
@@ -233,6 +240,8 @@ def _candidates(kind: str, sentence: str, german: bool) -> list[Span]:
         return [p for p in _people(_names(sentence, german)) if not re.fullmatch(r"[A-ZÄÖÜ]{2,5}", p.text)]
     if kind in ("name", "place"):
         return _names(sentence, german)
+    if kind == "age":
+        return [Span(m.group(g), m.start(g), m.end(g)) for m in _AGE.finditer(sentence) for g in (1, 2, 3, 4) if m.group(g)]
     if kind == "term":
         return _terms(sentence)  # without the question: no parenthesis counts
     return []

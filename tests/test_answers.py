@@ -513,3 +513,16 @@ def test_a_term_question_leads_with_the_other_name(built, tmp_path):
     ingest_folder(settings)
     a = Engine(settings).ask("What is another term for rotors?")
     assert a.text.startswith("rotating discs [1]\n\n"), a.text
+
+
+@pytest.mark.parametrize("question, sentence, span", [
+    ("How old was Manning when he played in Super Bowl 50?",
+     "In 2016 he became, at age 39, the oldest quarterback to play in a Super Bowl, 18 years after his first.", "39"),
+    ("How old was the captain?", "The 43-year-old captain left 2 ships behind.", "43"),
+    ("Wie alt war Manning beim Super Bowl 50?", "Mit 39 Jahren spielte Manning 2016 im Super Bowl 50.", "39"),
+])
+def test_an_age_question_takes_the_age_not_another_number(question, sentence, span):
+    from rag.spans import answer_type, best_span
+
+    assert answer_type(question) == "age"
+    assert best_span("age", question, sentence, german=question.startswith("Wie"), margin=100) == span
