@@ -53,6 +53,15 @@ _TYPE_RULES: tuple[tuple[str, str], ...] = (
      r"|behorde|sender|kirche|verein)\b", "name"),
 )
 _TYPE_RES = tuple((re.compile(p), t) for p, t in _TYPE_RULES)
+# Head nouns that names are made of ("Labor Party", "Harvard University", "Charles River"): the
+# question naming the kind ("Which party …?") does not make the name one the question already holds.
+_NAME_HEADS = frozenset("""party parties university company corporation river city island islands church club team group
+agency network institution organization organisation band firm county state province region mountain mountains lake sea
+ocean bay street square bridge hotel station airport school college academy museum hospital council committee court union
+bank society foundation institute empire kingdom dynasty republic army navy movement
+partei universitat fluss stadt insel kirche verein gruppe mannschaft firma unternehmen behorde sender brucke schule
+akademie museum krankenhaus rat ausschuss gericht bank gesellschaft stiftung institut reich konigreich dynastie republik
+armee bewegung""".split())
 
 _NUMBER_WORDS = (
     "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen "
@@ -257,10 +266,13 @@ def best_span(kind: str | None, question: str, sentence: str, german: bool = Fal
     if kind is None:
         return None
     qwords = set(_WORD.findall(fold(question)))
+    # The kind of name asked for, written in lower case in the question ("Which party …?").
+    kind_words = ({fold(w) for w in _WORD.findall(question) if w.islower()} & _NAME_HEADS
+                  if kind in ("name", "place") else set())
     cands = []
     for span in (_terms(sentence, qwords) if kind == "term" else candidates(kind, sentence, german)):
         words = [w for w in _WORD.findall(fold(span.text)) if w not in _LINKERS]
-        if not words or (kind in ("person", "name", "place") and any(w in qwords for w in words)):
+        if not words or (kind in ("person", "name", "place") and any(w in qwords and w not in kind_words for w in words)):
             continue  # a name the question already holds is not what it asks for
         if all(w in qwords for w in words):
             continue

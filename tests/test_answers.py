@@ -526,3 +526,13 @@ def test_an_age_question_takes_the_age_not_another_number(question, sentence, sp
 
     assert answer_type(question) == "age"
     assert best_span("age", question, sentence, german=question.startswith("Wie"), margin=100) == span
+
+
+def test_the_kind_of_name_asked_for_may_be_part_of_the_name():
+    """"Which party …?" is answered by "… People's Party": the question's lower-case kind word is
+    not a name it already holds; a capitalised name in the question still is."""
+    from rag.spans import best_span
+
+    sentence = "Along party lines, the conservative European People's Party is currently the largest group."
+    assert best_span("name", "Which party is currently the largest?", sentence, margin=100) == "European People's Party"
+    assert best_span("name", "What is the European People's Party the largest of?", sentence, margin=100) is None
