@@ -56,6 +56,10 @@ TYPE_BONUS = 0.1
 # XQuAD dev even articles, checked on the odd ones: hit@1 en 0.930 → 0.941 / 0.981 → 0.981,
 # xl 0.746 → 0.768 / 0.807 → 0.822, de 0.893 → 0.904 / 0.952 → 0.941; seeds 0.923 → 0.949.
 RERANK_CHUNK_WEIGHT = 0.25
+# rerank's sentence score for a hit with no statement (only headings, title lines, bullet stubs):
+# it holds nothing the answer could quote, so it goes below the hits that do (a real sentence
+# scores near or above 0: its cosine to the question is rarely negative).
+NO_STATEMENT = -1.0
 SECOND_SENTENCE_RATIO = 0.8
 TYPED_SECOND_RATIO = 0.6  # a weaker second sentence is added when it alone holds the asked-for date/number
 # A one-sentence answer gets the sentence that follows it in the document when that one is at least
@@ -173,6 +177,41 @@ class Term:
         return _matches(self.word, vocab) or any(_holds_translation(g, vocab) for g in self.forms[1:])
 
 
+class QuestionMemo:
+    """What one question's answer work learns, kept for that question only: its key terms, which of
+    them each text holds, and which sentences hold a span of the asked type. Re-ranking and
+    answering read the same sentences, so the engine passes one memo to both (it travels with the
+    question's calls, never in module state); a call given none makes its own. Made by
+    `ExtractiveAnswerer.memo`, used only by the answerer that made it and only for its question."""
+
+    def __init__(self, answerer: ExtractiveAnswerer, question: str) -> None:
+        self.answerer = answerer
+        self.question = question
+        self._held: dict[str, tuple[bool, ...]] = {}  # text → which of `terms` it holds
+        self._typed: dict[tuple[str, bool], bool] = {}  # (sentence, German) → holds a span of `kind`
+
+    @functools.cached_property
+    def terms(self) -> list[Term]:
+        return self.answerer.key_terms(self.question)
+
+    @functools.cached_property
+    def kind(self) -> str | None:
+        return answer_type(self.question)
+
+    def held(self, text: str) -> tuple[bool, ...]:
+        if (got := self._held.get(text)) is None:
+            got = self._held[text] = _held(self.terms, text)
+        return got
+
+    def coverage(self, text: str) -> float:
+        return _covered(self.terms, self.held(text))
+
+    def holds_type(self, sentence: str, german: bool) -> bool:
+        if (got := self._typed.get((sentence, german))) is None:
+            got = self._typed[sentence, german] = best_span(self.kind, self.question, sentence, german) is not None
+        return got
+
+
 class ExtractiveAnswerer:
     def __init__(self, index: Index, min_confidence: float, max_sentences: int = 2,
                  model_languages: tuple[str, ...] = ("en",), lexicon_files: tuple = ()):
@@ -189,6 +228,16 @@ class ExtractiveAnswerer:
     def _large_lexicon(self) -> bool:
         """Whether the extra word lists make a general dictionary (see LARGE_LEXICON_ENTRIES)."""
         return bool(self.lexicon_files) and added_entries(self.lexicon_files) >= LARGE_LEXICON_ENTRIES
+
+    def memo(self, question: str) -> QuestionMemo:
+        """A fresh memo for one question, to pass to `rerank` and then `answer` for it."""
+        return QuestionMemo(self, question)
+
+    def _memo_for(self, question: str, memo: QuestionMemo | None) -> QuestionMemo:
+        """`memo` when it was made by this answerer for this question, else a new one."""
+        if memo is not None and memo.answerer is self and memo.question == question:
+            return memo
+        return self.memo(question)
 
     @property
     def _n_chunks(self) -> int:
@@ -226,20 +275,18 @@ class ExtractiveAnswerer:
     @staticmethod
     def coverage(terms: list[Term], text: str) -> float:
         """IDF-weighted share of the question's words the text holds in some form."""
-        return _coverage(tuple(terms), text)
+        return _covered(terms, _held(terms, text))
 
     @staticmethod
     def names_missing(terms: list[Term], text: str) -> float:
         """IDF-weighted share of the question's names and numbers that `text` lacks: an answer from
         a passage that never names what the question is about is a guess."""
-        names = [t for t in terms if t.name]
-        if not names:
-            return 0.0
-        vocab = set(re.findall(r"\w+", fold(text)))
-        return sum(t.weight for t in names if not t.found_in(vocab)) / sum(t.weight for t in names)
+        return _names_missing(terms, _held(terms, text))
 
-    def evidence(self, question: str, qvec: np.ndarray, hits: list[Hit], terms) -> list[Evidence]:
-        kind = answer_type(question)
+    def evidence(self, memo: QuestionMemo, qvec: np.ndarray, hits: list[Hit], once: bool = True) -> list[Evidence]:
+        """Every statement of the hits, scored, best first. With `once` (the answer's list) a
+        sentence that overlapping chunks repeat is listed once, under the earlier hit."""
+        kind = memo.kind
         out: list[Evidence] = []
         seen: set[str] = set()
         for rank, hit in enumerate(hits):
@@ -251,31 +298,36 @@ class ExtractiveAnswerer:
                 dens = np.full(len(texts), hit.dense)
             for position, (sent, d) in enumerate(zip(texts, dens.tolist())):
                 key = " ".join(sent.split())
-                if key in seen or not is_statement(key, hit.chunk.title):
+                if (once and key in seen) or not is_statement(key, hit.chunk.title):
                     continue
                 sent = strip_bullet(sent)  # quoted without its list marker
                 seen.add(key)
-                cov = self.coverage(terms, sent)
+                cov = memo.coverage(sent)
                 score = 0.5 * d + 0.5 * cov + 0.5 * hit.score - 0.02 * rank
-                if kind is not None and _holds_type(kind, question, sent, hit.chunk.language == "de"):
+                if kind is not None and memo.holds_type(sent, hit.chunk.language == "de"):
                     score += TYPE_BONUS  # it holds a name / date / number of the kind the question asks for
                 out.append(Evidence(rank, hit, sent, float(d), cov, score, position))
         out.sort(key=lambda e: -e.score)
         return out
 
-    def rerank(self, question: str, qvec: np.ndarray, hits: list[Hit]) -> list[Hit]:
+    def rerank(self, question: str, qvec: np.ndarray, hits: list[Hit], memo: QuestionMemo | None = None) -> list[Hit]:
         """The hits ordered by their best sentence's score plus RERANK_CHUNK_WEIGHT × their fused
         score: a passage is as good as the sentence that answers, and on vague questions the
-        neighbouring paragraph of the same article often wins the chunk-level fusion."""
+        neighbouring paragraph of the same article often wins the chunk-level fusion. Each hit is
+        scored by all its own sentences, also those an overlapping earlier chunk repeats: a later
+        chunk that holds the answering sentence is not ranked by its second-best one (same results
+        on XQuAD en/de/xl dev and the seeds, where few sentences lie in two chunks). A hit with
+        no statement gets NO_STATEMENT. `memo`: the question's memo (`memo`), shared with the
+        `answer` call that follows."""
         if len(hits) < 2 or not is_question(question):
             return hits
         best: dict[int, float] = {}
-        for e in self.evidence(question, qvec, hits, self.key_terms(question)):
+        for e in self.evidence(self._memo_for(question, memo), qvec, hits, once=False):
             best.setdefault(e.hit_rank, e.score)  # evidence comes best first
-        order = sorted(range(len(hits)), key=lambda i: -(best.get(i, -1.0) + RERANK_CHUNK_WEIGHT * hits[i].score))
+        order = sorted(range(len(hits)), key=lambda i: -(best.get(i, NO_STATEMENT) + RERANK_CHUNK_WEIGHT * hits[i].score))
         return [hits[i] for i in order]  # each keeps its fused score
 
-    def confidence(self, terms: list[Term], evidence: list[Evidence], hits: list[Hit],
+    def confidence(self, memo: QuestionMemo, evidence: list[Evidence], hits: list[Hit],
                    question_language: str = "und") -> float:
         """Cosine (trusted less when the model does not know the sentence's language), coverage of
         the question's words by the best sentence and the top chunk, minus the share of its words
@@ -291,20 +343,23 @@ class ExtractiveAnswerer:
             wd = 0.6
         else:
             wd = 0.5 if question_language in self.model_languages else 0.3
-        chunk_cov = self.coverage(terms, hits[0].chunk.text) if hits else 0.0
+        terms = memo.terms
+        chunk_cov = memo.coverage(hits[0].chunk.text) if hits else 0.0
         where = situation(question_language, best.hit.chunk.language, self.model_languages)
-        missing = self.names_missing(terms, hits[0].chunk.text) if hits and where in ("foreign", "cross") else 0.0
+        missing = (_names_missing(terms, memo.held(hits[0].chunk.text))
+                   if hits and where in ("foreign", "cross") else 0.0)
         raw = (wd * max(best.dense, 0.0) + (1 - wd) * (0.65 * best.coverage + 0.35 * chunk_cov)
                - 0.2 * self.absent_fraction(terms) - 0.2 * missing)
         raw *= CROSS_SCALE_LARGE_LEXICON if where == "cross" and self._large_lexicon else SITUATION_SCALE[where]
         return float(min(max(raw, 0.0), 1.0))
 
-    def answer(self, question: str, qvec: np.ndarray, hits: list[Hit]) -> Extracted:
+    def answer(self, question: str, qvec: np.ndarray, hits: list[Hit], memo: QuestionMemo | None = None) -> Extracted:
+        """The answer from `hits`, or the abstention; `memo`: the question's memo (see `rerank`)."""
         if not is_question(question):
             return Extracted(ABSTAIN_TEXT, True, [], 0.0)
-        terms = self.key_terms(question)
-        evidence = self.evidence(question, qvec, hits, terms)
-        conf = self.confidence(terms, evidence, hits, guess_language(question))
+        memo = self._memo_for(question, memo)
+        evidence = self.evidence(memo, qvec, hits)
+        conf = self.confidence(memo, evidence, hits, guess_language(question))
         if not evidence or conf < self.min_confidence:
             return Extracted(ABSTAIN_TEXT, True, [], conf)
         best = evidence[0]
@@ -312,7 +367,7 @@ class ExtractiveAnswerer:
         # often holds the question's words and the second the answer ("… misconceptions about X.
         # This is often interpreted as …"). On XQuAD en dev this lifts answers holding the gold
         # from 0.81 to 0.90 while half the answers stay one sentence.
-        kind = answer_type(question)
+        kind = memo.kind
         german = best.hit.chunk.language == "de"
         short = best_span(kind, question, best.sentence, german, margin=SPAN_MARGIN)
         chosen = [best] + [e for e in evidence[1:self.max_sentences]
@@ -346,20 +401,23 @@ class ExtractiveAnswerer:
         return Extracted(text, False, citations, conf)
 
 
+def _held(terms: list[Term], text: str) -> tuple[bool, ...]:
+    """Which of the question's words `text` holds in some form."""
+    vocab = set(re.findall(r"\w+", fold(text)))
+    return tuple(t.found_in(vocab) for t in terms)
 
-# Pure, and asked twice per sentence and question (rerank, then answer): memoised for both passes.
-@functools.lru_cache(maxsize=4096)
-def _coverage(terms: tuple[Term, ...], text: str) -> float:
+
+def _covered(terms: list[Term], held: tuple[bool, ...]) -> float:
     if not terms:
         return 0.0
-    vocab = set(re.findall(r"\w+", fold(text)))
-    total = sum(t.weight for t in terms)
-    return sum(t.weight for t in terms if t.found_in(vocab)) / total
+    return sum(t.weight for t, h in zip(terms, held) if h) / sum(t.weight for t in terms)
 
 
-@functools.lru_cache(maxsize=4096)
-def _holds_type(kind: str, question: str, sentence: str, german: bool) -> bool:
-    return best_span(kind, question, sentence, german) is not None
+def _names_missing(terms: list[Term], held: tuple[bool, ...]) -> float:
+    names = [(t, h) for t, h in zip(terms, held) if t.name]
+    if not names:
+        return 0.0
+    return sum(t.weight for t, h in names if not h) / sum(t.weight for t, _ in names)
 
 
 def _adds_evidence(kind: str | None, short: str | None, question: str, second: Evidence) -> bool:

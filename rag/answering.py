@@ -29,8 +29,9 @@ class Extractive:
     def __init__(self, answerer) -> None:
         self.answerer = answerer  # rag.answer.ExtractiveAnswerer over the same snapshot as the hits
 
-    def answer(self, request: AnswerRequest) -> Draft:
-        r = self.answerer.answer(request.query, request.qvec, list(request.hits))
+    def answer(self, request: AnswerRequest, memo=None) -> Draft:
+        """`memo`: the question's memo from `memo()`, already filled by `rerank` (optional)."""
+        r = self.answerer.answer(request.query, request.qvec, list(request.hits), memo)
         return Draft(r.text, grounded=True, citations=tuple(r.citations), abstained=r.abstained,
                      confidence=r.confidence)
 
@@ -39,9 +40,14 @@ class Extractive:
         yield draft.text
         yield draft
 
-    def rerank(self, query: str, qvec, hits: list) -> list:
+    def memo(self, query: str):
+        """A per-question memo (rag.answer.QuestionMemo) for `rerank` and then `answer`: each
+        sentence is read once per question, and nothing is kept after it."""
+        return self.answerer.memo(query)
+
+    def rerank(self, query: str, qvec, hits: list, memo=None) -> list:
         """The hits ordered by the evidence of their best sentence (rag.answer.ExtractiveAnswerer.rerank)."""
-        return self.answerer.rerank(query, qvec, hits)
+        return self.answerer.rerank(query, qvec, hits, memo)
 
     def evidence(self, request: AnswerRequest, hits) -> float:
         """How well `hits` answer the question, on the extractive answerer's confidence scale."""

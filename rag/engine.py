@@ -225,7 +225,9 @@ class Engine:
         chunks = st.index.read(lambda view: view.fetch(ids, None))
         return results, {c.id: c.chunk.source for c in chunks}
 
-    def _retrieve(self, st: _State, query: str, top_k: int | None = None):
+    def _retrieve(self, st: _State, query: str, top_k: int | None = None, memo=None):
+        """Hits, query vector and timings; `memo` (st.extractive.memo) keeps what re-ranking read
+        for the answer to the same question."""
         t0 = time.perf_counter()
         qvec = self.embed_query(query)  # needed by the dense channel and by the answerer's sentence scores
         t1 = time.perf_counter()
@@ -234,7 +236,7 @@ class Engine:
         # sentence; a deeper list (an eval's recall@100) keeps the fused order below them, since
         # reading 300 passages' sentences would cost ~150 ms a question.
         read = self.settings.top_k
-        hits = st.extractive.rerank(query, qvec, hits[:read]) + hits[read:]
+        hits = st.extractive.rerank(query, qvec, hits[:read], memo) + hits[read:]
         t2 = time.perf_counter()
         return hits, qvec, {"embed_query": (t1 - t0) * 1000, "retrieve": (t2 - t1) * 1000}
 
@@ -262,12 +264,13 @@ class Engine:
         asked, query = self._condense(q, history or [], deadline, limit, timings)
         if llm is not None and self.settings.llm_expand_query:
             query = self._translate(st, query, deadline, limit)
-        hits, qvec, t = self._retrieve(st, query)
+        memo = st.extractive.memo(query)  # this question's only: re-ranking and the answer share it
+        hits, qvec, t = self._retrieve(st, query, memo=memo)
         timings.update(t)
         request = AnswerRequest(asked, query, tuple(hits), qvec, deadline, limit)
         t = time.perf_counter()
         if llm is None:
-            answer = self._from_draft(st.extractive.answer(request), "extractive", q, hits, notes)
+            answer = self._from_draft(st.extractive.answer(request, memo), "extractive", q, hits, notes)
         else:
             answer = None
             for item in self._llm_answer(st, llm, request, q, notes, stream):

@@ -137,6 +137,20 @@ def test_english_question_over_german_text_is_answered_through_the_word_list(min
     assert "1455" in a.text
 
 
+def test_a_questions_memo_serves_that_question_only(mini):
+    """Re-ranking and answering share one memo per question (what each sentence holds of the
+    question's words); one handed over from another question is not read, so no answer is built
+    from another question's words or answer type."""
+    answerer = mini.state.extractive.answerer
+    asked = "How long does the crossing to Lindholm take?"
+    hits, qvec, _ = mini.retrieve(asked)
+    fresh = answerer.answer(asked, qvec, hits)
+    assert fresh.text.startswith("three hours [1]"), fresh.text
+    other = answerer.memo("When was the Andechs monastery founded?")
+    answerer.rerank(other.question, qvec, hits, other)  # filled for its own question
+    assert answerer.answer(asked, qvec, hits, other).text == fresh.text
+
+
 @pytest.mark.parametrize("question", ["sources", "ferry", "Who is the president of the Andechs football club?"])
 def test_bare_words_and_absent_entities_abstain(mini, question):
     a = mini.ask(question)
@@ -404,6 +418,31 @@ def test_the_passage_whose_sentence_answers_is_ranked_first(built, tmp_path):
     assert a.text.startswith("Avonlea [1]") and a.citations[0].source == "b.txt", a.text
     hits, _, _ = engine.retrieve(question, 2)
     assert hits[0].chunk.source == "b.txt"  # the same order for an LLM's context
+
+
+def test_every_passage_holding_the_answering_sentence_ranks_above_one_that_only_repeats_the_question(built, tmp_path):
+    """Overlapping chunks both hold the sentence that answers; each is ranked by its own sentences,
+    so the later one is not scored by its second-best sentence and pushed below a passage that
+    only repeats the question's words (an LLM reads the passages in this order)."""
+    from rag.engine import Engine
+    from rag.ingest import ingest_folder
+
+    (tmp_path / "seeds").mkdir()
+    (tmp_path / "seeds" / "fair.txt").write_text(
+        "The county fair of Dunmore opens every year in early June. Farmers bring cattle, sheep and geese to the "
+        "show ground near the church. The brass band plays on the green until late in the evening. The river "
+        "Avonlea flows past the old mill of Dunmore. The bakery on the square sells bread, pies and cakes to the "
+        "visitors. The school choir sings in the town hall on the last day of the fair. Prizes are given for the "
+        "best cheese, honey and jam.", encoding="utf-8")
+    (tmp_path / "seeds" / "mill.txt").write_text(
+        "The old mill of Dunmore is a famous landmark of the county. Visitors to Dunmore admire the old mill and "
+        "its wheel every summer. The mill in Dunmore still grinds flour for the bakers of the town.", encoding="utf-8")
+    settings = built.with_(seeds_dir=tmp_path / "seeds", index_dir=tmp_path / "index", chunk_size=64, chunk_overlap=32)
+    ingest_folder(settings)
+    hits, _, _ = Engine(settings).retrieve("Which river flows past the old mill of Dunmore?", 4)
+    holding = ["Avonlea" in h.chunk.text for h in hits]
+    assert holding.count(True) >= 2, [h.chunk.text for h in hits]  # the sentence lies in the chunks' overlap
+    assert holding[:holding.count(True)] == [True] * holding.count(True), [h.chunk.source for h in hits]
 
 
 def test_a_number_ending_a_sentence_is_not_taken_for_a_german_ordinal():
