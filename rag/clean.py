@@ -61,11 +61,16 @@ def parse_date(text: str) -> str | None:
     return None
 
 
+# Invisible characters that split a word for matching but not for a reader: zero-width space, word
+# joiner, byte-order mark, and the soft hyphen of web text ("Zeit\u00adschrift").
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u2060\ufeff\u00ad"))
+
+
 def normalize(text: str) -> str:
-    """NFC, unified newlines, no stray non-breaking or zero-width spaces."""
+    """NFC, unified newlines, no stray non-breaking or invisible characters. Documents and
+    questions both go through it, so a question pasted with a zero-width space still matches."""
     text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
-    text = text.replace("\u00a0", " ").replace("\u200b", "").replace("\ufeff", "")
-    return text
+    return text.replace("\u00a0", " ").translate(_INVISIBLE)
 
 
 def _is_noise(line: str) -> bool:

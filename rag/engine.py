@@ -32,6 +32,7 @@ from rag.errors import (
     BadQuestion, IndexIncompatible, IngestBusy, IngestFailed, LLMUnavailable, SeedsMissing,
 )
 from rag.followup import is_follow_up, joined_query, sane_rewrite
+from rag.clean import normalize
 from rag.records import Answer, AnswerRequest, Citation, Draft, Hit, Note
 from rag.textsafe import clean
 
@@ -201,7 +202,7 @@ class Engine:
     def _prepare(self, question: str) -> tuple[str, list[Note]]:
         if not isinstance(question, str) or not clean(question).strip():
             raise BadQuestion("the question is empty; type a question about the documents")
-        q = " ".join(clean(question).split())
+        q = " ".join(normalize(clean(question)).split())  # invisible characters as in the documents
         notes = []
         limit = self.settings.max_question_chars
         if len(q) > limit:

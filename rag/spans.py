@@ -21,6 +21,13 @@ from rag.languages import STOPWORDS, fold
 
 # (pattern on the folded question, answer type); the first match wins, so longer phrases come first.
 _TYPE_RULES: tuple[tuple[str, str], ...] = (
+    # A name for something: "What is X called?", "another term for X", "Wie nennt man X?". Not "What
+    # does X mean?": a meaning is not a name.
+    (r"\bwhat\b[^?]{0,80}?\b(?:called|termed|named|known as|referred to as|described as)\s*(?:$|\?|when\b|if\b|that\b|by\b|in\b)"
+     r"|\b(?:called|termed|known as|referred to as)\s+what\b|\bwhat (?:is|are|was|were) (?:another|other|the|a|one) (?:term|name|word|synonym|nickname) for\b"
+     r"|\bwie (?:nennt man|heisst|heißt)\b|\bwie (?:wird|werden)\b[^?]{0,60}\b(?:genannt|bezeichnet)\b|\bbekannt als\b"
+     r"|\b(?:andere[rns]?|ein) (?:begriff|name|wort|ausdruck|bezeichnung) fur\b", "term"),
+    (r"\bhow old\b|\bwie alt\b|\bat what age\b|\bin welchem alter\b|\bmit wie viel(?:en)? jahren\b", "age"),
     (r"\bhow long\b|\bwie lange?\b|\bfor how many (?:years|months|weeks|days|hours|minutes)\b", "duration"),
     (r"\bhow many (?:years|months|weeks|days|hours|minutes|seconds|centuries|decades) (?:did|does|do|was|were|is|are|had|has|have|will|would|after|before|ago|long)\b", "duration"),
     (r"\bwie viele (?:jahre|monate|wochen|tage|stunden|minuten|sekunden|jahrhunderte|jahrzehnte)\b", "duration"),
@@ -46,6 +53,15 @@ _TYPE_RULES: tuple[tuple[str, str], ...] = (
      r"|behorde|sender|kirche|verein)\b", "name"),
 )
 _TYPE_RES = tuple((re.compile(p), t) for p, t in _TYPE_RULES)
+# Head nouns that names are made of ("Labor Party", "Harvard University", "Charles River"): the
+# question naming the kind ("Which party …?") does not make the name one the question already holds.
+_NAME_HEADS = frozenset("""party parties university company corporation river city island islands church club team group
+agency network institution organization organisation band firm county state province region mountain mountains lake sea
+ocean bay street square bridge hotel station airport school college academy museum hospital council committee court union
+bank society foundation institute empire kingdom dynasty republic army navy movement
+partei universitat fluss stadt insel kirche verein gruppe mannschaft firma unternehmen behorde sender brucke schule
+akademie museum krankenhaus rat ausschuss gericht bank gesellschaft stiftung institut reich konigreich dynastie republik
+armee bewegung""".split())
 
 _NUMBER_WORDS = (
     "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen "
@@ -105,7 +121,7 @@ class Span:
 
 
 def answer_type(question: str) -> str | None:
-    """'person', 'name', 'place', 'date', 'duration', 'number', or None when no short answer fits."""
+    """'person', 'name', 'place', 'date', 'duration', 'number', 'age', 'term', or None when no short answer fits."""
     q = fold(question)
     found = [(m.start(), m.end(), i, kind) for i, (rx, kind) in enumerate(_TYPE_RES) if (m := rx.search(q))]
     if not found:
@@ -181,6 +197,35 @@ def _qualified(spans: list[Span], sentence: str) -> list[Span]:
     return out
 
 
+# What follows a naming verb ("is known as the Miasma theory", "so-called X", "wird als X bezeichnet"),
+# or a parenthesis ("rotors (rotating discs)"): up to six words, to the next punctuation.
+_TERM_AFTER = re.compile(r"\b(?:known as|called|termed|named|referred to as|described as|dubbed|nicknamed|so-called"
+                         r"|genannt|sogenannte[nmrs]?|bekannt als|bezeichnet als|heißt|heisst)\s+(?:(?:also|often|sometimes|\w+ly|auch|oft|meist)\s+)?[\"“„'‘]?"
+                         r"((?:[\w-]+\b[\"”“'’]?\s*){1,6}?)(?=[,.;:!?()\"”“]|(?:which|that|who|and|or|because|since|while|wenn|weil|und|oder|der|die|das)\b|$)")
+_TERM_BEFORE = re.compile(r"\bals\s+((?:[\w-]+\s+){0,5}?[\w-]+)\s+(?:bezeichnet|genannt)\b")
+_TERM_PAREN = re.compile(r"(\w+)\s+\(([^()\d,;:]{3,40})\)")
+
+
+def _terms(sentence: str, qwords: set[str] = frozenset()) -> list[Span]:
+    """Names given to something in the sentence; a parenthesis counts only right after a word of
+    the question ("rotors (rotating discs)" for "another term for rotors"), not any aside."""
+    found = [m.span(1) for rx in (_TERM_AFTER, _TERM_BEFORE) for m in rx.finditer(sentence)]
+    found += [m.span(2) for m in _TERM_PAREN.finditer(sentence) if fold(m.group(1)) in qwords]
+    out = []
+    for a, b in found:
+        text = sentence[a:b].strip().strip("\"”“'’ ")
+        if text:
+            start = sentence.find(text, a)
+            out.append(Span(text, start, start + len(text)))
+    return out
+
+
+# An age: "at age 39", "aged 39", "39 years old", "a 39-year-old", "im Alter von 39 Jahren", "39-jährig",
+# "mit 39 Jahren".
+_AGE = re.compile(r"\b(?:at (?:the )?age(?: of)?|aged|im Alter von)\s+(\d{1,3})\b|\b(\d{1,3})[\s-]+years?[\s-]+old\b"
+                  r"|\b(\d{1,3})[\s-]*jährige?[nmrs]?\b|\bmit (\d{1,3}) Jahren\b", re.I)
+
+
 def candidates(kind: str, sentence: str, german: bool = False) -> list[Span]:
     """Spans of the sentence that could answer a question of type `kind`."""
     if kind in ("date", "duration", "number"):
@@ -204,6 +249,10 @@ def _candidates(kind: str, sentence: str, german: bool) -> list[Span]:
         return [p for p in _people(_names(sentence, german)) if not re.fullmatch(r"[A-ZÄÖÜ]{2,5}", p.text)]
     if kind in ("name", "place"):
         return _names(sentence, german)
+    if kind == "age":
+        return [Span(m.group(g), m.start(g), m.end(g)) for m in _AGE.finditer(sentence) for g in (1, 2, 3, 4) if m.group(g)]
+    if kind == "term":
+        return _terms(sentence)  # without the question: no parenthesis counts
     return []
 
 
@@ -217,10 +266,13 @@ def best_span(kind: str | None, question: str, sentence: str, german: bool = Fal
     if kind is None:
         return None
     qwords = set(_WORD.findall(fold(question)))
+    # The kind of name asked for, written in lower case in the question ("Which party …?").
+    kind_words = ({fold(w) for w in _WORD.findall(question) if w.islower()} & _NAME_HEADS
+                  if kind in ("name", "place") else set())
     cands = []
-    for span in candidates(kind, sentence, german):
+    for span in (_terms(sentence, qwords) if kind == "term" else candidates(kind, sentence, german)):
         words = [w for w in _WORD.findall(fold(span.text)) if w not in _LINKERS]
-        if not words or (kind in ("person", "name", "place") and any(w in qwords for w in words)):
+        if not words or (kind in ("person", "name", "place") and any(w in qwords and w not in kind_words for w in words)):
             continue  # a name the question already holds is not what it asks for
         if all(w in qwords for w in words):
             continue

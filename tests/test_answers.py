@@ -497,3 +497,88 @@ def test_the_sentence_after_a_lone_answer_sentence_completes_it(built, tmp_path)
     assert a.text.startswith("The crossing of the old island ferry"), a.text
     assert "aboard the steamer Gannet. [1]" in a.text, a.text
     assert "Tickets" not in a.text, a.text
+
+
+def test_invisible_characters_in_a_question_or_a_document_change_nothing(mini, built, tmp_path):
+    """A zero-width space, word joiner or soft hyphen splits a word for matching but not for the
+    reader: a question pasted from a web page, or a page saved with soft hyphens, still matches."""
+    from rag.engine import Engine
+    from rag.ingest import ingest_folder
+
+    plain = mini.ask("In welchem Jahr wurde das Kloster Andechs gegründet?")
+    hidden = mini.ask("In welchem \u200b\u200bJahr wurde das Kloster An\u00addechs gegründet?")
+    assert plain.text.startswith("1455 [1]"), plain.text
+    assert hidden.text == plain.text
+    (tmp_path / "seeds").mkdir()
+    (tmp_path / "seeds" / "ferry.html").write_text(
+        "<html><body><p>The Lind\u00adholm ferry leaves the har\u00adbour at dawn. The cros\u00adsing to "
+        "Lind\u00adholm takes three hours in calm weather.</p></body></html>", encoding="utf-8")
+    settings = built.with_(seeds_dir=tmp_path / "seeds", index_dir=tmp_path / "index")
+    ingest_folder(settings)
+    a = Engine(settings).ask("How long does the crossing to Lindholm take?")
+    assert a.text.startswith("three hours [1]"), a.text
+    assert "\u00ad" not in a.text and "crossing to Lindholm" in a.text
+
+
+@pytest.mark.parametrize("question, sentence, span", [
+    ("What is the bad air theory officially known as?", "Today, this is known as the Miasma theory.", "the Miasma theory"),
+    ("What is another term for rotors?", "A turbine has rotors (rotating discs) on a drive shaft.", "rotating discs"),
+    ("Aside from firebox, what is another name for the space?",
+     "The fuel burns in what is called variously combustion chamber or firebox.", "combustion chamber"),
+    ("Wie werden Statoren auch bezeichnet?", "Sie wechseln sich mit Statoren (feststehende Scheiben) ab.", "feststehende Scheiben"),
+    ("Wie nennt man diese Theorie?", "Sie wird oft als Miasmentheorie bezeichnet.", "Miasmentheorie"),
+])
+def test_a_question_for_a_name_takes_the_name_the_sentence_gives(question, sentence, span):
+    from rag.spans import answer_type, best_span
+
+    assert answer_type(question) == "term"
+    assert best_span("term", question, sentence, german=question.startswith("Wie"), margin=100) == span
+
+
+def test_only_questions_for_a_name_are_term_questions_and_only_their_own_parentheses_count():
+    from rag.spans import answer_type, best_span
+
+    assert answer_type("What does 'plastid' mean?") is None  # a meaning, not a name
+    assert answer_type("What Panther defender was called for holding?") != "term"
+    # An aside in parentheses after some other word is not another name for what was asked about.
+    assert best_span("term", "What is another term for rotors?", "The rotors turn the shaft (a steel rod).") is None
+
+
+def test_a_term_question_leads_with_the_other_name(built, tmp_path):
+    from rag.engine import Engine
+    from rag.ingest import ingest_folder
+
+    (tmp_path / "seeds").mkdir()
+    (tmp_path / "seeds" / "turbine.txt").write_text(
+        "Steam turbines\n\nThe rotors have a propeller-like arrangement of blades at the outer edge. "
+        "A steam turbine consists of one or more rotors (rotating discs) mounted on a drive shaft, "
+        "alternating with a series of stators fixed to the turbine casing.", encoding="utf-8")
+    for name, text in MINI.items():  # other documents, so that the turbine's words are rare ones
+        (tmp_path / "seeds" / name).write_text(text, encoding="utf-8")
+    settings = built.with_(seeds_dir=tmp_path / "seeds", index_dir=tmp_path / "index")
+    ingest_folder(settings)
+    a = Engine(settings).ask("What is another term for rotors?")
+    assert a.text.startswith("rotating discs [1]\n\n"), a.text
+
+
+@pytest.mark.parametrize("question, sentence, span", [
+    ("How old was Manning when he played in Super Bowl 50?",
+     "In 2016 he became, at age 39, the oldest quarterback to play in a Super Bowl, 18 years after his first.", "39"),
+    ("How old was the captain?", "The 43-year-old captain left 2 ships behind.", "43"),
+    ("Wie alt war Manning beim Super Bowl 50?", "Mit 39 Jahren spielte Manning 2016 im Super Bowl 50.", "39"),
+])
+def test_an_age_question_takes_the_age_not_another_number(question, sentence, span):
+    from rag.spans import answer_type, best_span
+
+    assert answer_type(question) == "age"
+    assert best_span("age", question, sentence, german=question.startswith("Wie"), margin=100) == span
+
+
+def test_the_kind_of_name_asked_for_may_be_part_of_the_name():
+    """"Which party …?" is answered by "… People's Party": the question's lower-case kind word is
+    not a name it already holds; a capitalised name in the question still is."""
+    from rag.spans import best_span
+
+    sentence = "Along party lines, the conservative European People's Party is currently the largest group."
+    assert best_span("name", "Which party is currently the largest?", sentence, margin=100) == "European People's Party"
+    assert best_span("name", "What is the European People's Party the largest of?", sentence, margin=100) is None
