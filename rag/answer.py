@@ -5,10 +5,11 @@ chunks by meaning (sentence vectors computed at ingest, so no model runs per sen
 time), by how much of the question's vocabulary they hold (through the English–German word list
 for English questions over German text) and by their chunk's retrieval score, then answers with
 the best one, and a second only when it is nearly as strong (or, a little weaker, when it follows
-the first in the document). The retrieved passages themselves are re-ordered by their best
-sentence (rerank). Headings, title lines and bullet stubs are never quoted. When the question
-asks for a name, place, date, number or duration (rag.spans) and the best sentence holds one
-clear span of that type, the answer leads with it.
+the first in the document). The passages the answer reads (the first RAG_TOP_K hits; the engine
+leaves a deeper list in fused order) are re-ordered by their best sentence (rerank), so an LLM's
+context follows the same order. Headings, title lines and bullet stubs are never quoted. When
+the question asks for a name, place, date, number or duration (rag.spans) and the best sentence
+holds one clear span of that type, the answer leads with it.
 
 Confidence combines the best sentence's cosine (trusted less for languages the embedding model
 does not know), word coverage, the share of the question's words no document holds (words the word
@@ -96,11 +97,11 @@ SITUATION_SCALE = {"native": 1.0, "foreign": 0.34 / 0.18, "cross": 0.34 / 0.26, 
 # With a general dictionary as extra word list (RAG_LEXICON_FILES) far more question words find a
 # translation, in unanswerable questions too; calibrated the same way with FreeDict eng-deu
 # (87,752 words, 41,363 of them beyond the shipped lists). It applies only when the extra lists add
-# LARGE_LEXICON_ENTRIES English words or more, i.e. more than the shipped list itself holds (it
-# already covers the 10,000 most frequent content words, about 98 % of general written English,
-# Nation 2006): only a general dictionary adds that many. A user's glossary (hundreds of terms)
-# translates its own terms, not the everyday words of an unanswerable question, so it keeps the
-# shipped lists' scale.
+# LARGE_LEXICON_ENTRIES English words or more, i.e. more than the shipped list itself holds (drawn
+# from the 10,000 most frequent content words, 8,848 kept; those cover about 98 % of general
+# written English, Nation 2006): only a general dictionary adds that many. A user's glossary
+# (hundreds of terms) translates its own terms, not the everyday words of an unanswerable
+# question, so it keeps the shipped lists' scale.
 CROSS_SCALE_LARGE_LEXICON = 0.34 / 0.27
 LARGE_LEXICON_ENTRIES = 10_000
 

@@ -7,9 +7,9 @@ classic dictionary-based cross-language retrieval (Ballesteros & Croft 1997). Na
 they match through the n-gram channel and stay untranslated. The answerer uses the same
 translations to see which of the question's words a German sentence holds.
 
-Three files: `lexicon_en_de.tsv`, written for this project (MIT), covers the 10,000 most frequent
-English content words of a general frequency list (8,848 entries once names of people, brands and
-slang are left out; 5.0 German forms each, with the irregular verb forms German prose uses), plus
+Three files: `lexicon_en_de.tsv`, written for this project (MIT), is drawn from the 10,000 most
+frequent English content words of a general frequency list (8,848 kept once names of people, brands
+and slang are left out; 5.0 German forms each, with the irregular verb forms German prose uses), plus
 numbers, dates and units, chosen so that no evaluation set shaped it; `lexicon_phrases_en_de.tsv`
 (MIT) holds common encyclopedic terms of several words; `lexicon_cldr_en_de.tsv` holds country,
 language, month and weekday names from the Unicode CLDR (Unicode License v3; regenerate with
