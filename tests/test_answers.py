@@ -417,7 +417,7 @@ def test_the_passage_whose_sentence_answers_is_ranked_first(built, tmp_path):
         "in Dunmore still grinds flour for the bakers of the town.", encoding="utf-8")
     (tmp_path / "seeds" / "b.txt").write_text(
         "The valley around the town has many farms and orchards. Cattle graze in the meadows near the village "
-        "school. The river Avonlea flows past the old mill. Apples and pears are sold at the autumn market.",
+        "school. The river Avonlea flows past the old mill. Apples and pears from Dunmore are sold at the autumn market.",
         encoding="utf-8")
     settings = built.with_(seeds_dir=tmp_path / "seeds", index_dir=tmp_path / "index")
     ingest_folder(settings)
