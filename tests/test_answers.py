@@ -431,7 +431,7 @@ def test_the_passage_whose_sentence_answers_is_ranked_first(built, tmp_path):
         "in Dunmore still grinds flour for the bakers of the town.", encoding="utf-8")
     (tmp_path / "seeds" / "b.txt").write_text(
         "The valley around the town has many farms and orchards. Cattle graze in the meadows near the village "
-        "school. The river Avonlea flows past the old mill. Apples and pears are sold at the autumn market.",
+        "school. The river Avonlea flows past the old mill. Apples and pears from Dunmore are sold at the autumn market.",
         encoding="utf-8")
     settings = built.with_(seeds_dir=tmp_path / "seeds", index_dir=tmp_path / "index")
     ingest_folder(settings)
@@ -599,3 +599,23 @@ def test_the_kind_of_name_asked_for_may_be_part_of_the_name():
     sentence = "Along party lines, the conservative European People's Party is currently the largest group."
     assert best_span("name", "Which party is currently the largest?", sentence, margin=100) == "European People's Party"
     assert best_span("name", "What is the European People's Party the largest of?", sentence, margin=100) is None
+
+
+def test_a_passage_that_names_what_the_question_asks_about_ranks_first(built, tmp_path):
+    """"… plague in Baghdad?": the passage about Baghdad comes before one about Paris that shares
+    every other word (the order the answer and an LLM read them in)."""
+    from rag.engine import Engine
+    from rag.ingest import ingest_folder
+
+    (tmp_path / "seeds").mkdir()
+    (tmp_path / "seeds" / "paris.txt").write_text(
+        "Plague in Europe\n\nIn 1466, perhaps 40,000 people died of the plague in Paris.", encoding="utf-8")
+    (tmp_path / "seeds" / "baghdad.txt").write_text(
+        "Plague in the Middle East\n\nBaghdad suffered severely from the plague; sometimes two-thirds of its "
+        "population died.", encoding="utf-8")
+    for name, text in MINI.items():  # other documents, so that the plague's words are rare ones
+        (tmp_path / "seeds" / name).write_text(text, encoding="utf-8")
+    settings = built.with_(seeds_dir=tmp_path / "seeds", index_dir=tmp_path / "index")
+    ingest_folder(settings)
+    hits, _, _ = Engine(settings).retrieve("How many people died of the plague in Baghdad?")
+    assert [h.chunk.source for h in hits[:2]] == ["baghdad.txt", "paris.txt"]
