@@ -125,20 +125,23 @@ class Extracted:
     confidence: float
 
 
-def _matches(word: str, vocab: set[str]) -> bool:
+def _grams(word: str) -> set[str]:
+    return {word[i:i + 4] for i in range(len(word) - 3)}
+
+
+def _matches(word: str, vocab: Vocabulary) -> bool:
     """Exact, or the same name in another spelling (shared prefix or character 4-grams)."""
     if word in vocab:
         return True
     if len(word) < 4:
         return False
-    grams = {word[i:i + 4] for i in range(len(word) - 3)}
-    for v in vocab:
-        if len(v) < 4 or abs(len(v) - len(word)) > 4:
+    grams = _grams(word)
+    for v, other in vocab.grams:
+        if abs(len(v) - len(word)) > 4:
             continue
         common = len(_common_prefix(word, v))
         if common >= 5 or (common >= 4 and common >= 0.6 * min(len(word), len(v))):
             return True
-        other = {v[i:i + 4] for i in range(len(v) - 3)}
         if 2 * len(grams & other) / (len(grams) + len(other)) >= 0.5:
             return True
     return False
@@ -160,6 +163,11 @@ class Vocabulary:
 
     def __contains__(self, word: str) -> bool:
         return word in self.words
+
+    @functools.cached_property
+    def grams(self) -> list[tuple[str, set[str]]]:
+        """The words of 4 letters or more with their character 4-grams, for `_matches`."""
+        return [(v, _grams(v)) for v in self.words if len(v) >= 4]
 
     @functools.cached_property
     def _sorted(self) -> list[str]:
@@ -220,7 +228,7 @@ class Term:
 
     def found_in(self, vocab: Vocabulary) -> bool:
         """The word itself in any spelling of it, or one of its translations."""
-        return _matches(self.word, vocab.words) or any(_holds_translation(g, vocab) for g in self.forms[1:])
+        return _matches(self.word, vocab) or any(_holds_translation(g, vocab) for g in self.forms[1:])
 
 
 class QuestionMemo:

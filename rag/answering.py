@@ -49,6 +49,6 @@ class Extractive:
         """The hits ordered by the evidence of their best sentence (rag.answer.ExtractiveAnswerer.rerank)."""
         return self.answerer.rerank(query, qvec, hits, memo)
 
-    def evidence(self, request: AnswerRequest, hits) -> float:
+    def evidence(self, request: AnswerRequest, hits, memo=None) -> float:
         """How well `hits` answer the question, on the extractive answerer's confidence scale."""
-        return self.answerer.answer(request.query, request.qvec, list(hits)).confidence if hits else 0.0
+        return self.answerer.answer(request.query, request.qvec, list(hits), memo).confidence if hits else 0.0

@@ -273,7 +273,7 @@ class Engine:
             answer = self._from_draft(st.extractive.answer(request, memo), "extractive", q, hits, notes)
         else:
             answer = None
-            for item in self._llm_answer(st, llm, request, q, notes, stream):
+            for item in self._llm_answer(st, llm, request, q, notes, stream, memo):
                 if isinstance(item, Answer):
                     answer = item
                 else:
@@ -315,8 +315,9 @@ class Engine:
         lines = [ln for ln in lines[: len(languages)] if len(ln) <= 3 * len(query) + 40]
         return "\n".join([query, *lines])
 
-    def _llm_answer(self, st: _State, llm, request: AnswerRequest, q: str, notes: list[Note], stream: bool):
-        """Stream the verified parts of the LLM's reply; fall back to the extractive answer if none."""
+    def _llm_answer(self, st: _State, llm, request: AnswerRequest, q: str, notes: list[Note], stream: bool, memo=None):
+        """Stream the verified parts of the LLM's reply; fall back to the extractive answer if none.
+        `memo`: the question's extractive memo (st.extractive.memo), filled by re-ranking."""
         from rag.grounding import Verifier
 
         hits = list(request.hits)
@@ -354,7 +355,7 @@ class Engine:
                 why = Note(f"the LLM's reply was discarded: no sentence is backed by the source it cites{cut}")
             log.info(clean(str(why), [self.settings.llm_api_key]))
             shown = "; showing the extracted answer"
-            fallback = self._from_draft(st.extractive.answer(request), "extractive", q, hits,
+            fallback = self._from_draft(st.extractive.answer(request, memo), "extractive", q, hits,
                                         notes + [Note(why.text + shown, why.detail and why.detail + shown)])
             yield fallback
             return
@@ -362,7 +363,7 @@ class Engine:
         cited = [hits[n - 1] for n in v.cited]
         citations = tuple(_citation(i, h) for i, h in enumerate(cited, start=1))
         share = v.shown_claims / v.claims if v.claims else 0.0
-        confidence = 0.0 if v.abstained else st.extractive.evidence(request, cited) * share
+        confidence = 0.0 if v.abstained else st.extractive.evidence(request, cited, memo) * share
         final = Draft(v.text, grounded=True, citations=citations, abstained=v.abstained, confidence=confidence)
         yield self._from_draft(final, "llm", q, hits, notes)
 
