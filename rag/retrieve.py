@@ -141,7 +141,7 @@ class HybridRetriever:
         from rag.lexical import content_words
         from rag.lexicon import translate
 
-        found = translate(content_words(text, "en"), self.lexicon_files)
+        found = translate(content_words(text, "en"), self.lexicon_files, exact_first=True)
         return " ".join(sorted({g for gs in found.values() for g in gs} - STOPWORDS_DE))
 
     def _languages(self) -> list[str]:
