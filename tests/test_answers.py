@@ -85,18 +85,22 @@ MINI = {
 }
 
 
-@pytest.fixture(scope="module")
-def mini(tmp_path_factory, built):
+def engine_over(built, folder, files: dict[str, str], **settings):
+    """An engine over `files` (name → text), written to `folder`/seeds and indexed in `folder`/index."""
     from rag.engine import Engine
     from rag.ingest import ingest_folder
 
-    base = tmp_path_factory.mktemp("mini")
-    (base / "seeds").mkdir()
-    for name, text in MINI.items():
-        (base / "seeds" / name).write_text(text, encoding="utf-8")
-    settings = built.with_(seeds_dir=base / "seeds", index_dir=base / "index")
-    ingest_folder(settings)
-    return Engine(settings)
+    (folder / "seeds").mkdir()
+    for name, text in files.items():
+        (folder / "seeds" / name).write_text(text, encoding="utf-8")
+    s = built.with_(seeds_dir=folder / "seeds", index_dir=folder / "index", **settings)
+    ingest_folder(s)
+    return Engine(s)
+
+
+@pytest.fixture(scope="module")
+def mini(tmp_path_factory, built):
+    return engine_over(built, tmp_path_factory.mktemp("mini"), MINI)
 
 
 @pytest.mark.parametrize("question, lead", [
@@ -379,17 +383,13 @@ def test_short_answers_in_german_skip_nouns_that_only_look_like_names(question, 
 def test_a_number_question_adds_the_sentence_that_holds_the_number(built, tmp_path):
     """The best sentence names the forum but gives no count; the answer adds the weaker sentence
     that holds one instead of stopping at a sentence without any number."""
-    from rag.engine import Engine
-    from rag.ingest import ingest_folder
-
-    (tmp_path / "seeds").mkdir()
-    (tmp_path / "seeds" / "forum.txt").write_text(
-        "The tenth Riverside Trade Forum of port cities opened at the Grand Hotel in Lisbon this spring. "
-        "Its delegates discussed shipping routes, port fees and customs rules for the coming years. "
-        "Around 200 guests attended the event.", encoding="utf-8")
-    settings = built.with_(seeds_dir=tmp_path / "seeds", index_dir=tmp_path / "index")
-    ingest_folder(settings)
-    a = Engine(settings).ask("How many people came to the tenth Riverside Trade Forum of port cities?")
+    engine = engine_over(built, tmp_path, {
+        "forum.txt": (
+            "The tenth Riverside Trade Forum of port cities opened at the Grand Hotel in Lisbon this spring. "
+            "Its delegates discussed shipping routes, port fees and customs rules for the coming years. "
+            "Around 200 guests attended the event."),
+    })
+    a = engine.ask("How many people came to the tenth Riverside Trade Forum of port cities?")
     assert not a.abstained, a.text
     assert "200" in a.text, a.text
 
@@ -397,20 +397,17 @@ def test_a_number_question_adds_the_sentence_that_holds_the_number(built, tmp_pa
 def test_an_abbreviated_month_day_is_a_date_not_the_asked_number(built, tmp_path):
     """'Nov. 15' is a date: a sentence holding only it gives no count, so a number question still
     adds the sentence that holds one."""
-    from rag.engine import Engine
-    from rag.ingest import ingest_folder
     from rag.spans import best_span
 
     assert best_span("number", "How many guests came?", "On Nov. 15, the guests cut a cake.") is None
     assert best_span("date", "When did the guests cut a cake?", "On Nov. 15, the guests cut a cake.") == "Nov. 15"
-    (tmp_path / "seeds").mkdir()
-    (tmp_path / "seeds" / "forum.txt").write_text(
-        "The officials attended the tenth Harbour Arts Forum of river towns at the Palace Hotel in Porto. "
-        "On Nov. 15, the delegates of the tenth Harbour Arts Forum cut a ceremonial cake for its new secretariat. "
-        "Around 300 visitors were at the event.", encoding="utf-8")
-    settings = built.with_(seeds_dir=tmp_path / "seeds", index_dir=tmp_path / "index")
-    ingest_folder(settings)
-    a = Engine(settings).ask("How many guests attended the tenth Harbour Arts Forum of river towns?")
+    engine = engine_over(built, tmp_path, {
+        "forum.txt": (
+            "The officials attended the tenth Harbour Arts Forum of river towns at the Palace Hotel in Porto. "
+            "On Nov. 15, the delegates of the tenth Harbour Arts Forum cut a ceremonial cake for its new secretariat. "
+            "Around 300 visitors were at the event."),
+    })
+    a = engine.ask("How many guests attended the tenth Harbour Arts Forum of river towns?")
     assert not a.abstained, a.text
     # The count's sentence is quoted whole, the date's is not (taken for a number it ended the answer
     # with "On Nov. 15, …" and no count). No short answer leads: the best sentence holds no number.
@@ -421,21 +418,15 @@ def test_an_abbreviated_month_day_is_a_date_not_the_asked_number(built, tmp_path
 def test_the_passage_whose_sentence_answers_is_ranked_first(built, tmp_path):
     """The first paragraph repeats the question's words without answering; the second says it in
     one sentence. Retrieval ranks passages by their best sentence, not only as a whole."""
-    from rag.engine import Engine
-    from rag.ingest import ingest_folder
-
-    (tmp_path / "seeds").mkdir()
-    (tmp_path / "seeds" / "a.txt").write_text(
-        "The old mill of Dunmore is a famous landmark of the county. The old mill of Dunmore was built of grey "
-        "stone in the past century. Visitors to Dunmore admire the old mill and its wheel every summer. The mill "
-        "in Dunmore still grinds flour for the bakers of the town.", encoding="utf-8")
-    (tmp_path / "seeds" / "b.txt").write_text(
-        "The valley around the town has many farms and orchards. Cattle graze in the meadows near the village "
-        "school. The river Avonlea flows past the old mill. Apples and pears from Dunmore are sold at the autumn market.",
-        encoding="utf-8")
-    settings = built.with_(seeds_dir=tmp_path / "seeds", index_dir=tmp_path / "index")
-    ingest_folder(settings)
-    engine = Engine(settings)
+    engine = engine_over(built, tmp_path, {
+        "a.txt": (
+            "The old mill of Dunmore is a famous landmark of the county. The old mill of Dunmore was built of grey "
+            "stone in the past century. Visitors to Dunmore admire the old mill and its wheel every summer. The mill "
+            "in Dunmore still grinds flour for the bakers of the town."),
+        "b.txt": (
+            "The valley around the town has many farms and orchards. Cattle graze in the meadows near the village "
+            "school. The river Avonlea flows past the old mill. Apples and pears from Dunmore are sold at the autumn market."),
+    })
     question = "Which river flows past the old mill of Dunmore?"
     a = engine.ask(question)
     assert a.retrieved[0] == "b.txt", a.retrieved
@@ -448,22 +439,18 @@ def test_every_passage_holding_the_answering_sentence_ranks_above_one_that_only_
     """Overlapping chunks both hold the sentence that answers; each is ranked by its own sentences,
     so the later one is not scored by its second-best sentence and pushed below a passage that
     only repeats the question's words (an LLM reads the passages in this order)."""
-    from rag.engine import Engine
-    from rag.ingest import ingest_folder
-
-    (tmp_path / "seeds").mkdir()
-    (tmp_path / "seeds" / "fair.txt").write_text(
-        "The county fair of Dunmore opens every year in early June. Farmers bring cattle, sheep and geese to the "
-        "show ground near the church. The brass band plays on the green until late in the evening. The river "
-        "Avonlea flows past the old mill of Dunmore. The bakery on the square sells bread, pies and cakes to the "
-        "visitors. The school choir sings in the town hall on the last day of the fair. Prizes are given for the "
-        "best cheese, honey and jam.", encoding="utf-8")
-    (tmp_path / "seeds" / "mill.txt").write_text(
-        "The old mill of Dunmore is a famous landmark of the county. Visitors to Dunmore admire the old mill and "
-        "its wheel every summer. The mill in Dunmore still grinds flour for the bakers of the town.", encoding="utf-8")
-    settings = built.with_(seeds_dir=tmp_path / "seeds", index_dir=tmp_path / "index", chunk_size=64, chunk_overlap=32)
-    ingest_folder(settings)
-    hits, _, _ = Engine(settings).retrieve("Which river flows past the old mill of Dunmore?", 4)
+    engine = engine_over(built, tmp_path, {
+        "fair.txt": (
+            "The county fair of Dunmore opens every year in early June. Farmers bring cattle, sheep and geese to the "
+            "show ground near the church. The brass band plays on the green until late in the evening. The river "
+            "Avonlea flows past the old mill of Dunmore. The bakery on the square sells bread, pies and cakes to the "
+            "visitors. The school choir sings in the town hall on the last day of the fair. Prizes are given for the "
+            "best cheese, honey and jam."),
+        "mill.txt": (
+            "The old mill of Dunmore is a famous landmark of the county. Visitors to Dunmore admire the old mill and "
+            "its wheel every summer. The mill in Dunmore still grinds flour for the bakers of the town."),
+    }, chunk_size=64, chunk_overlap=32)
+    hits, _, _ = engine.retrieve("Which river flows past the old mill of Dunmore?", 4)
     holding = ["Avonlea" in h.chunk.text for h in hits]
     assert holding.count(True) >= 2, [h.chunk.text for h in hits]  # the sentence lies in the chunks' overlap
     assert holding[:holding.count(True)] == [True] * holding.count(True), [h.chunk.source for h in hits]
@@ -483,16 +470,12 @@ def test_a_number_ending_a_sentence_is_not_taken_for_a_german_ordinal():
 def test_no_short_answer_leads_when_two_names_are_about_as_near(built, tmp_path):
     """The keeper's name stands next to 'lighthouse', the engineer's a clause away from 'tower':
     too close a call to lead with either, so the cited sentence answers on its own."""
-    from rag.engine import Engine
-    from rag.ingest import ingest_folder
-
-    (tmp_path / "seeds").mkdir()
-    (tmp_path / "seeds" / "tower.txt").write_text(
-        "The lighthouse keeper Tom Rudd says that the tower, built of granite, owes its design to the engineer "
-        "Mary Quill.", encoding="utf-8")
-    settings = built.with_(seeds_dir=tmp_path / "seeds", index_dir=tmp_path / "index")
-    ingest_folder(settings)
-    a = Engine(settings).ask("Who designed the lighthouse tower?")
+    engine = engine_over(built, tmp_path, {
+        "tower.txt": (
+            "The lighthouse keeper Tom Rudd says that the tower, built of granite, owes its design to the engineer "
+            "Mary Quill."),
+    })
+    a = engine.ask("Who designed the lighthouse tower?")
     assert not a.abstained, a.text
     assert a.text.startswith("The lighthouse keeper Tom Rudd says"), a.text
 
@@ -500,16 +483,12 @@ def test_no_short_answer_leads_when_two_names_are_about_as_near(built, tmp_path)
 def test_the_sentence_after_a_lone_answer_sentence_completes_it(built, tmp_path):
     """The best sentence names the crossing, the next one the ship: a little weaker than a second
     sentence must be on its own, it is added because it follows the first in the document."""
-    from rag.engine import Engine
-    from rag.ingest import ingest_folder
-
-    (tmp_path / "seeds").mkdir()
-    (tmp_path / "seeds" / "ferry.txt").write_text(
-        "The crossing of the old island ferry from the harbour is a journey that visitors remember. "
-        "Usually the crossing takes place aboard the steamer Gannet. Tickets are sold on the quay.", encoding="utf-8")
-    settings = built.with_(seeds_dir=tmp_path / "seeds", index_dir=tmp_path / "index")
-    ingest_folder(settings)
-    a = Engine(settings).ask("What is the name of the boat used for the crossing of the old island ferry?")
+    engine = engine_over(built, tmp_path, {
+        "ferry.txt": (
+            "The crossing of the old island ferry from the harbour is a journey that visitors remember. "
+            "Usually the crossing takes place aboard the steamer Gannet. Tickets are sold on the quay."),
+    })
+    a = engine.ask("What is the name of the boat used for the crossing of the old island ferry?")
     assert not a.abstained, a.text
     assert a.text.startswith("The crossing of the old island ferry"), a.text
     assert "aboard the steamer Gannet. [1]" in a.text, a.text
@@ -519,37 +498,42 @@ def test_the_sentence_after_a_lone_answer_sentence_completes_it(built, tmp_path)
 def test_invisible_characters_in_a_question_or_a_document_change_nothing(mini, built, tmp_path):
     """A zero-width space, word joiner or soft hyphen splits a word for matching but not for the
     reader: a question pasted from a web page, or a page saved with soft hyphens, still matches."""
-    from rag.engine import Engine
-    from rag.ingest import ingest_folder
 
     plain = mini.ask("In welchem Jahr wurde das Kloster Andechs gegründet?")
     hidden = mini.ask("In welchem \u200b\u200bJahr wurde das Kloster An\u00addechs gegründet?")
     assert plain.text.startswith("1455 [1]"), plain.text
     assert hidden.text == plain.text
-    (tmp_path / "seeds").mkdir()
-    (tmp_path / "seeds" / "ferry.html").write_text(
-        "<html><body><p>The Lind\u00adholm ferry leaves the har\u00adbour at dawn. The cros\u00adsing to "
-        "Lind\u00adholm takes three hours in calm weather.</p></body></html>", encoding="utf-8")
-    settings = built.with_(seeds_dir=tmp_path / "seeds", index_dir=tmp_path / "index")
-    ingest_folder(settings)
-    a = Engine(settings).ask("How long does the crossing to Lindholm take?")
+    engine = engine_over(built, tmp_path, {
+        "ferry.html": (
+            "<html><body><p>The Lind\u00adholm ferry leaves the har\u00adbour at dawn. The cros\u00adsing to "
+            "Lind\u00adholm takes three hours in calm weather.</p></body></html>"),
+    })
+    a = engine.ask("How long does the crossing to Lindholm take?")
     assert a.text.startswith("three hours [1]"), a.text
     assert "\u00ad" not in a.text and "crossing to Lindholm" in a.text
 
 
-@pytest.mark.parametrize("question, sentence, span", [
-    ("What is the bad air theory officially known as?", "Today, this is known as the Miasma theory.", "the Miasma theory"),
-    ("What is another term for rotors?", "A turbine has rotors (rotating discs) on a drive shaft.", "rotating discs"),
-    ("Aside from firebox, what is another name for the space?",
+@pytest.mark.parametrize("question, kind, sentence, span", [
+    # A question for a name takes the name the sentence gives it.
+    ("What is the bad air theory officially known as?", "term", "Today, this is known as the Miasma theory.",
+     "the Miasma theory"),
+    ("What is another term for rotors?", "term", "A turbine has rotors (rotating discs) on a drive shaft.", "rotating discs"),
+    ("Aside from firebox, what is another name for the space?", "term",
      "The fuel burns in what is called variously combustion chamber or firebox.", "combustion chamber"),
-    ("Wie werden Statoren auch bezeichnet?", "Sie wechseln sich mit Statoren (feststehende Scheiben) ab.", "feststehende Scheiben"),
-    ("Wie nennt man diese Theorie?", "Sie wird oft als Miasmentheorie bezeichnet.", "Miasmentheorie"),
+    ("Wie werden Statoren auch bezeichnet?", "term", "Sie wechseln sich mit Statoren (feststehende Scheiben) ab.",
+     "feststehende Scheiben"),
+    ("Wie nennt man diese Theorie?", "term", "Sie wird oft als Miasmentheorie bezeichnet.", "Miasmentheorie"),
+    # An age question takes the age, not another number.
+    ("How old was Manning when he played in Super Bowl 50?", "age",
+     "In 2016 he became, at age 39, the oldest quarterback to play in a Super Bowl, 18 years after his first.", "39"),
+    ("How old was the captain?", "age", "The 43-year-old captain left 2 ships behind.", "43"),
+    ("Wie alt war Manning beim Super Bowl 50?", "age", "Mit 39 Jahren spielte Manning 2016 im Super Bowl 50.", "39"),
 ])
-def test_a_question_for_a_name_takes_the_name_the_sentence_gives(question, sentence, span):
+def test_names_and_ages_are_taken_from_the_sentence(question, kind, sentence, span):
     from rag.spans import answer_type, best_span
 
-    assert answer_type(question) == "term"
-    assert best_span("term", question, sentence, german=question.startswith("Wie"), margin=100) == span
+    assert answer_type(question) == kind
+    assert best_span(kind, question, sentence, german=question.startswith("Wie"), margin=100) == span
 
 
 def test_only_questions_for_a_name_are_term_questions_and_only_their_own_parentheses_count():
@@ -562,33 +546,15 @@ def test_only_questions_for_a_name_are_term_questions_and_only_their_own_parenth
 
 
 def test_a_term_question_leads_with_the_other_name(built, tmp_path):
-    from rag.engine import Engine
-    from rag.ingest import ingest_folder
-
-    (tmp_path / "seeds").mkdir()
-    (tmp_path / "seeds" / "turbine.txt").write_text(
-        "Steam turbines\n\nThe rotors have a propeller-like arrangement of blades at the outer edge. "
-        "A steam turbine consists of one or more rotors (rotating discs) mounted on a drive shaft, "
-        "alternating with a series of stators fixed to the turbine casing.", encoding="utf-8")
-    for name, text in MINI.items():  # other documents, so that the turbine's words are rare ones
-        (tmp_path / "seeds" / name).write_text(text, encoding="utf-8")
-    settings = built.with_(seeds_dir=tmp_path / "seeds", index_dir=tmp_path / "index")
-    ingest_folder(settings)
-    a = Engine(settings).ask("What is another term for rotors?")
+    engine = engine_over(built, tmp_path, {
+        "turbine.txt": (
+            "Steam turbines\n\nThe rotors have a propeller-like arrangement of blades at the outer edge. "
+            "A steam turbine consists of one or more rotors (rotating discs) mounted on a drive shaft, "
+            "alternating with a series of stators fixed to the turbine casing."),
+        **MINI,  # other documents, so that the turbine's words are rare ones
+    })
+    a = engine.ask("What is another term for rotors?")
     assert a.text.startswith("rotating discs [1]\n\n"), a.text
-
-
-@pytest.mark.parametrize("question, sentence, span", [
-    ("How old was Manning when he played in Super Bowl 50?",
-     "In 2016 he became, at age 39, the oldest quarterback to play in a Super Bowl, 18 years after his first.", "39"),
-    ("How old was the captain?", "The 43-year-old captain left 2 ships behind.", "43"),
-    ("Wie alt war Manning beim Super Bowl 50?", "Mit 39 Jahren spielte Manning 2016 im Super Bowl 50.", "39"),
-])
-def test_an_age_question_takes_the_age_not_another_number(question, sentence, span):
-    from rag.spans import answer_type, best_span
-
-    assert answer_type(question) == "age"
-    assert best_span("age", question, sentence, german=question.startswith("Wie"), margin=100) == span
 
 
 def test_the_kind_of_name_asked_for_may_be_part_of_the_name():
@@ -604,20 +570,15 @@ def test_the_kind_of_name_asked_for_may_be_part_of_the_name():
 def test_a_passage_that_names_what_the_question_asks_about_ranks_first(built, tmp_path):
     """"… plague in Baghdad?": the passage about Baghdad comes before one about Paris that shares
     every other word (the order the answer and an LLM read them in)."""
-    from rag.engine import Engine
-    from rag.ingest import ingest_folder
-
-    (tmp_path / "seeds").mkdir()
-    (tmp_path / "seeds" / "paris.txt").write_text(
-        "Plague in Europe\n\nIn 1466, perhaps 40,000 people died of the plague in Paris.", encoding="utf-8")
-    (tmp_path / "seeds" / "baghdad.txt").write_text(
-        "Plague in the Middle East\n\nBaghdad suffered severely from the plague; sometimes two-thirds of its "
-        "population died.", encoding="utf-8")
-    for name, text in MINI.items():  # other documents, so that the plague's words are rare ones
-        (tmp_path / "seeds" / name).write_text(text, encoding="utf-8")
-    settings = built.with_(seeds_dir=tmp_path / "seeds", index_dir=tmp_path / "index")
-    ingest_folder(settings)
-    hits, _, _ = Engine(settings).retrieve("How many people died of the plague in Baghdad?")
+    engine = engine_over(built, tmp_path, {
+        "paris.txt": (
+            "Plague in Europe\n\nIn 1466, perhaps 40,000 people died of the plague in Paris."),
+        "baghdad.txt": (
+            "Plague in the Middle East\n\nBaghdad suffered severely from the plague; sometimes two-thirds of its "
+            "population died."),
+        **MINI,  # other documents, so that the plague's words are rare ones
+    })
+    hits, _, _ = engine.retrieve("How many people died of the plague in Baghdad?")
     assert [h.chunk.source for h in hits[:2]] == ["baghdad.txt", "paris.txt"]
 
 
