@@ -246,7 +246,7 @@ class QuestionMemo:
 
     @functools.cached_property
     def terms(self) -> list[Term]:
-        return self.answerer.key_terms(self.question)
+        return self.answerer.key_terms(self.question, self.kind)
 
     @functools.cached_property
     def kind(self) -> str | None:
@@ -304,11 +304,11 @@ class ExtractiveAnswerer:
         df = max((self._df.get(st, 0) for st in self._stems(word)), default=0)
         return math.log(1 + (self._n_chunks - df + 0.5) / (df + 0.5))
 
-    def key_terms(self, question: str) -> list[Term]:
+    def key_terms(self, question: str, kind: str | None = None) -> list[Term]:
         """The question's content words, IDF-weighted, each with its German translations when the
-        question is English and the documents include German ones."""
+        question is English and the documents include German ones. `kind`: its answer type."""
         qlang = guess_language(question)
-        asking = QUESTION_WORDS | TERM_WORDS if answer_type(question) == "term" else QUESTION_WORDS
+        asking = QUESTION_WORDS | TERM_WORDS if kind == "term" else QUESTION_WORDS
         words = [w for w in dict.fromkeys(content_words(question, qlang)) if w not in asking]
         cross = qlang == "en" and "de" in self._languages and "multi" not in self.model_languages
         found = translate(words, self.lexicon_files) if cross else {}

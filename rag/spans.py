@@ -206,7 +206,7 @@ _TERM_BEFORE = re.compile(r"\bals\s+((?:[\w-]+\s+){0,5}?[\w-]+)\s+(?:bezeichnet|
 _TERM_PAREN = re.compile(r"(\w+)\s+\(([^()\d,;:]{3,40})\)")
 
 
-def _terms(sentence: str, qwords: set[str] = frozenset()) -> list[Span]:
+def _terms(sentence: str, qwords: frozenset[str] | set[str]) -> list[Span]:
     """Names given to something in the sentence; a parenthesis counts only right after a word of
     the question ("rotors (rotating discs)" for "another term for rotors"), not any aside."""
     found = [m.span(1) for rx in (_TERM_AFTER, _TERM_BEFORE) for m in rx.finditer(sentence)]
@@ -226,14 +226,15 @@ _AGE = re.compile(r"\b(?:at (?:the )?age(?: of)?|aged|im Alter von)\s+(\d{1,3})\
                   r"|\b(\d{1,3})[\s-]*jährige?[nmrs]?\b|\bmit (\d{1,3}) Jahren\b", re.I)
 
 
-def candidates(kind: str, sentence: str, german: bool = False) -> list[Span]:
-    """Spans of the sentence that could answer a question of type `kind`."""
+def candidates(kind: str, sentence: str, german: bool = False, qwords: frozenset[str] | set[str] = frozenset()) -> list[Span]:
+    """Spans of the sentence that could answer a question of type `kind`; `qwords`, the question's
+    folded words, place a 'term' in a parenthesis ("rotors (rotating discs)")."""
     if kind in ("date", "duration", "number"):
-        return _qualified(_candidates(kind, sentence, german), sentence)
-    return _candidates(kind, sentence, german)
+        return _qualified(_candidates(kind, sentence, german, qwords), sentence)
+    return _candidates(kind, sentence, german, qwords)
 
 
-def _candidates(kind: str, sentence: str, german: bool) -> list[Span]:
+def _candidates(kind: str, sentence: str, german: bool, qwords: frozenset[str] | set[str]) -> list[Span]:
     if kind == "date":
         return [Span(m.group(0), m.start(), m.end()) for m in _DATE.finditer(sentence)]
     if kind == "duration":
@@ -252,7 +253,7 @@ def _candidates(kind: str, sentence: str, german: bool) -> list[Span]:
     if kind == "age":
         return [Span(m.group(g), m.start(g), m.end(g)) for m in _AGE.finditer(sentence) for g in (1, 2, 3, 4) if m.group(g)]
     if kind == "term":
-        return _terms(sentence)  # without the question: no parenthesis counts
+        return _terms(sentence, qwords)
     return []
 
 
@@ -270,7 +271,7 @@ def best_span(kind: str | None, question: str, sentence: str, german: bool = Fal
     kind_words = ({fold(w) for w in _WORD.findall(question) if w.islower()} & _NAME_HEADS
                   if kind in ("name", "place") else set())
     cands = []
-    for span in (_terms(sentence, qwords) if kind == "term" else candidates(kind, sentence, german)):
+    for span in candidates(kind, sentence, german, qwords):
         words = [w for w in _WORD.findall(fold(span.text)) if w not in _LINKERS]
         if not words or (kind in ("person", "name", "place") and any(w in qwords and w not in kind_words for w in words)):
             continue  # a name the question already holds is not what it asks for
