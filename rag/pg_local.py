@@ -63,6 +63,15 @@ def run_user() -> str | None:
     sys.exit("running as root and neither a `postgres` nor a `nobody` user exists to run PostgreSQL")
 
 
+def private_ancestor(path: Path) -> Path | None:
+    """The first folder above `path` that other users cannot enter, or None: the server user (when
+    running as root) must reach both its data folder and the PostgreSQL binaries."""
+    for ancestor in path.resolve().parents:
+        if not ancestor.stat().st_mode & 0o001:
+            return ancestor
+    return None
+
+
 def _run(cmd: list[str], user: str | None, **kw) -> subprocess.CompletedProcess:
     if user is not None:
         cmd = ["runuser", "-u", user, "--", *cmd]
@@ -110,11 +119,11 @@ def start(folder: Path, port: int, shared_buffers: str = "") -> str:
     data = folder / "data"
     if user is not None:
         folder.chmod(0o755)  # the server user must reach its data folder and socket
-        ancestor = folder
-        while ancestor != ancestor.parent:
-            ancestor = ancestor.parent
-            if not ancestor.stat().st_mode & 0o001:
-                sys.exit(f"{ancestor} is not traversable by other users; choose --dir elsewhere (e.g. under /tmp)")
+        if (ancestor := private_ancestor(folder)) is not None:
+            sys.exit(f"{ancestor} is not traversable by other users; choose --dir elsewhere (e.g. under /tmp)")
+        if (ancestor := private_ancestor(bins)) is not None:
+            sys.exit(f"running as root, PostgreSQL runs as `{user}`, which cannot enter {ancestor} to reach its "
+                     f"binaries in {bins}; allow it (chmod o+x {ancestor}) or install seedrag in a folder others can enter")
     if not (data / "PG_VERSION").exists():
         password = secrets.token_urlsafe(24)
         pwfile = folder / "initpw"

@@ -599,3 +599,25 @@ def test_scale_without_a_usable_local_server_says_what_to_do_in_one_line(tmp_pat
     assert len(error) == 1 and "could not start a local PostgreSQL" in error[0], out.stderr
     assert "no PostgreSQL binaries found" in error[0] and "set RAG_STORE_URL" in error[0]
     assert not (tmp_path / "scale.json").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="as another user the server runs as that user and needs no access check")
+def test_a_server_user_that_cannot_reach_the_binaries_gets_a_clear_message(monkeypatch):
+    """As root, PostgreSQL runs as `postgres`; a checkout in a private folder (mktemp -d is 0700)
+    hides the binaries from it. Say so, instead of initdb's bare exit status."""
+    import tempfile
+
+    from rag import pg_local
+
+    base = Path(tempfile.mkdtemp(prefix="seedrag-test-pgbin-", dir="/tmp"))  # pytest's tmp_path is private itself
+    try:
+        base.chmod(0o755)
+        private = base / "private"
+        (private / "venv" / "bin").mkdir(parents=True)
+        private.chmod(0o700)
+        monkeypatch.setattr(pg_local, "bin_dir", lambda: private / "venv" / "bin")
+        with pytest.raises(SystemExit) as exc:
+            pg_local.start(base / "pg", 0)
+        assert f"cannot enter {private}" in str(exc.value) and "chmod o+x" in str(exc.value)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
