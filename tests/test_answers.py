@@ -590,3 +590,18 @@ def test_a_questions_word_is_translated_by_its_own_entry_not_a_related_words(min
     assert {"ausgedehnt", "umfangreich"} <= words
     assert not {"durchwahl", "nebenstelle"} & words
     assert "angriff" in mini.state.retriever.translations("Who attacks the monastery?").split()
+
+
+def test_a_sentence_that_opens_with_a_pronoun_answers_about_what_the_one_before_names(built, tmp_path):
+    """"It shipped …" speaks of the cooperative that the sentence before names: the sentence that
+    holds the answer leads, not the one that only repeats the question's words."""
+    engine = engine_over(built, tmp_path, {
+        "coop.txt": (
+            "The Harbor Tea Cooperative is the oldest trading cooperative on the coast of Lindholm. "
+            "It shipped its first crates of tea in 1921, three years after the war. "
+            "Today the cooperative counts 412 growers."),
+        "cells.txt": "Animal cells have no chloroplasts. Their energy comes from mitochondria, which carry DNA of their own.",
+    })
+    a = engine.ask("When did the Harbor Tea Cooperative of Lindholm first ship tea?")
+    assert not a.abstained, a.text
+    assert a.text.startswith("1921 [1]\n\nIt shipped its first crates of tea in 1921"), a.text
