@@ -3,7 +3,8 @@
 It never writes a word the documents do not contain. It ranks the sentences of the retrieved
 chunks by meaning (sentence vectors computed at ingest, so no model runs per sentence at query
 time), by how much of the question's vocabulary they hold (through the English–German word list
-for English questions over German text) and by their chunk's retrieval score, then answers with
+for English questions over German text; a sentence opening with "It" or "They" also by the one
+before it) and by their chunk's retrieval score, then answers with
 the best one, and a second only when it is nearly as strong (or, a little weaker, when it follows
 the first in the document). The passages the answer reads (the first RAG_TOP_K hits; the engine
 leaves a deeper list in fused order) are re-ordered by their best sentence (rerank), so an LLM's
