@@ -85,6 +85,8 @@ ANAPHOR_WEIGHT = 0.8
 ANAPHORS = frozenset(
     "it its this these those they their them he his she her "
     "er sie sein seine seiner seinen ihr ihre ihrer ihren dies diese dieser dieses dort".split())
+# Answer types whose short answer is an amount or a point in time: a second sentence must hold one too.
+AMOUNT_KINDS = ("date", "number", "duration", "age", "frequency")
 SECOND_SENTENCE_RATIO = 0.8
 TYPED_SECOND_RATIO = 0.6  # a weaker second sentence is added when it alone holds the asked-for date/number
 # A one-sentence answer gets the sentence that follows it in the document when that one is at least
@@ -517,7 +519,7 @@ def _adds_evidence(kind: str | None, short: str | None, question: str, second: E
     sentence without one of that type only repeats the topic ("… continued in an expanded format.").
     Names and places are left alone: their short answers are right less often (XQuAD dev), and
     the second sentence then often holds the real answer."""
-    if short is None or kind not in ("date", "number", "duration", "age"):
+    if short is None or kind not in AMOUNT_KINDS:
         return True
     return best_span(kind, question, second.sentence, second.hit.chunk.language == "de") is not None
 
@@ -528,7 +530,7 @@ def _typed_evidence(kind: str | None, question: str, chosen: list[Evidence], evi
     forum, a later one "Around 200 guests …"); None when not needed or there is none.
     TYPED_SECOND_RATIO and the types were set on XQuAD dev even articles (answers holding the gold
     +0.003 to +0.008 on either half of en, de and xl, never lower)."""
-    if kind not in ("date", "number", "duration", "age"):
+    if kind not in AMOUNT_KINDS:
         return None
 
     def holds(e: Evidence) -> bool:

@@ -1,8 +1,8 @@
 """Short answers: what a question asks for, and the span of a sentence that supplies it.
 
 Classic factoid QA (the TREC QA track's answer typing): the question word fixes the expected
-answer type (who → a name, when → a date, how many → a number, how long → a duration, where → a
-place), candidate spans of that type are taken verbatim from the cited sentence, spans made of the
+answer type (who → a name, when → a date, how many → a number, how long → a duration, how often →
+a frequency, where → a place), candidate spans of that type are taken verbatim from the cited sentence, spans made of the
 question's own words are dropped, and the candidate nearest the words the sentence shares with the
 question wins. English and German question words are both understood. Pure functions, no I/O.
 
@@ -27,6 +27,7 @@ _TYPE_RULES: tuple[tuple[str, str], ...] = (
      r"|\b(?:called|termed|known as|referred to as)\s+what\b|\bwhat (?:is|are|was|were) (?:another|other|the|a|one) (?:term|name|word|synonym|nickname) for\b"
      r"|\bwie (?:nennt man|heisst|heißt)\b|\bwie (?:wird|werden)\b[^?]{0,60}\b(?:genannt|bezeichnet)\b|\bbekannt als\b"
      r"|\b(?:andere[rns]?|ein) (?:begriff|name|wort|ausdruck|bezeichnung) fur\b", "term"),
+    (r"\bhow (?:often|frequently)\b|\bwie (?:oft|haufig)\b|\bin welchen abstanden\b", "frequency"),
     (r"\bhow old\b|\bwie alt\b|\bat what age\b|\bin welchem alter\b|\bmit wie viel(?:en)? jahren\b", "age"),
     (r"\bhow long\b|\bwie lange?\b|\bfor how many (?:years|months|weeks|days|hours|minutes)\b", "duration"),
     (r"\bhow many (?:years|months|weeks|days|hours|minutes|seconds|centuries|decades) (?:did|does|do|was|were|is|are|had|has|have|will|would|after|before|ago|long)\b", "duration"),
@@ -121,7 +122,8 @@ class Span:
 
 
 def answer_type(question: str) -> str | None:
-    """'person', 'name', 'place', 'date', 'duration', 'number', 'age', 'term', or None when no short answer fits."""
+    """'person', 'name', 'place', 'date', 'duration', 'number', 'age', 'frequency', 'term', or None when no
+    short answer fits."""
     q = fold(question)
     found = [(m.start(), m.end(), i, kind) for i, (rx, kind) in enumerate(_TYPE_RES) if (m := rx.search(q))]
     if not found:
@@ -226,6 +228,19 @@ _AGE = re.compile(r"\b(?:at (?:the )?age(?: of)?|aged|im Alter von)\s+(\d{1,3})\
                   r"|\b(\d{1,3})[\s-]*jährige?[nmrs]?\b|\bmit (\d{1,3}) Jahren\b", re.I)
 
 
+# How often: "every five years", "twice a year", "22 times", "annually", "alle fünf Jahre", "22-mal",
+# "zweimal im Jahr", "jährlich".
+_EVERY_UNIT = (r"(?:years?|months?|weeks?|days?|hours?|minutes?|seconds?|decades?|centur(?:y|ies)"
+               r"|Jahre?n?|Monate?n?|Wochen?|Tage?n?|Stunden?|Minuten?|Sekunden?|Jahrzehnte?n?|Jahrhunderte?n?)")
+_PER = rf"(?:\s+(?:a|an|per|each|every|pro|je|im|in der|am)\s+(?:{_NUMWORD}\s+|\d+\s+)?{_EVERY_UNIT})?"
+_FREQUENCY = re.compile(
+    rf"\b(?:every|each|alle|jede[nsmr]?)\s+(?:(?:other|few|second|third|paar|{_NUMWORD}|\d+)\s+)?{_EVERY_UNIT}\b"
+    rf"|(?:\b{_NUMWORD}|(?<![\w.,])\d+)[\s-]*(?:times|mal)\b{_PER}"
+    rf"|\b(?:once|twice|thrice|einmal|zweimal|dreimal|viermal|fünfmal|funfmal|zehnmal|hundertmal){_PER}(?!\w)"
+    r"|\b(?:annually|yearly|monthly|weekly|daily|hourly|biennially|biannually|jährlich|jahrlich|monatlich|wöchentlich"
+    r"|wochentlich|täglich|taglich|stündlich|stundlich)\b", re.I)
+
+
 def candidates(kind: str, sentence: str, german: bool = False, qwords: frozenset[str] | set[str] = frozenset()) -> list[Span]:
     """Spans of the sentence that could answer a question of type `kind`; `qwords`, the question's
     folded words, place a 'term' in a parenthesis ("rotors (rotating discs)")."""
@@ -250,6 +265,8 @@ def _candidates(kind: str, sentence: str, german: bool, qwords: frozenset[str] |
         return [p for p in _people(_names(sentence, german)) if not re.fullmatch(r"[A-ZÄÖÜ]{2,5}", p.text)]
     if kind in ("name", "place"):
         return _names(sentence, german)
+    if kind == "frequency":
+        return [Span(m.group(0), m.start(), m.end()) for m in _FREQUENCY.finditer(sentence)]
     if kind == "age":
         return [Span(m.group(g), m.start(g), m.end(g)) for m in _AGE.finditer(sentence) for g in (1, 2, 3, 4) if m.group(g)]
     if kind == "term":

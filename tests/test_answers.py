@@ -528,8 +528,15 @@ def test_invisible_characters_in_a_question_or_a_document_change_nothing(mini, b
      "In 2016 he became, at age 39, the oldest quarterback to play in a Super Bowl, 18 years after his first.", "39"),
     ("How old was the captain?", "age", "The 43-year-old captain left 2 ships behind.", "43"),
     ("Wie alt war Manning beim Super Bowl 50?", "age", "Mit 39 Jahren spielte Manning 2016 im Super Bowl 50.", "39"),
+    # How often: the frequency, not the number or the year beside it.
+    ("How often do Parliament elections take place?", "frequency",
+     "Since 1979 the elections take place every five years, with 751 seats.", "every five years"),
+    ("How frequently does the council meet?", "frequency", "The council of 28 ministers meets twice a year.", "twice a year"),
+    ("Wie oft kam es in Venedig zu Pestausbrüchen?", "frequency",
+     "Die Pest trat in Venedig 22-mal zwischen 1361 und 1528 auf.", "22-mal"),
+    ("Wie häufig tagt der Rat?", "frequency", "Der Rat der 28 Minister tagt seit 1993 jährlich in Brüssel.", "jährlich"),
 ])
-def test_names_and_ages_are_taken_from_the_sentence(question, kind, sentence, span):
+def test_names_ages_and_frequencies_are_taken_from_the_sentence(question, kind, sentence, span):
     from rag.spans import answer_type, best_span
 
     assert answer_type(question) == kind
