@@ -16,6 +16,8 @@ ABBREVIATIONS = {
     "mr", "mrs", "ms", "dr", "prof", "st", "no", "nos", "vol", "fig", "gen", "gov", "sen", "rep",
     "jr", "sr", "inc", "ltd", "co", "corp", "vs", "etc", "e.g", "i.e", "u.s", "u.k", "u.n", "approx",
     "dept", "est", "min", "max", "bzw", "ca", "dr", "nr", "z.b", "u.a", "d.h", "usw", "vgl", "s", "al",
+    # German abbreviations a capitalised noun follows ("30 Mio. Euro", "im 5. Jh. Kaiser …", "v. Chr. Geburt").
+    "mio", "mrd", "tsd", "jh", "jhd", "chr", "sog", "evtl", "ggf", "inkl", "zzgl", "geb", "gest", "str", "abb", "bd",
 }
 # A match starts only where a run of end marks starts (the lookbehind): a long run of dots is
 # then scanned once, not once per character (which made splitting quadratic).

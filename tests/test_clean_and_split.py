@@ -35,3 +35,5 @@ def test_sentences_do_not_break_at_abbreviations_or_german_ordinals():
         "They met on Oct. 14 in Ashgabat.", "It ended well."]
     assert split_sentence_texts("Beim Forum am 12. Dezember sprach er. Dann ging er.") == [
         "Beim Forum am 12. Dezember sprach er.", "Dann ging er."]
+    assert split_sentence_texts("Die Gebühren betragen 30 Mio. GBP im Jahr. Das reicht.") == [
+        "Die Gebühren betragen 30 Mio. GBP im Jahr.", "Das reicht."]
