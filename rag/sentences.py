@@ -16,6 +16,8 @@ ABBREVIATIONS = {
     "mr", "mrs", "ms", "dr", "prof", "st", "no", "nos", "vol", "fig", "gen", "gov", "sen", "rep",
     "jr", "sr", "inc", "ltd", "co", "corp", "vs", "etc", "e.g", "i.e", "u.s", "u.k", "u.n", "approx",
     "dept", "est", "min", "max", "bzw", "ca", "dr", "nr", "z.b", "u.a", "d.h", "usw", "vgl", "s", "al",
+    # Titles before a name ("Rev. Paul T. Stallsworth", "Lt. Col. Smith", "Mt. Everest").
+    "rev", "lt", "col", "capt", "sgt", "hon", "pres", "adm", "maj", "cpl", "pvt", "messrs", "mt", "bros",
     # German abbreviations a capitalised noun follows ("30 Mio. Euro", "im 5. Jh. Kaiser …", "v. Chr. Geburt").
     "mio", "mrd", "tsd", "jh", "jhd", "chr", "sog", "evtl", "ggf", "inkl", "zzgl", "geb", "gest", "str", "abb", "bd",
 }

@@ -37,3 +37,5 @@ def test_sentences_do_not_break_at_abbreviations_or_german_ordinals():
         "Beim Forum am 12. Dezember sprach er.", "Dann ging er."]
     assert split_sentence_texts("Die Gebühren betragen 30 Mio. GBP im Jahr. Das reicht.") == [
         "Die Gebühren betragen 30 Mio. GBP im Jahr.", "Das reicht."]
+    assert split_sentence_texts("Its president is Rev. Paul T. Stallsworth. He was elected.") == [
+        "Its president is Rev. Paul T. Stallsworth.", "He was elected."]
