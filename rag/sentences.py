@@ -46,7 +46,8 @@ def _is_false_boundary(text: str, dot: int, after: int) -> bool:
     word = m.group(1).lower().lstrip("(\"“'‘") if m else ""
     nxt = text[after:after + 1]
     if word in ABBREVIATIONS:
-        return True
+        # … unless a capitalised sentence opener follows: "… and so on, etc. The next …", "44 v. Chr. Danach …"
+        return not (nxt[:1].isupper() and _next_word(text, after) in _OPENERS)
     if len(word) == 1 and word.isalpha():
         return True  # an initial: "J. Smith"
     if word.isdigit() and len(word) <= 2 and nxt[:1].isupper():

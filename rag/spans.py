@@ -2,9 +2,9 @@
 
 Classic factoid QA (the TREC QA track's answer typing): the question word fixes the expected
 answer type (who → a name, when → a date, how many → a number, how long → a duration, how often →
-a frequency, where → a place), candidate spans of that type are taken verbatim from the cited sentence, spans made of the
-question's own words are dropped, and the candidate nearest the words the sentence shares with the
-question wins. English and German question words are both understood. Pure functions, no I/O.
+a frequency, where → a place), candidate spans of that type are taken verbatim from the cited
+sentence, spans made of the question's own words are dropped, and the candidate nearest the words
+the sentence shares with the question wins. English and German question words are both understood. Pure functions, no I/O.
 
 >>> answer_type("How many people live in the valley?")
 'number'

@@ -39,3 +39,7 @@ def test_sentences_do_not_break_at_abbreviations_or_german_ordinals():
         "Die Gebühren betragen 30 Mio. GBP im Jahr.", "Das reicht."]
     assert split_sentence_texts("Its president is Rev. Paul T. Stallsworth. He was elected.") == [
         "Its president is Rev. Paul T. Stallsworth.", "He was elected."]
+    # An abbreviation that ends a sentence: a capitalised sentence opener follows it.
+    assert split_sentence_texts("Tea, coffee, etc. The rest is water.") == ["Tea, coffee, etc.", "The rest is water."]
+    assert split_sentence_texts("Er starb 44 v. Chr. Danach kam Augustus.") == [
+        "Er starb 44 v. Chr.", "Danach kam Augustus."]
