@@ -125,10 +125,10 @@ def answer_type(question: str) -> str | None:
     """'person', 'name', 'place', 'date', 'duration', 'number', 'age', 'frequency', 'term', or None when no
     short answer fits."""
     q = fold(question)
-    found = [(m.start(), m.end(), i, kind) for i, (rx, kind) in enumerate(_TYPE_RES) if (m := rx.search(q))]
+    found = [(m.start(), i, kind) for i, (rx, kind) in enumerate(_TYPE_RES) if (m := rx.search(q))]
     if not found:
         return None
-    start, end, _, kind = min(found)  # the question word that comes first decides
+    start, _, kind = min(found)  # the question word that comes first decides; at one word, the earlier rule
     wh = _WH.search(q)
     if wh and wh.end() <= start:
         return None  # the main question word has no type; the match sits in a later clause

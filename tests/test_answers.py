@@ -253,6 +253,19 @@ def test_a_question_word_in_a_later_clause_does_not_set_the_answer_type():
     assert answer_type("In which year was the satellite launched?") == "date"
 
 
+@pytest.mark.parametrize("question, sentence, span", [
+    ("How many years did the war last?", "The war lasted six years, from 1754 to 1760.", "six years"),
+    ("Wie viele Jahre dauerte der Krieg?", "Der Krieg dauerte sechs Jahre, von 1754 bis 1760.", "sechs Jahre"),
+])
+def test_the_more_specific_question_phrase_sets_the_type(question, sentence, span):
+    """"How many years did …" asks for a duration, though "how many" alone asks for a number: at
+    the same question word the more specific rule, listed first, wins."""
+    from rag.spans import answer_type, best_span
+
+    assert answer_type(question) == "duration"
+    assert best_span("duration", question, sentence, german=question.startswith("Wie")) == span
+
+
 def test_a_sentence_opening_word_is_not_part_of_a_name():
     from rag.spans import candidates
 
