@@ -625,3 +625,20 @@ def test_a_sentence_that_opens_with_a_pronoun_answers_about_what_the_one_before_
     a = engine.ask("When did the Harbor Tea Cooperative of Lindholm first ship tea?")
     assert not a.abstained, a.text
     assert a.text.startswith("1921 [1]\n\nIt shipped its first crates of tea in 1921"), a.text
+
+
+def test_words_that_only_frame_a_question_are_not_looked_for_in_the_answer(built, tmp_path):
+    """"Welche Art von …", "Wie hieß …", "What was the name of …" frame the question; the sentence
+    that answers rarely repeats them, and counting them refused answerable German questions. In an
+    English question "art" is a word the answer must hold."""
+    engine = engine_over(built, tmp_path, {
+        **MINI,
+        "burg.txt": ("Die Normannen bauten im Süden Italiens mehrere Festungen. Ihre größte Festung auf Sizilien "
+                     "trug den Namen Afranji, was Franken bedeutet. Sie lag oberhalb der Stadt Palermo."),
+    })
+    a = engine.ask("Welche Art von Bauwerk errichteten die Normannen in Italien?")
+    assert not a.abstained, (a.confidence, a.text)
+    assert a.text.startswith("Die Normannen bauten im Süden Italiens mehrere Festungen. [1]"), a.text
+    answerer = engine.state.extractive.answerer
+    assert "hiess" not in {t.word for t in answerer.key_terms("Wie hieß die größte Festung der Normannen?")}
+    assert "art" in {t.word for t in answerer.key_terms("What art did the Normans leave in Palermo?")}
