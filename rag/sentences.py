@@ -21,6 +21,9 @@ ABBREVIATIONS = {
     # German abbreviations a capitalised noun follows ("30 Mio. Euro", "im 5. Jh. Kaiser …", "v. Chr. Geburt").
     "mio", "mrd", "tsd", "jh", "jhd", "chr", "sog", "evtl", "ggf", "inkl", "zzgl", "geb", "gest", "str", "abb", "bd",
 }
+# Abbreviations that can also end a sentence ("… and so on, etc.", "Smith & Co.", "44 v. Chr.").
+ENDING_ABBREVIATIONS = {"etc", "usw", "al", "inc", "ltd", "co", "corp", "bros", "jr", "sr", "u.s", "u.k", "u.n", "chr",
+                        "jh", "jhd"}
 # A match starts only where a run of end marks starts (the lookbehind): a long run of dots is
 # then scanned once, not once per character (which made splitting quadratic).
 _BOUNDARY = re.compile(r"(?<![.!?…])[.!?…]+[\"”’')\]]*(?=\s)")
@@ -46,8 +49,9 @@ def _is_false_boundary(text: str, dot: int, after: int) -> bool:
     word = m.group(1).lower().lstrip("(\"“'‘") if m else ""
     nxt = text[after:after + 1]
     if word in ABBREVIATIONS:
-        # … unless a capitalised sentence opener follows: "… and so on, etc. The next …", "44 v. Chr. Danach …"
-        return not (nxt[:1].isupper() and _next_word(text, after) in _OPENERS)
+        # … unless it can end a sentence and a capitalised sentence opener follows: "… etc. The next
+        # …", "44 v. Chr. Danach …" (but "e.g. The Times", "z.B. Die Zeit" go on).
+        return not (word in ENDING_ABBREVIATIONS and nxt[:1].isupper() and _next_word(text, after) in _OPENERS)
     if len(word) == 1 and word.isalpha():
         return True  # an initial: "J. Smith"
     if word.isdigit() and len(word) <= 2 and nxt[:1].isupper():

@@ -19,14 +19,9 @@ from dataclasses import dataclass
 
 from rag.languages import STOPWORDS, fold
 
-# (pattern on the folded question, answer type); the first match wins, so longer phrases come first.
+# (pattern on the folded question, answer type). The match that starts first wins; of matches at the
+# same question word, the rule listed first, so the more specific rules come first.
 _TYPE_RULES: tuple[tuple[str, str], ...] = (
-    # A name for something: "What is X called?", "another term for X", "Wie nennt man X?". Not "What
-    # does X mean?": a meaning is not a name.
-    (r"\bwhat\b[^?]{0,80}?\b(?:called|termed|named|known as|referred to as|described as)\s*(?:$|\?|when\b|if\b|that\b|by\b|in\b)"
-     r"|\b(?:called|termed|known as|referred to as)\s+what\b|\bwhat (?:is|are|was|were) (?:another|other|the|a|one) (?:term|name|word|synonym|nickname) for\b"
-     r"|\bwie (?:nennt man|heisst|heißt)\b|\bwie (?:wird|werden)\b[^?]{0,60}\b(?:genannt|bezeichnet)\b|\bbekannt als\b"
-     r"|\b(?:andere[rns]?|ein) (?:begriff|name|wort|ausdruck|bezeichnung) fur\b", "term"),
     (r"\bhow (?:often|frequently)\b|\bwie (?:oft|haufig)\b|\bin welchen abstanden\b", "frequency"),
     (r"\bhow old\b|\bwie alt\b|\bat what age\b|\bin welchem alter\b|\bmit wie viel(?:en)? jahren\b", "age"),
     (r"\bhow long\b|\bwie lange?\b|\bfor how many (?:years|months|weeks|days|hours|minutes)\b", "duration"),
@@ -52,6 +47,12 @@ _TYPE_RULES: tuple[tuple[str, str], ...] = (
     (r"\b(?:what|which|welche(?:r|n|s|m)?) (?:team|company|organization|organisation|party|group|university|institution"
      r"|agency|network|church|band|club|firm|mannschaft|firma|unternehmen|organisation|partei|gruppe|universitat|institution"
      r"|behorde|sender|kirche|verein)\b", "name"),
+    # A name for something: "What is X called?", "another term for X", "Wie nennt man X?". Not "What
+    # does X mean?": a meaning is not a name. Last: "What year was the bridge named?" asks for a year.
+    (r"\bwhat\b[^?]{0,80}?\b(?:called|termed|named|known as|referred to as|described as)\s*(?:$|\?|when\b|if\b|that\b|by\b|in\b)"
+     r"|\b(?:called|termed|known as|referred to as)\s+what\b|\bwhat (?:is|are|was|were) (?:another|other|the|a|one) (?:term|name|word|synonym|nickname) for\b"
+     r"|\bwie (?:nennt man|heisst|heißt)\b|\bwie (?:wird|werden)\b[^?]{0,60}\b(?:genannt|bezeichnet)\b|\bbekannt als\b"
+     r"|\b(?:andere[rns]?|ein) (?:begriff|name|wort|ausdruck|bezeichnung) fur\b", "term"),
 )
 _TYPE_RES = tuple((re.compile(p), t) for p, t in _TYPE_RULES)
 # Head nouns that names are made of ("Labor Party", "Harvard University", "Charles River"): the
@@ -232,11 +233,14 @@ _AGE = re.compile(r"\b(?:at (?:the )?age(?: of)?|aged|im Alter von)\s+(\d{1,3})\
 # "zweimal im Jahr", "jährlich".
 _EVERY_UNIT = (r"(?:years?|months?|weeks?|days?|hours?|minutes?|seconds?|decades?|centur(?:y|ies)"
                r"|Jahre?n?|Monate?n?|Wochen?|Tage?n?|Stunden?|Minuten?|Sekunden?|Jahrzehnte?n?|Jahrhunderte?n?)")
-_PER = rf"(?:\s+(?:a|an|per|each|every|pro|je|im|in der|am)\s+(?:{_NUMWORD}\s+|\d+\s+)?{_EVERY_UNIT})?"
+_PERIOD = rf"\s+(?:a|an|per|each|every|pro|je|im|in der|am)\s+(?:{_NUMWORD}\s+|\d+\s+)?{_EVERY_UNIT}"  # "a year"
+_PER = rf"(?:{_PERIOD})?"
 _FREQUENCY = re.compile(
     rf"\b(?:every|each|alle|jede[nsmr]?)\s+(?:(?:other|few|second|third|paar|{_NUMWORD}|\d+)\s+)?{_EVERY_UNIT}\b"
-    rf"|(?:\b{_NUMWORD}|(?<![\w.,])\d+)[\s-]*(?:times|mal)\b{_PER}"
-    rf"|\b(?:once|twice|thrice|einmal|zweimal|dreimal|viermal|fünfmal|funfmal|zehnmal|hundertmal){_PER}(?!\w)"
+    rf"|(?:\b{_NUMWORD}(?:[\s-]+{_NUMWORD})*|(?<![\w.,])\d+)[\s-]*(?:times|mal)\b{_PER}"
+    rf"|\b(?:twice|thrice|zweimal|dreimal|viermal|fünfmal|funfmal|zehnmal|hundertmal){_PER}(?!\w)"
+    # "once" / "einmal" only with a period ("once a year"): alone they are conjunctions and particles.
+    rf"|\b(?:once|einmal){_PERIOD}(?!\w)"
     r"|\b(?:annually|yearly|monthly|weekly|daily|hourly|biennially|biannually|jährlich|jahrlich|monatlich|wöchentlich"
     r"|wochentlich|täglich|taglich|stündlich|stundlich)\b", re.I)
 
@@ -244,7 +248,7 @@ _FREQUENCY = re.compile(
 def candidates(kind: str, sentence: str, german: bool = False, qwords: frozenset[str] | set[str] = frozenset()) -> list[Span]:
     """Spans of the sentence that could answer a question of type `kind`; `qwords`, the question's
     folded words, place a 'term' in a parenthesis ("rotors (rotating discs)")."""
-    if kind in ("date", "duration", "number"):
+    if kind in ("date", "duration", "number", "frequency"):
         return _qualified(_candidates(kind, sentence, german, qwords), sentence)
     return _candidates(kind, sentence, german, qwords)
 

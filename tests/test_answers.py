@@ -266,6 +266,36 @@ def test_the_more_specific_question_phrase_sets_the_type(question, sentence, spa
     assert best_span("duration", question, sentence, german=question.startswith("Wie")) == span
 
 
+@pytest.mark.parametrize("question, kind", [
+    ("What year was the bridge named?", "date"), ("What country was named in the treaty?", "place"),
+    ("What percentage of voters were called in?", "number"), ("What is the bad air theory officially known as?", "term"),
+])
+def test_a_question_for_a_year_or_a_country_is_not_a_question_for_a_name(question, kind):
+    """"What year was X named?" asks for a year: the naming-verb rule comes after the what-noun rules."""
+    from rag.spans import answer_type
+
+    assert answer_type(question) == kind
+
+
+@pytest.mark.parametrize("sentence, span", [
+    ("He won the race twenty-two times.", "twenty-two times"),
+    ("The council meets at least twice a year.", "at least twice a year"),
+    ("The comet appears once every 76 years.", "once every 76 years"),
+    ("Once the treaty was signed, elections were held in the city.", None),
+])
+def test_frequencies_keep_compound_numbers_and_qualifiers_and_once_needs_a_period(sentence, span):
+    from rag.spans import best_span
+
+    assert best_span("frequency", "How often were elections held?", sentence) == span
+
+
+def test_an_acronym_is_not_a_pronoun_and_german_relative_pronouns_are():
+    from rag.answer import refers_back
+
+    assert not refers_back("IT services grew fast in the region.")
+    assert refers_back("Dessen Sohn wurde später König.") and refers_back("Diesem Plan folgte er.")
+
+
 def test_a_sentence_opening_word_is_not_part_of_a_name():
     from rag.spans import candidates
 

@@ -43,3 +43,7 @@ def test_sentences_do_not_break_at_abbreviations_or_german_ordinals():
     assert split_sentence_texts("Tea, coffee, etc. The rest is water.") == ["Tea, coffee, etc.", "The rest is water."]
     assert split_sentence_texts("Er starb 44 v. Chr. Danach kam Augustus.") == [
         "Er starb 44 v. Chr.", "Danach kam Augustus."]
+    # … but not one that only introduces what follows.
+    assert split_sentence_texts("Newspapers, e.g. The Times and The Guardian, reported it.") == [
+        "Newspapers, e.g. The Times and The Guardian, reported it."]
+    assert split_sentence_texts("Das berichtete z.B. Die Zeit im Mai.") == ["Das berichtete z.B. Die Zeit im Mai."]
