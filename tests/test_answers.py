@@ -672,3 +672,11 @@ def test_words_that_only_frame_a_question_are_not_looked_for_in_the_answer(built
     answerer = engine.state.extractive.answerer
     assert "hiess" not in {t.word for t in answerer.key_terms("Wie hieß die größte Festung der Normannen?")}
     assert "art" in {t.word for t in answerer.key_terms("What art did the Normans leave in Palermo?")}
+
+
+def test_words_that_only_name_the_answer_type_are_not_looked_for(mini):
+    """The answer to "In which year …" holds a year, not the word "year"; elsewhere the word counts."""
+    answerer = mini.state.extractive.answerer
+    assert "year" not in {t.word for t in answerer.key_terms("In which year was the monastery founded?", "date")}
+    assert "old" not in {t.word for t in answerer.key_terms("How old was the abbot?", "age")}
+    assert "year" in {t.word for t in answerer.key_terms("What did the monks brew that year?", None)}
