@@ -37,6 +37,18 @@ _OPENERS = frozenset("""the a an he she it they we i you this these that those h
 after during when while but however then der die das den dem des ein eine einen einem er sie es wir ich dies
 diese dieser dieses sein seine ihr ihre dort damals danach""".split())
 
+# Function words that tell English from German in the text before a number and a period: a German
+# ordinal ("am 12. Dezember") is read as one only in German text. Words both languages spell
+# alike ("in", "an", "die") are left out.
+_ENGLISH = frozenset("the a of on at to is was were are and for with by from he she it they his her its their "
+                     "as that which this has had been who".split())
+_GERMAN = frozenset("der das des dem den ein eine einer eines einem und im am vom zum zur ist war wurde mit von "
+                    "für auf bei nach seit bis er sie es sich nicht auch ins beim".split())
+_ORDINAL_NOUNS = frozenset("""januar jänner februar märz april mai juni juli august september oktober november
+dezember jahrhundert jahrhunderts jahrhunderten jahrtausend jahrtausends""".split())
+_CONTEXT = 60  # characters before the period, a few words
+_WORD = re.compile(r"[^\W\d_]+")
+
 
 def _is_false_boundary(text: str, dot: int, after: int) -> bool:
     """True when the period at `dot` ends an abbreviation, an initial or an ordinal, not a sentence."""
@@ -55,9 +67,19 @@ def _is_false_boundary(text: str, dot: int, after: int) -> bool:
     if len(word) == 1 and word.isalpha():
         return True  # an initial: "J. Smith"
     if word.isdigit() and len(word) <= 2 and nxt[:1].isupper():
-        # German ordinal date ("am 12. Dezember"), unless a sentence opener follows ("at age 39. The")
-        return _next_word(text, after) not in _OPENERS
+        # German ordinal ("am 12. Dezember", "im 19. Jahrhundert") when a month or century follows,
+        # or another noun in German text; not before a sentence opener ("at age 39. The") nor in
+        # English text ("… won Super Bowl 50. Manning retired.").
+        following = _next_word(text, after)
+        return following in _ORDINAL_NOUNS or (following not in _OPENERS and _german_before(text, dot))
     return bool(nxt) and nxt.islower()
+
+
+def _german_before(text: str, dot: int) -> bool:
+    """Whether the words just before `dot` hold German function words, and more than English ones."""
+    words = _WORD.findall(text[max(0, dot - _CONTEXT):dot].lower())
+    german = sum(w in _GERMAN for w in words)
+    return german > 0 and german >= sum(w in _ENGLISH for w in words)
 
 
 def _next_word(text: str, at: int) -> str:

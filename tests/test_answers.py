@@ -510,6 +510,20 @@ def test_a_number_ending_a_sentence_is_not_taken_for_a_german_ordinal():
         "Er war 86.", "Die Feier fand am 12. Dezember im 18. und 19. Jahrhundert statt."]
 
 
+def test_a_number_ending_an_english_sentence_is_split_before_a_name():
+    """In English text a number and a period before a name end the sentence ("at age 39. Peyton
+    Manning …"); in German text they stay an ordinal ("den 3. Platz", "Köln, 3. Oktober")."""
+    from rag.sentences import split_sentence_texts
+
+    assert split_sentence_texts("He played in a Super Bowl at age 39. Peyton Manning retired.") == [
+        "He played in a Super Bowl at age 39.", "Peyton Manning retired."]
+    assert split_sentence_texts("Denver won Super Bowl 50. Manning retired.") == [
+        "Denver won Super Bowl 50.", "Manning retired."]
+    assert split_sentence_texts("Sie belegte bei der Wahl den 3. Platz vor Köln.") == [
+        "Sie belegte bei der Wahl den 3. Platz vor Köln."]
+    assert split_sentence_texts("Köln, 3. Oktober 1990. Die Feier begann.") == ["Köln, 3. Oktober 1990.", "Die Feier begann."]
+
+
 def test_no_short_answer_leads_when_two_names_are_about_as_near(built, tmp_path):
     """The keeper's name stands next to 'lighthouse', the engineer's a clause away from 'tower':
     too close a call to lead with either, so the cited sentence answers on its own."""
