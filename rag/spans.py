@@ -278,6 +278,27 @@ def _candidates(kind: str, sentence: str, german: bool, qwords: frozenset[str] |
     return []
 
 
+def _initials(text: str) -> str:
+    """First letters of the title-case words ("European Union" → "EU"); acronyms and initials add none."""
+    return "".join(w[0] for w in _WORD.findall(text) if w[0].isupper() and not w.isupper() and fold(w) not in _LINKERS)
+
+
+def _same_acronym(span: str, question: str) -> bool:
+    """Whether the span and a name in the question are one name, one of them written as its
+    acronym: "European Union" for "EU", "UMC" for "United Methodist Church".
+
+    >>> _same_acronym("European Union", "Does the EU trade?"), _same_acronym("Mongolia", "Does the EU trade?")
+    (True, False)
+    """
+    acronyms = {w for w in _WORD.findall(question) if 2 <= len(w) <= 6 and w.isupper() and w.isalpha()}
+    if _initials(span) in acronyms:
+        return True
+    if span.isupper() and span.isalpha() and len(span) >= 2:  # the span is the acronym of a run of the question's names
+        runs = re.findall(r"(?:[A-Z]\w*(?:\s+(?:of|the|and|for|de|von)\s+|\s+))*[A-Z]\w*", question)
+        return any(span in _initials(run) for run in runs)
+    return False
+
+
 def best_span(kind: str | None, question: str, sentence: str, german: bool = False,
               margin: float | None = None) -> str | None:
     """The candidate of the expected type nearest the question's words in the sentence, or None.
@@ -296,6 +317,8 @@ def best_span(kind: str | None, question: str, sentence: str, german: bool = Fal
         words = [w for w in _WORD.findall(fold(span.text)) if w not in _LINKERS]
         if not words or (kind in ("person", "name", "place") and any(w in qwords and w not in kind_words for w in words)):
             continue  # a name the question already holds is not what it asks for
+        if kind in ("person", "name", "place") and _same_acronym(span.text, question):
+            continue  # … also when one of the two writes it as an acronym ("EU" / "European Union")
         if all(w in qwords for w in words):
             continue
         cands.append(span)

@@ -235,6 +235,20 @@ def test_short_answers_keep_their_qualifiers_and_skip_acronyms(question, sentenc
     assert best_span(answer_type(question), question, sentence) == span
 
 
+@pytest.mark.parametrize("question, sentence, span", [
+    ("Which country besides Kazakhstan does the EU trade with most?",
+     "Mongolia is, after Kazakhstan, the country the European Union trades with most.", None),
+    ("Which group did the United Methodist Church join in 1968?",
+     "In 1968 the UMC joined the World Council of Churches.", "World Council of Churches"),
+])
+def test_a_short_answer_is_not_the_questions_own_name_spelled_out_or_abbreviated(question, sentence, span):
+    """"European Union" does not answer a question about "the EU", nor "UMC" one about the United
+    Methodist Church: one of the two only writes the other's name as an acronym."""
+    from rag.spans import answer_type, best_span
+
+    assert best_span(answer_type(question), question, sentence) == span
+
+
 @pytest.mark.parametrize("question", [
     "Which composer wrote the opera?", "Which architect designed the bridge?", "Welcher Maler schuf das Bild?",
     "What actress played the queen?",
