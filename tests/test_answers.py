@@ -635,6 +635,27 @@ def test_a_term_question_leads_with_the_other_name(built, tmp_path):
     assert a.text.startswith("rotating discs [1]\n\n"), a.text
 
 
+def test_a_who_question_answered_about_he_leads_with_the_person_named_before(built, tmp_path):
+    """"He is also the oldest quarterback …" names nobody: the answer names him from the sentence
+    before and quotes that sentence too, so the name is cited."""
+    engine = engine_over(built, tmp_path, {
+        "final.txt": (
+            "The final\n\nThe season ended with the final in February. Peyton Manning became the first "
+            "quarterback to lead two different teams to the final. He is also the oldest quarterback ever "
+            "to play in the final, at age 39. The team's defence was ranked first in the league."),
+        "pokal.txt": (
+            "Das Pokalfinale\n\nDas Pokalfinale fand im Mai in Berlin statt. Karl Berger wurde der erste Torwart, "
+            "der zwei Vereine ins Pokalfinale führte. Er ist auch der älteste Torwart, der je im Pokalfinale "
+            "spielte. Die Abwehr des Vereins galt als die beste der Liga."),
+        **MINI,
+    })
+    a = engine.ask("Who is the oldest quarterback to play in the final?")
+    assert a.text.startswith("Peyton Manning [1]\n\nPeyton Manning became the first quarterback"), a.text
+    assert "He is also the oldest quarterback" in a.text
+    a = engine.ask("Wer ist der älteste Torwart im Pokalfinale?")
+    assert a.text.startswith("Karl Berger [1]\n\nKarl Berger wurde der erste Torwart"), a.text
+
+
 def test_the_kind_of_name_asked_for_may_be_part_of_the_name():
     """"Which party …?" is answered by "… People's Party": the question's lower-case kind word is
     not a name it already holds; a capitalised name in the question still is."""
