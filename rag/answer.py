@@ -34,7 +34,7 @@ import numpy as np
 from rag.languages import guess_language, stem_words, stemmer_language
 from rag.lexical import content_words, fold
 from rag.index import Index
-from rag.lexicon import added_entries, translate
+from rag.lexicon import added_entries, is_common_word, translate
 from rag.records import NOT_FOUND, Citation, Hit
 from rag.retrieve import situation
 from rag.spans import answer_type, best_span, candidates
@@ -477,6 +477,8 @@ class ExtractiveAnswerer:
         ante = _antecedent(kind, short, question, best, evidence) if self.max_sentences > 1 else None
         if ante is not None:
             short = ante[0]
+        elif short is not None and kind == "person":
+            short = _full_name(short, best.hit, question)
         chosen = [best] + [e for e in evidence[1:self.max_sentences]
                            if e.score >= SECOND_SENTENCE_RATIO * best.score and _adds_evidence(kind, short, question, e)]
         typed = _typed_evidence(kind, question, chosen, evidence)
@@ -541,6 +543,25 @@ def _antecedent(kind: str | None, short: str | None, question: str, best: Eviden
     names = [c.text for c in candidates("person", before.sentence, before.hit.chunk.language == "de")
              if not any(fold(w) in asked for w in re.findall(r"\w+", c.text))]
     return (names[0], before) if names else None
+
+
+def _full_name(short: str, hit: Hit, question: str) -> str:
+    """A one-word person lead ("Piketty") with the given name the cited passage writes before it
+    ("Economist Thomas Piketty challenged …" → "Thomas Piketty"). A word the shipped word lists
+    know ("Despite Manning's …", "Economist") is no given name. English passages only: German word
+    order puts two names side by side ("… nahm Miller Newton den Ball ab"). XQuAD dev en: answers
+    holding the gold 0.898 → 0.900, first sentence 0.802 → 0.804 (one lead changes: "Piketty" →
+    "Thomas Piketty"); de, xl and the seeds unchanged."""
+    if " " in short or hit.chunk.language != "en":
+        return short
+    asked = {fold(w) for w in re.findall(r"\w+", question)}
+    before = re.compile(r"(?<![\w’'-])([^\W\d_][^\W\d_’'-]*) " + re.escape(short) + r"(?![\w-])")
+    for sentence in hit.chunk.sentence_texts():
+        for m in before.finditer(sentence):
+            given = m.group(1)
+            if given[0].isupper() and given[1:].islower() and fold(given) not in asked and not is_common_word(given):
+                return f"{given} {short}"
+    return short
 
 
 def _held(terms: list[Term], text: str) -> tuple[bool, ...]:

@@ -72,6 +72,23 @@ def _tables(extra: tuple[Path, ...] = ()) -> _Tables:
                    {k: frozenset(v) for k, v in phrases.items()})
 
 
+@functools.lru_cache(maxsize=1)
+def _common() -> frozenset[str]:
+    tables = _tables(())
+    return frozenset(tables.exact) | frozenset(w for forms in tables.words.values() for w in forms)
+
+
+def is_common_word(word: str) -> bool:
+    """Whether the shipped word lists know `word` as an English or German word (not as a name):
+    they hold the 10,000 most frequent English content words with their German forms, and
+    names of people were left out of them.
+
+    >>> is_common_word("Economist"), is_common_word("Trainer"), is_common_word("Thomas")
+    (True, True, False)
+    """
+    return fold(word) in _common()
+
+
 def added_entries(extra: tuple[Path, ...] = ()) -> int:
     """How many English words and terms the extra lists add to the shipped ones (a glossary:
     hundreds; a general dictionary such as FreeDict eng-deu: tens of thousands)."""

@@ -656,6 +656,24 @@ def test_a_who_question_answered_about_he_leads_with_the_person_named_before(bui
     assert a.text.startswith("Karl Berger [1]\n\nKarl Berger wurde der erste Torwart"), a.text
 
 
+def test_a_surname_lead_gets_the_given_name_the_passage_writes(built, tmp_path):
+    """"Piketty argues …" leads with "Thomas Piketty" from the passage's "Economist Thomas Piketty";
+    a common word before a surname ("Despite Elway's …") is no given name."""
+    engine = engine_over(built, tmp_path, {
+        "kuznets.txt": (
+            "Kuznets curve\n\nEconomist Thomas Piketty challenged the notion in a widely read book. "
+            "Moreover, Piketty argues that the magical curve hypothesis cannot account for rising inequality."),
+        "broncos.txt": (
+            "The final\n\nDespite Elway's injury, the Broncos reached the final. "
+            "In the final, Elway threw two touchdown passes to win the title."),
+        **MINI,
+    })
+    a = engine.ask("Who argues that the curve hypothesis cannot account for rising inequality?")
+    assert a.text.startswith("Thomas Piketty [1]\n\n"), a.text
+    a = engine.ask("Who threw two touchdown passes in the final?")
+    assert a.text.startswith("Elway [1]\n\n"), a.text
+
+
 def test_the_kind_of_name_asked_for_may_be_part_of_the_name():
     """"Which party …?" is answered by "… People's Party": the question's lower-case kind word is
     not a name it already holds; a capitalised name in the question still is."""
