@@ -34,10 +34,10 @@ import numpy as np
 from rag.languages import guess_language, stem_words, stemmer_language
 from rag.lexical import content_words, fold
 from rag.index import Index
-from rag.lexicon import added_entries, is_common_word, translate
+from rag.lexicon import added_entries, translate
 from rag.records import NOT_FOUND, Citation, Hit
 from rag.retrieve import situation
-from rag.spans import answer_type, best_span, candidates
+from rag.spans import answer_type, antecedent_person, best_span, given_name
 
 ABSTAIN_TEXT = NOT_FOUND  # the one abstention sentence (rag.records)
 QUESTION_WORDS = {
@@ -488,7 +488,8 @@ class ExtractiveAnswerer:
             chosen += [e for e in evidence[1:6] if e.hit_rank == best.hit_rank and e.position == best.position + 1
                        and e.score >= NEXT_SENTENCE_RATIO * best.score and _adds_evidence(kind, short, question, e)][:1]
         if ante is not None:  # in document order: the sentence that names the person, then the one about him or her
-            chosen = [ante[1], best] + [e for e in chosen[1:2] if e is not ante[1]]
+            # (it says who "he" is, so it does not count toward max_sentences)
+            chosen = [ante[1], best] + [e for e in chosen[1:self.max_sentences] if e is not ante[1]]
         numbers: dict[str, int] = {}
         citations: list[Citation] = []
         snippets: dict[str, list[str]] = {}
@@ -527,41 +528,33 @@ def refers_back(sentence: str) -> bool:
 
 def _antecedent(kind: str | None, short: str | None, question: str, best: Evidence,
                 evidence: list[Evidence]) -> tuple[str, Evidence] | None:
-    """For a who-question answered by a sentence about "he" or "she" that names nobody ("He is also
-    the oldest quarterback ever to play in a Super Bowl"): the first person the sentence before it
-    names ("Peyton Manning became …"), not one the question names, with that sentence; else None.
-    The answer then leads with the name and quotes both sentences. XQuAD dev en: first sentence
-    holds the gold 0.798 → 0.802, answers 0.896 → 0.898 (it fires on three questions, all about one
-    paragraph, one with the wrong person: "Who previously held the record …"); de, xl and the seeds
-    unchanged."""
-    if kind != "person" or short is not None or not re.match(r"\W*(?:he|she|his|er|seine?[mnrs]?)\b", best.sentence, re.I):
+    """For a who-question answered by a sentence that opens with "He" / "She" / "Er" and names
+    nobody ("He is also the oldest quarterback ever to play in a Super Bowl"): the person the
+    sentence before it names ("Peyton Manning became …", `spans.antecedent_person`), with that
+    sentence; else None. The answer then leads with the name and quotes both sentences. ("His …" is
+    left out: "Steve Jobs returned. His friend founded …" is about someone else.) XQuAD dev en: first
+    sentence holds the gold 0.798 → 0.802, answers 0.896 → 0.898 (it fires on three questions, all
+    about one paragraph, one with the wrong person: "Who previously held the record …"); de, xl and
+    the seeds unchanged."""
+    if kind != "person" or short is not None or not re.match(r"\W*(?:he|she|er)\b", best.sentence, re.I):
         return None
     before = next((e for e in evidence if e.hit_rank == best.hit_rank and e.position == best.position - 1), None)
     if before is None:
         return None
-    asked = {fold(w) for w in re.findall(r"\w+", question)}
-    names = [c.text for c in candidates("person", before.sentence, before.hit.chunk.language == "de")
-             if not any(fold(w) in asked for w in re.findall(r"\w+", c.text))]
-    return (names[0], before) if names else None
+    name = antecedent_person(before.sentence, question, before.hit.chunk.language == "de")
+    return (name, before) if name else None
 
 
 def _full_name(short: str, hit: Hit, question: str) -> str:
-    """A one-word person lead ("Piketty") with the given name the cited passage writes before it
-    ("Economist Thomas Piketty challenged …" → "Thomas Piketty"). A word the shipped word lists
-    know ("Despite Manning's …", "Economist") is no given name. English passages only: German word
-    order puts two names side by side ("… nahm Miller Newton den Ball ab"). XQuAD dev en: answers
-    holding the gold 0.898 → 0.900, first sentence 0.802 → 0.804 (one lead changes: "Piketty" →
-    "Thomas Piketty"); de, xl and the seeds unchanged."""
+    """A one-word person lead ("Piketty") with the one given name the cited passage writes before it
+    ("Economist Thomas Piketty challenged …" → "Thomas Piketty", `spans.given_name`). English
+    passages only: German word order puts two names side by side ("… nahm Miller Newton den Ball
+    ab"). XQuAD dev en: answers holding the gold 0.898 → 0.900, first sentence 0.802 → 0.804 (one
+    lead changes: "Piketty" → "Thomas Piketty"); de, xl and the seeds unchanged."""
     if " " in short or hit.chunk.language != "en":
         return short
-    asked = {fold(w) for w in re.findall(r"\w+", question)}
-    before = re.compile(r"(?<![\w’'-])([^\W\d_][^\W\d_’'-]*) " + re.escape(short) + r"(?![\w-])")
-    for sentence in hit.chunk.sentence_texts():
-        for m in before.finditer(sentence):
-            given = m.group(1)
-            if given[0].isupper() and given[1:].islower() and fold(given) not in asked and not is_common_word(given):
-                return f"{given} {short}"
-    return short
+    given = given_name(short, hit.chunk.sentence_texts(), question)
+    return f"{given} {short}" if given else short
 
 
 def _held(terms: list[Term], text: str) -> tuple[bool, ...]:

@@ -38,11 +38,12 @@ after during when while but however then der die das den dem des ein eine einen 
 diese dieser dieses sein seine ihr ihre dort damals danach""".split())
 
 # Function words that tell English from German in the text before a number and a period: a German
-# ordinal ("am 12. Dezember") is read as one only in German text. Words both languages spell
-# alike ("in", "an", "die") are left out.
+# ordinal ("die 2. Liga") is not read in English text ("at age 39. Peyton Manning"). Words both
+# languages write ("in", "an", "am", "war", and "von" of English names like "Von Miller") are
+# left out.
 _ENGLISH = frozenset("the a of on at to is was were are and for with by from he she it they his her its their "
-                     "as that which this has had been who".split())
-_GERMAN = frozenset("der das des dem den ein eine einer eines einem und im am vom zum zur ist war wurde mit von "
+                     "as that which this has had been who i my we you".split())
+_GERMAN = frozenset("der die das des dem den ein eine einer eines einem und im vom zum zur ist wurde mit "
                     "für auf bei nach seit bis er sie es sich nicht auch ins beim".split())
 _ORDINAL_NOUNS = frozenset("""januar jänner februar märz april mai juni juli august september oktober november
 dezember jahrhundert jahrhunderts jahrhunderten jahrtausend jahrtausends""".split())
@@ -67,19 +68,22 @@ def _is_false_boundary(text: str, dot: int, after: int) -> bool:
     if len(word) == 1 and word.isalpha():
         return True  # an initial: "J. Smith"
     if word.isdigit() and len(word) <= 2 and nxt[:1].isupper():
-        # German ordinal ("am 12. Dezember", "im 19. Jahrhundert") when a month or century follows,
-        # or another noun in German text; not before a sentence opener ("at age 39. The") nor in
-        # English text ("… won Super Bowl 50. Manning retired.").
+        # German ordinal ("am 12. Dezember", "im 19. Jahrhundert") when a month or century follows;
+        # a sentence end before a sentence opener ("at age 39. The", "Er war 86. Die …") and in
+        # English text ("… won Super Bowl 50. Manning retired."); else an ordinal ("Die 2. Liga").
         following = _next_word(text, after)
-        return following in _ORDINAL_NOUNS or (following not in _OPENERS and _german_before(text, dot))
+        if following in _ORDINAL_NOUNS:
+            return True
+        return following not in _OPENERS and _language_before(text, dot) != "en"
     return bool(nxt) and nxt.islower()
 
 
-def _german_before(text: str, dot: int) -> bool:
-    """Whether the words just before `dot` hold German function words, and more than English ones."""
+def _language_before(text: str, dot: int) -> str | None:
+    """'de' or 'en' when the words just before `dot` hold more German or more English function
+    words; None when neither (or as many of each)."""
     words = _WORD.findall(text[max(0, dot - _CONTEXT):dot].lower())
-    german = sum(w in _GERMAN for w in words)
-    return german > 0 and german >= sum(w in _ENGLISH for w in words)
+    german, english = sum(w in _GERMAN for w in words), sum(w in _ENGLISH for w in words)
+    return "de" if german > english else "en" if english > german else None
 
 
 def _next_word(text: str, at: int) -> str:

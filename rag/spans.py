@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 
 from rag.languages import STOPWORDS, fold
+from rag.lexicon import is_common_word
 
 # (pattern on the folded question, answer type). The match that starts first wins; of matches at the
 # same question word, the rule listed first, so the more specific rules come first.
@@ -90,7 +91,9 @@ _DATE = re.compile(
 _DURATION = re.compile(rf"(?:\b(?:{_NUM}|(?:an?\s+)?{_NUMWORD})(?:[\s-]+(?:{_NUMWORD}|and|und))*[\s-]+{_UNIT}\b)", re.I)
 _NUMBER = re.compile(rf"(?:(?<![\w.])(?:{_NUM})(?![\w])|\b{_NUMWORD}(?:[\s-]{_NUMWORD})*\b)", re.I)
 # Capitalized word sequences, allowing small linking words inside ("University of Chicago").
-_CAP = r"[A-ZÄÖÜ][\w'’.-]*"
+# Latin, Greek and Cyrillic capitals, accented ones included ("École", "Ørsted", "Ängelholm").
+_UPPER = "".join(c for c in map(chr, range(0x530)) if c.isupper())
+_CAP = rf"[{_UPPER}][\w'’.-]*"
 _NAME = re.compile(rf"{_CAP}(?:\s+(?:(?:of|the|de|du|von|van|der|den|des|la|le|and|for|y|da|di|al|bin|zu|für)\s+)*{_CAP})*")
 _ARTICLES_DE = {"der", "die", "das", "den", "dem", "des", "ein", "eine", "einen", "einem", "einer", "eines", "kein",
                 "keine", "sein", "seine", "ihr", "ihre", "dieser", "diese", "dieses", "jeder", "jede", "alle", "zum",
@@ -103,6 +106,8 @@ _WORD = re.compile(r"\w+")
 _OPENERS = STOPWORDS | frozenset("""despite although though however meanwhile unlike following according today later
 finally instead eventually nevertheless nonetheless moreover furthermore besides additionally initially originally
 dennoch jedoch trotz obwohl heute spater schliesslich zunachst ursprunglich ausserdem""".split())
+# Titles written before a name without a period ("Mr Piketty", "Sir Alex"): no given names.
+_HONORIFICS = frozenset("mr mrs ms dr sir lord lady dame prof herr frau".split())
 # Words that change what an amount or date means ("over half", "the late 1980s", "Mitte des 18.
 # Jahrhunderts"): a short answer without them would state something else.
 _QUALIFIER = re.compile(
@@ -266,7 +271,7 @@ def _candidates(kind: str, sentence: str, german: bool, qwords: frozenset[str] |
         return [s for s in spans if s.text and not any(a <= s.start and s.end <= b for a, b in dates)
                 and not re.fullmatch(r"(?:1\d|20)\d{2}", s.text)]
     if kind == "person":  # not an acronym ("US", "NFL"): organisations and countries
-        return [p for p in _people(_names(sentence, german)) if not re.fullmatch(r"[A-ZÄÖÜ]{2,5}", p.text)]
+        return [p for p in _people(_names(sentence, german)) if not re.fullmatch(rf"[{_UPPER}]{{2,5}}", p.text)]
     if kind in ("name", "place"):
         return _names(sentence, german)
     if kind == "frequency":
@@ -278,9 +283,10 @@ def _candidates(kind: str, sentence: str, german: bool, qwords: frozenset[str] |
     return []
 
 
-def _initials(text: str) -> str:
-    """First letters of the title-case words ("European Union" → "EU"); acronyms and initials add none."""
-    return "".join(w[0] for w in _WORD.findall(text) if w[0].isupper() and not w.isupper() and fold(w) not in _LINKERS)
+def _initials(words: list[str]) -> str:
+    """Folded first letters of the title-case words ("European Union" → "eu"); acronyms, initials
+    and linking words add none."""
+    return "".join(fold(w[0]) for w in words if w[0].isupper() and not w.isupper() and fold(w) not in _LINKERS)
 
 
 def _same_acronym(span: str, question: str) -> bool:
@@ -290,13 +296,66 @@ def _same_acronym(span: str, question: str) -> bool:
     >>> _same_acronym("European Union", "Does the EU trade?"), _same_acronym("Mongolia", "Does the EU trade?")
     (True, False)
     """
-    acronyms = {w for w in _WORD.findall(question) if 2 <= len(w) <= 6 and w.isupper() and w.isalpha()}
-    if _initials(span) in acronyms:
+    qwords = _WORD.findall(question)
+    acronyms = {fold(w) for w in qwords if 2 <= len(w) <= 6 and w.isupper() and w.isalpha()}
+    if _initials(_WORD.findall(span)) in acronyms:
         return True
-    if span.isupper() and span.isalpha() and len(span) >= 2:  # the span is the acronym of a run of the question's names
-        runs = re.findall(r"(?:[A-Z]\w*(?:\s+(?:of|the|and|for|de|von)\s+|\s+))*[A-Z]\w*", question)
-        return any(span in _initials(run) for run in runs)
+    if not (span.isupper() and span.isalpha() and len(span) >= 2):
+        return False
+    # The span is an acronym: is it the initials of a run of the question's capitalised words
+    # (its first word, the question word, left out)?
+    target, words = fold(span), qwords[1:]
+    for i, first in enumerate(words):
+        if not first[0].isupper():
+            continue
+        run = []
+        for w in words[i:]:
+            if not (w[0].isupper() or fold(w) in _LINKERS):
+                break
+            run.append(w)
+            if _initials(run) == target:
+                return True
     return False
+
+
+def given_name(surname: str, sentences: list[str], question: str) -> str | None:
+    """The one given name the sentences write right before `surname` ("Economist Thomas Piketty
+    challenged …" → "Thomas"); None when they write none, or several ("Archie Manning's son Peyton
+    Manning"). A function word, a title or a word the shipped word lists know ("When Piketty …",
+    "Mr Piketty", "Economist Piketty") is no given name, nor is a word of the question.
+
+    >>> given_name("Piketty", ["When Piketty wrote, Economist Thomas Piketty won."], "Who won?")
+    'Thomas'
+    """
+    asked = {fold(w) for w in _WORD.findall(question)}
+    before = re.compile(r"(?<![\w’'-])([^\W\d_][^\W\d_’'-]*) " + re.escape(surname) + r"(?![\w-])")
+    found = {m.group(1) for sentence in sentences for m in before.finditer(sentence)
+             if _could_be_given_name(m.group(1), asked)}
+    return found.pop() if len(found) == 1 else None
+
+
+def _could_be_given_name(word: str, asked: set[str]) -> bool:
+    folded = fold(word)
+    return (word[0].isupper() and word[1:].islower() and folded not in asked and folded not in _OPENERS
+            and folded not in _HONORIFICS and not is_common_word(word))
+
+
+def antecedent_person(sentence: str, question: str, german: bool = False) -> str | None:
+    """The person a following "he" / "she" / "er" most likely means: the first name of two or more
+    words the sentence holds that the question does not, and not after a place preposition
+    ("Peyton Manning became …" → "Peyton Manning"; not "Broncos", not "in Santa Clara").
+
+    >>> antecedent_person("In Santa Clara, Von Miller sacked Cam Newton.", "Who was named MVP?")
+    'Von Miller'
+    """
+    asked = {fold(w) for w in _WORD.findall(question)}
+    for span in candidates("person", sentence, german):
+        words = _WORD.findall(span.text)
+        prev = sentence[:span.start].split()[-1:]
+        if len(words) < 2 or (prev and fold(prev[0]) in _PLACE_PREP) or any(fold(w) in asked for w in words):
+            continue
+        return span.text
+    return None
 
 
 def best_span(kind: str | None, question: str, sentence: str, german: bool = False,
@@ -317,7 +376,7 @@ def best_span(kind: str | None, question: str, sentence: str, german: bool = Fal
         words = [w for w in _WORD.findall(fold(span.text)) if w not in _LINKERS]
         if not words or (kind in ("person", "name", "place") and any(w in qwords and w not in kind_words for w in words)):
             continue  # a name the question already holds is not what it asks for
-        if kind in ("person", "name", "place") and _same_acronym(span.text, question):
+        if kind in ("name", "place") and _same_acronym(span.text, question):
             continue  # … also when one of the two writes it as an acronym ("EU" / "European Union")
         if all(w in qwords for w in words):
             continue

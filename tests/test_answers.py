@@ -531,10 +531,14 @@ def test_a_number_ending_an_english_sentence_is_split_before_a_name():
 
     assert split_sentence_texts("He played in a Super Bowl at age 39. Peyton Manning retired.") == [
         "He played in a Super Bowl at age 39.", "Peyton Manning retired."]
-    assert split_sentence_texts("Denver won Super Bowl 50. Manning retired.") == [
-        "Denver won Super Bowl 50.", "Manning retired."]
+    assert split_sentence_texts("The Broncos won Super Bowl 50. Manning retired.") == [
+        "The Broncos won Super Bowl 50.", "Manning retired."]
+    assert split_sentence_texts("Von Miller had 2.5 sacks in the week 12. Miller was named MVP.") == [
+        "Von Miller had 2.5 sacks in the week 12.", "Miller was named MVP."]
     assert split_sentence_texts("Sie belegte bei der Wahl den 3. Platz vor Köln.") == [
         "Sie belegte bei der Wahl den 3. Platz vor Köln."]
+    assert split_sentence_texts("Die 2. Bundesliga ist stark.") == ["Die 2. Bundesliga ist stark."]
+    assert split_sentence_texts("Beethovens 9. Sinfonie erklang.") == ["Beethovens 9. Sinfonie erklang."]
     assert split_sentence_texts("Köln, 3. Oktober 1990. Die Feier begann.") == ["Köln, 3. Oktober 1990.", "Die Feier begann."]
 
 
@@ -672,6 +676,45 @@ def test_a_surname_lead_gets_the_given_name_the_passage_writes(built, tmp_path):
     assert a.text.startswith("Thomas Piketty [1]\n\n"), a.text
     a = engine.ask("Who threw two touchdown passes in the final?")
     assert a.text.startswith("Elway [1]\n\n"), a.text
+
+
+@pytest.mark.parametrize("surname, sentences, given", [
+    ("Piketty", ["Economist Thomas Piketty challenged it.", "Piketty argues otherwise."], "Thomas"),
+    ("Piketty", ["When Piketty published the book, sales rose.", "Piketty argues otherwise."], None),
+    ("Piketty", ["Sales rose. But Piketty argues otherwise."], None),
+    ("Piketty", ["Mr Piketty argues otherwise."], None),
+    ("Manning", ["Archie Manning's son Peyton Manning joined Denver.", "Manning argues otherwise."], None),
+])
+def test_a_given_name_is_one_name_written_before_the_surname(surname, sentences, given):
+    """Function words, titles and common words that stand before a surname are no given names, and
+    two different ones (a father and a son) leave the surname alone."""
+    from rag.spans import given_name
+
+    assert given_name(surname, sentences, "Who argues otherwise?") == given
+
+
+@pytest.mark.parametrize("sentence, person", [
+    ("Peyton Manning became the first quarterback to lead two teams.", "Peyton Manning"),
+    ("The Broncos beat the Panthers in Santa Clara.", None),
+    ("Die Bayern spielten in München gegen Karl Berger.", "Karl Berger"),
+])
+def test_he_means_a_person_of_the_sentence_before_not_a_team_or_a_place(sentence, person):
+    from rag.spans import antecedent_person
+
+    assert antecedent_person(sentence, "Who was named the best player?", german=" die " in f" {sentence.lower()} ") == person
+
+
+@pytest.mark.parametrize("question, sentence, span", [
+    ("Who led the US delegation?", "The delegation was led by Ulysses Smith.", "Ulysses Smith"),
+    ("Which institution did the ENS replace?", "In 1845 the École Normale Supérieure replaced the Collège Royal.",
+     "Collège Royal"),
+])
+def test_acronyms_skip_only_the_questions_own_name(question, sentence, span):
+    """A person whose initials spell a question's acronym is still an answer; a name may open with an
+    accented capital, and accents do not hide that "École Normale Supérieure" is the "ENS"."""
+    from rag.spans import answer_type, best_span
+
+    assert best_span(answer_type(question), question, sentence) == span
 
 
 def test_the_kind_of_name_asked_for_may_be_part_of_the_name():
