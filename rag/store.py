@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 1  # a snapshot of one segment, as every version has written
 SEGMENTED_FORMAT = 2  # base + delta + tombstones (rag/segments.py): older versions refuse it
 # Bump when cleaning, splitting or sentence rules change, so old snapshots are rebuilt.
-PIPELINE_VERSION = 8
+PIPELINE_VERSION = 9
 FIX = "run `rag ingest --rebuild` to build it again from the documents"
 LOCK_FILE = "ingest.lock"
 _WRITER_LOCK = ".writer.lock"
