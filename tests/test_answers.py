@@ -649,8 +649,8 @@ def test_a_who_question_answered_about_he_leads_with_the_person_named_before(bui
             "to play in the final, at age 39. The team's defence was ranked first in the league."),
         "pokal.txt": (
             "Das Pokalfinale\n\nDas Pokalfinale fand im Mai in Berlin statt. Karl Berger wurde der erste Torwart, "
-            "der zwei Vereine ins Pokalfinale führte. Er ist auch der älteste Torwart, der je im Pokalfinale "
-            "spielte. Die Abwehr des Vereins galt als die beste der Liga."),
+            "der zwei Vereine ins Pokalfinale führte. Mit 41 Jahren ist er zudem der älteste Torwart, der je im "
+            "Pokalfinale spielte. Die Abwehr des Vereins galt als die beste der Liga."),
         **MINI,
     })
     a = engine.ask("Who is the oldest quarterback to play in the final?")
