@@ -647,6 +647,9 @@ def test_a_who_question_answered_about_he_leads_with_the_person_named_before(bui
             "The final\n\nThe season ended with the final in February. Peyton Manning became the first "
             "quarterback to lead two different teams to the final. He is also the oldest quarterback ever "
             "to play in the final, at age 39. The team's defence was ranked first in the league."),
+        "bakery.txt": (
+            "The bakery\n\nWalter Brennan returned to the harbour town in 1990. His friend founded the bakery "
+            "in the harbour town a year later."),
         "pokal.txt": (
             "Das Pokalfinale\n\nDas Pokalfinale fand im Mai in Berlin statt. Karl Berger wurde der erste Torwart, "
             "der zwei Vereine ins Pokalfinale führte. Mit 41 Jahren ist er zudem der älteste Torwart, der je im "
@@ -658,6 +661,8 @@ def test_a_who_question_answered_about_he_leads_with_the_person_named_before(bui
     assert "He is also the oldest quarterback" in a.text
     a = engine.ask("Wer ist der älteste Torwart im Pokalfinale?")
     assert a.text.startswith("Karl Berger [1]\n\nKarl Berger wurde der erste Torwart"), a.text
+    a = engine.ask("Who founded the bakery in the harbour town?")  # "His friend" is someone else
+    assert not a.text.startswith("Walter Brennan"), a.text
 
 
 def test_a_surname_lead_gets_the_given_name_the_passage_writes(built, tmp_path):
