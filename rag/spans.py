@@ -283,6 +283,10 @@ def _candidates(kind: str, sentence: str, german: bool, qwords: frozenset[str] |
     return []
 
 
+def _folded_words(text: str) -> set[str]:
+    return set(_WORD.findall(fold(text)))
+
+
 def _initials(words: list[str]) -> str:
     """Folded first letters of the title-case words ("European Union" → "eu"); acronyms, initials
     and linking words add none."""
@@ -327,7 +331,7 @@ def given_name(surname: str, sentences: list[str], question: str) -> str | None:
     >>> given_name("Piketty", ["When Piketty wrote, Economist Thomas Piketty won."], "Who won?")
     'Thomas'
     """
-    asked = {fold(w) for w in _WORD.findall(question)}
+    asked = _folded_words(question)
     before = re.compile(r"(?<![\w’'-])([^\W\d_][^\W\d_’'-]*) " + re.escape(surname) + r"(?![\w-])")
     found = {m.group(1) for sentence in sentences for m in before.finditer(sentence)
              if _could_be_given_name(m.group(1), asked)}
@@ -348,7 +352,7 @@ def antecedent_person(sentence: str, question: str, german: bool = False) -> str
     >>> antecedent_person("In Santa Clara, Von Miller sacked Cam Newton.", "Who was named MVP?")
     'Von Miller'
     """
-    asked = {fold(w) for w in _WORD.findall(question)}
+    asked = _folded_words(question)
     for span in candidates("person", sentence, german):
         words = _WORD.findall(span.text)
         prev = sentence[:span.start].split()[-1:]
@@ -367,7 +371,7 @@ def best_span(kind: str | None, question: str, sentence: str, german: bool = Fal
     """
     if kind is None:
         return None
-    qwords = set(_WORD.findall(fold(question)))
+    qwords = _folded_words(question)
     # The kind of name asked for, written in lower case in the question ("Which party …?").
     kind_words = ({fold(w) for w in _WORD.findall(question) if w.islower()} & _NAME_HEADS
                   if kind in ("name", "place") else set())
