@@ -639,10 +639,10 @@ def test_a_term_question_leads_with_the_other_name(built, tmp_path):
     assert a.text.startswith("rotating discs [1]\n\n"), a.text
 
 
-def test_a_who_question_answered_about_he_leads_with_the_person_named_before(built, tmp_path):
-    """"He is also the oldest quarterback …" names nobody: the answer names him from the sentence
-    before and quotes that sentence too, so the name is cited."""
-    engine = engine_over(built, tmp_path, {
+@pytest.fixture(scope="module")
+def people(tmp_path_factory, built):
+    """An engine over short passages about people, for the "he" and given-name leads."""
+    return engine_over(built, tmp_path_factory.mktemp("people"), {
         "final.txt": (
             "The final\n\nThe season ended with the final in February. Peyton Manning became the first "
             "quarterback to lead two different teams to the final. He is also the oldest quarterback ever "
@@ -654,21 +654,6 @@ def test_a_who_question_answered_about_he_leads_with_the_person_named_before(bui
             "Das Pokalfinale\n\nDas Pokalfinale fand im Mai in Berlin statt. Karl Berger wurde der erste Torwart, "
             "der zwei Vereine ins Pokalfinale führte. Mit 41 Jahren ist er zudem der älteste Torwart, der je im "
             "Pokalfinale spielte. Die Abwehr des Vereins galt als die beste der Liga."),
-        **MINI,
-    })
-    a = engine.ask("Who is the oldest quarterback to play in the final?")
-    assert a.text.startswith("Peyton Manning [1]\n\nPeyton Manning became the first quarterback"), a.text
-    assert "He is also the oldest quarterback" in a.text
-    a = engine.ask("Wer ist der älteste Torwart im Pokalfinale?")
-    assert a.text.startswith("Karl Berger [1]\n\nKarl Berger wurde der erste Torwart"), a.text
-    a = engine.ask("Who founded the bakery in the harbour town?")  # "His friend" is someone else
-    assert not a.text.startswith("Walter Brennan"), a.text
-
-
-def test_a_surname_lead_gets_the_given_name_the_passage_writes(built, tmp_path):
-    """"Piketty argues …" leads with "Thomas Piketty" from the passage's "Economist Thomas Piketty";
-    a common word before a surname ("Despite Elway's …") is no given name."""
-    engine = engine_over(built, tmp_path, {
         "kuznets.txt": (
             "Kuznets curve\n\nEconomist Thomas Piketty challenged the notion in a widely read book. "
             "Moreover, Piketty argues that the magical curve hypothesis cannot account for rising inequality."),
@@ -677,9 +662,26 @@ def test_a_surname_lead_gets_the_given_name_the_passage_writes(built, tmp_path):
             "In the final, Elway threw two touchdown passes to win the title."),
         **MINI,
     })
-    a = engine.ask("Who argues that the curve hypothesis cannot account for rising inequality?")
+
+
+def test_a_who_question_answered_about_he_leads_with_the_person_named_before(people):
+    """"He is also the oldest quarterback …" names nobody: the answer names him from the sentence
+    before and quotes that sentence too, so the name is cited."""
+    a = people.ask("Who is the oldest quarterback to play in the final?")
+    assert a.text.startswith("Peyton Manning [1]\n\nPeyton Manning became the first quarterback"), a.text
+    assert "He is also the oldest quarterback" in a.text
+    a = people.ask("Wer ist der älteste Torwart im Pokalfinale?")
+    assert a.text.startswith("Karl Berger [1]\n\nKarl Berger wurde der erste Torwart"), a.text
+    a = people.ask("Who founded the bakery in the harbour town?")  # "His friend" is someone else
+    assert not a.text.startswith("Walter Brennan"), a.text
+
+
+def test_a_surname_lead_gets_the_given_name_the_passage_writes(people):
+    """"Piketty argues …" leads with "Thomas Piketty" from the passage's "Economist Thomas Piketty";
+    a common word before a surname ("Despite Elway's …") is no given name."""
+    a = people.ask("Who argues that the curve hypothesis cannot account for rising inequality?")
     assert a.text.startswith("Thomas Piketty [1]\n\n"), a.text
-    a = engine.ask("Who threw two touchdown passes in the final?")
+    a = people.ask("Who threw two touchdown passes in the final?")
     assert a.text.startswith("Elway [1]\n\n"), a.text
 
 
