@@ -339,8 +339,19 @@ class ExtractiveAnswerer:
     def _stems(self, word: str) -> list[str]:
         return [stem_words([word], lang)[0] for lang in self._languages]
 
+    def chunks_holding(self, words: list[str]) -> list[tuple[int, str]]:
+        """For each word, how many chunks hold it in some inflection, and the stem they hold (of
+        the document language where most do; the word itself when none do). One stemmer call per
+        language for all the words: rag.spelling asks about ~500 at once."""
+        found = [(0, w) for w in words]
+        for lang in self._languages:
+            for i, st in enumerate(stem_words(words, lang)):
+                if (n := self._df.get(st, 0)) > found[i][0]:
+                    found[i] = (n, st)
+        return found
+
     def _idf(self, word: str) -> float:
-        df = max((self._df.get(st, 0) for st in self._stems(word)), default=0)
+        df = self.chunks_holding([word])[0][0]
         return math.log(1 + (self._n_chunks - df + 0.5) / (df + 0.5))
 
     def key_terms(self, question: str, kind: str | None = None) -> list[Term]:

@@ -45,6 +45,11 @@ class Extractive:
         sentence is read once per question, and nothing is kept after it."""
         return self.answerer.memo(query)
 
+    def chunks_holding(self, words: list[str]) -> list[tuple[int, str]]:
+        """How many chunks hold each word in some inflection, and the stem they hold
+        (rag.answer.ExtractiveAnswerer.chunks_holding)."""
+        return self.answerer.chunks_holding(words)
+
     def rerank(self, query: str, qvec, hits: list, memo=None) -> list:
         """The hits ordered by the evidence of their best sentence (rag.answer.ExtractiveAnswerer.rerank)."""
         return self.answerer.rerank(query, qvec, hits, memo)

@@ -34,6 +34,7 @@ from rag.errors import (
 from rag.followup import is_follow_up, joined_query, sane_rewrite
 from rag.clean import normalize
 from rag.records import Answer, AnswerRequest, Citation, Draft, Hit, Note
+from rag.spelling import respell
 from rag.textsafe import clean
 
 if TYPE_CHECKING:  # imported when loading, so `import rag.engine` stays light
@@ -212,7 +213,14 @@ class Engine:
 
     def retrieve(self, query: str, top_k: int | None = None):
         """Hits for `query`, the query vector and timings; the eval harness calls this directly."""
-        return self._retrieve(self.state, query, top_k)
+        st = self.state
+        return self._retrieve(st, self._respell(st, query)[0], top_k)
+
+    @staticmethod
+    def _respell(st: _State, q: str) -> tuple[str, list[Note]]:
+        """`q` with its slips of the hand re-read as document words (rag.spelling), and a note for each."""
+        q, changed = respell(q, st.extractive.chunks_holding)
+        return q, [Note(f'read "{typed}" as "{read}"') for typed, read in changed]
 
     def channel_rankings(self, query: str, depth: int) -> tuple[dict, dict[int, str]]:
         """Each retrieval channel's ranking before fusion, and the source of every chunk in them.
@@ -259,6 +267,8 @@ class Engine:
         if (load_ms := (time.perf_counter() - start) * 1000) > 50:
             timings["load"] = load_ms
         notes += st.take_notes()
+        q, respelt = self._respell(st, q)
+        notes += respelt
         llm = self._llm
         deadline, limit = llm.deadline() if llm is not None else (None, 0.0)
         asked, query = self._condense(q, history or [], deadline, limit, timings)

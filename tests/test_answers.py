@@ -797,3 +797,24 @@ def test_words_that_only_name_the_answer_type_are_not_looked_for(mini):
     assert "year" not in {t.word for t in answerer.key_terms("In which year was the monastery founded?", "date")}
     assert "old" not in {t.word for t in answerer.key_terms("How old was the abbot?", "age")}
     assert "year" in {t.word for t in answerer.key_terms("What did the monks brew that year?", None)}
+
+
+
+def test_a_misspelt_name_is_read_as_the_document_word_with_a_note(engine, people):
+    """"Mazhlis" is no word and no document holds it; "Mazhilis" is one slip away. Read as typed,
+    the bot refused (the question's key name looked absent); it now answers and says how it read
+    the question."""
+    a = engine.ask("Who is the Chairman of the Mazhlis?")
+    assert not a.abstained and "Yerlan Koshanov" in a.text, a.text
+    assert 'read "Mazhlis" as "Mazhilis"' in [n.text for n in a.notes]
+    a = people.ask("What was Pikety's work called?")  # a letter left out of a name
+    assert not a.abstained and "Thomas Piketty challenged" in a.text, a.text
+    assert [n.text for n in a.notes if n.text.startswith("read ")] == ['read "Pikety" as "Piketty"']
+
+
+def test_a_real_word_the_documents_lack_is_not_read_as_a_neighbour(people):
+    """No document holds "bakers", and "bakery" is one slip away, but "bakers" is in the
+    dictionary: a real word the documents lack says what the question is about (or that the
+    documents do not know it), so it stays as typed."""
+    a = people.ask("Who founded the bakers guild in the harbour town?")
+    assert not [n for n in a.notes if n.text.startswith("read ")], a.notes
