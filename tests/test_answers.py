@@ -641,8 +641,12 @@ def test_a_term_question_leads_with_the_other_name(built, tmp_path):
 
 @pytest.fixture(scope="module")
 def people(tmp_path_factory, built):
-    """An engine over short passages about people, for the "he" and given-name leads."""
+    """An engine over short passages about people, for the "he" and given-name leads, and one
+    whose answer says "this" for the sentence before it."""
     return engine_over(built, tmp_path_factory.mktemp("people"), {
+        "fog.txt": (
+            "Harbour fog\n\nSailors blamed the thick harbour fog on the cold northern winds. Today, this is "
+            "known as the Lindholm effect. The fog lifts by noon in summer."),
         "final.txt": (
             "The final\n\nThe season ended with the final in February. Peyton Manning became the first "
             "quarterback to lead two different teams to the final. He is also the oldest quarterback ever "
@@ -818,3 +822,11 @@ def test_a_real_word_the_documents_lack_is_not_read_as_a_neighbour(people):
     documents do not know it), so it stays as typed."""
     a = people.ask("Who founded the bakers guild in the harbour town?")
     assert not [n for n in a.notes if n.text.startswith("read ")], a.notes
+
+
+def test_a_sentence_saying_this_after_an_opening_word_answers_with_the_one_before(people):
+    """"Today, this is known as the Lindholm effect" speaks of the sentence before it (the winds);
+    with both sentences' words it answers first, instead of the topic sentence that only repeats
+    the question's words."""
+    a = people.ask("What is the effect of the cold northern winds called?")
+    assert a.text.split("\n\n")[-1].startswith("Today, this is known as the Lindholm effect. [1]"), a.text
