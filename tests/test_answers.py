@@ -830,3 +830,19 @@ def test_a_sentence_saying_this_after_an_opening_word_answers_with_the_one_befor
     the question's words."""
     a = people.ask("What is the effect of the cold northern winds called?")
     assert a.text.split("\n\n")[-1].startswith("Today, this is known as the Lindholm effect. [1]"), a.text
+
+
+def test_a_passage_holding_more_of_the_questions_words_ranks_first(built, tmp_path):
+    """Two passages quote the same best sentence with the same retrieval score; the one that also
+    names the question's other words ("valley") is the likelier answer, and ranks first."""
+    from dataclasses import replace
+
+    engine = engine_over(built, tmp_path, {
+        "notes.txt": "Mill notes\n\nThe mill was rebuilt in stone after the great flood. Visitors come every summer.",
+        "history.txt": "Mill history\n\nThe mill was rebuilt in stone after the great flood. It stands in the valley.",
+    })
+    question = "When was the mill in the valley rebuilt in stone?"
+    hits, qvec, _ = engine.retrieve(question, 2)
+    by_source = {Path(h.chunk.source).name: replace(h, score=0.5) for h in hits}
+    ranked = engine.state.extractive.rerank(question, qvec, [by_source["notes.txt"], by_source["history.txt"]])
+    assert Path(ranked[0].chunk.source).name == "history.txt"
