@@ -355,11 +355,15 @@ class ExtractiveAnswerer:
         """For each word, how many chunks hold it in some inflection, and the stem they hold (of
         the document language where most do; the word itself when none do). One stemmer call per
         language for all the words: rag.spelling asks about ~500 at once."""
+        stems = [stem_words(words, lang) for lang in self._languages]
+        tokens = list(dict.fromkeys(st for per in stems for st in per))
+        many = getattr(self._df, "get_many", None)  # PostgreSQL: one query for all, not one each
+        df = many(tokens) if many is not None else {t: self._df.get(t, 0) for t in tokens}
         found = [(0, w) for w in words]
-        for lang in self._languages:
-            for i, st in enumerate(stem_words(words, lang)):
-                if (n := self._df.get(st, 0)) > found[i][0]:
-                    found[i] = (n, st)
+        for per in stems:
+            for i, st in enumerate(per):
+                if df[st] > found[i][0]:
+                    found[i] = (df[st], st)
         return found
 
     def _idf(self, word: str) -> float:

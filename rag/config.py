@@ -75,6 +75,8 @@ class Settings:
     llm_temperature: float = 0.1
     llm_retries: int = 2
     llm_expand_query: bool = False
+    # Read a slip of the hand in a question word as the document word it was meant to be (rag.spelling).
+    respell: bool = True
     # Discord adapter (bot/): README "Discord setup".
     discord_token: str = field(default="", repr=False)
     discord_channels: tuple[int, ...] = ()
@@ -262,6 +264,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         llm_temperature=_float(env, "RAG_LLM_TEMPERATURE", 0.1, lo=0.0, hi=2.0),
         llm_retries=_int(env, "RAG_LLM_RETRIES", 2, lo=0, hi=10),
         llm_expand_query=_bool(env, "RAG_LLM_EXPAND_QUERY", False),
+        respell=_bool(env, "RAG_RESPELL", True),
         discord_token=env.get("DISCORD_TOKEN", "").strip(),
         discord_channels=_ids(env, "DISCORD_CHANNEL_IDS"),
         discord_admins=_ids(env, "DISCORD_ADMIN_IDS"),

@@ -34,8 +34,10 @@ from rag.errors import (
 from rag.followup import is_follow_up, joined_query, sane_rewrite
 from rag.clean import normalize
 from rag.records import Answer, AnswerRequest, Citation, Draft, Hit, Note
-from rag.spelling import respell
+from rag.spelling import Dictionaries, respell
 from rag.textsafe import clean
+
+SHOWN_READINGS = 3  # re-read words named in the note; more are counted ("and 2 more words")
 
 if TYPE_CHECKING:  # imported when loading, so `import rag.engine` stays light
     from rag.answering import Extractive
@@ -68,6 +70,7 @@ class Engine:
         self._qcache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._qcache_lock = threading.Lock()  # the bot asks from several threads at once
         self._llm = llm
+        self._dictionaries = Dictionaries()  # for telling a slip from a real word (rag.spelling)
 
     # ----- loading -------------------------------------------------------------------------
     def _index_is_stale(self) -> bool:
@@ -140,8 +143,10 @@ class Engine:
         return state
 
     def warm_up(self) -> None:
-        """Load index and models now (e.g. in the background while a bot connects)."""
+        """Load index, models and word lists now (e.g. in the background while a bot connects)."""
         self.embed_query("warm up")
+        if self.settings.respell:
+            self._dictionaries.knows("warm")
 
     @property
     def embedder(self):
@@ -216,11 +221,18 @@ class Engine:
         st = self.state
         return self._retrieve(st, self._respell(st, query)[0], top_k)
 
-    @staticmethod
-    def _respell(st: _State, q: str) -> tuple[str, list[Note]]:
-        """`q` with its slips of the hand re-read as document words (rag.spelling), and a note for each."""
-        q, changed = respell(q, st.extractive.chunks_holding)
-        return q, [Note(f'read "{typed}" as "{read}"') for typed, read in changed]
+    def _respell(self, st: _State, q: str) -> tuple[str, list[Note]]:
+        """`q` with its slips of the hand re-read as document words (rag.spelling, RAG_RESPELL),
+        and one note for them (at most SHOWN_READINGS named, so other notes keep their room)."""
+        if not self.settings.respell:
+            return q, []
+        q, readings = respell(q, st.extractive.chunks_holding, self._dictionaries.knows)
+        if not readings:
+            return q, []
+        named = ", ".join(f'"{r.typed}" as "{r.read}"' for r in readings[:SHOWN_READINGS])
+        extra = len(readings) - SHOWN_READINGS
+        more = f" and {extra} more word{'s' if extra > 1 else ''}" if extra > 0 else ""
+        return q, [Note(f"read {named}{more}")]
 
     def channel_rankings(self, query: str, depth: int) -> tuple[dict, dict[int, str]]:
         """Each retrieval channel's ranking before fusion, and the source of every chunk in them.
@@ -228,6 +240,7 @@ class Engine:
         For fusion tuning (evals/tune.py), which fuses these many ways without asking again.
         """
         st = self.state
+        query = self._respell(st, query)[0]  # as `retrieve` reads it
         results = st.retriever.rankings(self.embed_query(query), query, depth)
         ids = sorted({int(i) for ranked, _ in results.values() for i in ranked})
         chunks = st.index.read(lambda view: view.fetch(ids, None))
@@ -267,8 +280,11 @@ class Engine:
         if (load_ms := (time.perf_counter() - start) * 1000) > 50:
             timings["load"] = load_ms
         notes += st.take_notes()
+        typed = q  # the answer keeps the question as asked; the pipeline reads it as re-read
+        t = time.perf_counter()
         q, respelt = self._respell(st, q)
         notes += respelt
+        timings["respell"] = (time.perf_counter() - t) * 1000
         llm = self._llm
         deadline, limit = llm.deadline() if llm is not None else (None, 0.0)
         asked, query = self._condense(q, history or [], deadline, limit, timings)
@@ -280,10 +296,10 @@ class Engine:
         request = AnswerRequest(asked, query, tuple(hits), qvec, deadline, limit)
         t = time.perf_counter()
         if llm is None:
-            answer = self._from_draft(st.extractive.answer(request, memo), "extractive", q, hits, notes)
+            answer = self._from_draft(st.extractive.answer(request, memo), "extractive", typed, hits, notes)
         else:
             answer = None
-            for item in self._llm_answer(st, llm, request, q, notes, stream, memo):
+            for item in self._llm_answer(st, llm, request, typed, notes, stream, memo):
                 if isinstance(item, Answer):
                     answer = item
                 else:

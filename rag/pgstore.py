@@ -248,6 +248,21 @@ class _DocFreqs:
     def __contains__(self, token: str) -> bool:
         return self.get(token) > 0
 
+    def get_many(self, tokens: list[str]) -> dict[str, int]:
+        """The df of each token in one query (rag.spelling asks about hundreds of would-be words
+        at once); only the tokens some chunk holds are cached, so the cache stays within the
+        vocabulary however many slips are asked about."""
+        out = {t: self.cache[t] for t in tokens if t in self.cache}
+        rest = [t for t in dict.fromkeys(tokens) if t not in out]
+        if rest:
+            rows = self.db.run(lambda conn: conn.execute(
+                _q(self.db.schema, "SELECT term, df FROM {s}.terms WHERE channel = %s AND term = ANY(%s)"),
+                (self.channel, rest)).fetchall())
+            found = {term: int(df) for term, df in rows}
+            self.cache.update(found)
+            out.update({t: found.get(t, 0) for t in rest})
+        return out
+
 
 class _Generation:
     """What one committed ingest (a `generation`) looks like to readers: BM25 statistics, deleted

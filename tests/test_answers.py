@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 
+from rag.engine import Engine
 from rag.errors import BadQuestion
 
 MEETING_Q = "When did the VI Consultative Meeting of the Heads of State of Central Asia take place?"
@@ -811,6 +812,13 @@ def test_a_misspelt_name_is_read_as_the_document_word_with_a_note(engine, people
     a = engine.ask("Who is the Chairman of the Mazhlis?")
     assert not a.abstained and "Yerlan Koshanov" in a.text, a.text
     assert 'read "Mazhlis" as "Mazhilis"' in [n.text for n in a.notes]
+    assert a.question == "Who is the Chairman of the Mazhlis?"  # what the user asked, for the logs
+    exact = Engine(engine.settings.with_(respell=False))  # RAG_RESPELL=false: read as typed
+    a = exact.ask("Who is the Chairman of the Mazhlis?")
+    assert a.abstained and not [n for n in a.notes if n.text.startswith("read ")], a.text
+    a = engine.ask("Did Tokaev, Mirziyoev and Koshanv meet at the Mazhlis?")  # one note, three words named
+    assert [n.text for n in a.notes if n.text.startswith("read ")] == [
+        'read "Tokaev" as "Tokayev", "Mirziyoev" as "Mirziyoyev", "Koshanv" as "Koshanov" and 1 more word']
     a = people.ask("What was Pikety's work called?")  # a letter left out of a name
     assert not a.abstained and "Thomas Piketty challenged" in a.text, a.text
     assert [n.text for n in a.notes if n.text.startswith("read ")] == ['read "Pikety" as "Piketty"']
