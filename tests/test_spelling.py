@@ -87,3 +87,21 @@ def test_a_question_of_non_words_costs_bounded_work():
 
         assert respell(question, holding, DICTIONARIES.knows) == (question, [])
         assert len(asked) < 20_000, len(asked)
+
+
+def test_the_dictionaries_load_once_when_many_threads_ask_first(monkeypatch):
+    """The bot's worker threads may all meet their first slip at once: one loads, the rest wait."""
+    import threading
+
+    import spellchecker
+
+    made, real = [], spellchecker.SpellChecker.__init__
+    monkeypatch.setattr(spellchecker.SpellChecker, "__init__",
+                        lambda self, *a, **k: made.append(1) or real(self, *a, **k))
+    dictionaries = Dictionaries()
+    threads = [threading.Thread(target=dictionaries.knows, args=("Gandhi",)) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(made) == 2  # English and German, once each
