@@ -43,6 +43,7 @@ GROUPS: dict[str, tuple[tuple[str, str], ...]] = {
         ("RAG_LEXICON_FILES", "extra English-German word lists, comma-separated (none)"),
         ("RAG_ANSWER_SENTENCES", "sentences in an extractive answer (2)"),
         ("RAG_MAX_QUESTION_CHARS", "longer questions are cut (2000)"),
+        ("RAG_RESPELL", "read a slip in a question word as the document word (true)"),
         ("RAG_QUERY_BACKEND", "onnx or torch (onnx)"),
         ("RAG_LLM_BASE_URL", "OpenAI-compatible endpoint; empty: extractive, no LLM"),
         ("RAG_LLM_MODEL", "model name at that endpoint (gpt-4o-mini)"),
