@@ -112,6 +112,15 @@ NO_STATEMENT = -1.0
 # → 0.879/0.933, de answers 0.783 → 0.787 (even half), xl and the seeds unchanged; after two words
 # ("Heute ist dies …") it gained one de first sentence and lost two en answers.
 ANAPHOR_WEIGHT = 0.8
+# Sentence openers after which a pronoun still points back ("However its …", "When they …", "In
+# this way …", "All this …"): prepositions, conjunctions and connectives, English and German (not
+# verbs: "Give them …", "Lesen Sie auch …").
+_OPENERS = frozenset("""
+in on at for with by from of after before during since when while as although though because if
+so and but or yet then thus however therefore today meanwhile all both each like unlike despite
+through under over into within without between among until once also still later instead
+an auf mit bei von nach vor während seit wenn weil obwohl da und aber oder doch dann jedoch daher
+deshalb heute damals zudem außerdem trotzdem alle beide durch unter über""".split())
 # English and German pronouns and demonstratives that open such a sentence ("there" and "es" are
 # left out: "There are …", "Es gibt …" point at nothing).
 ANAPHORS = frozenset(
@@ -544,21 +553,26 @@ class ExtractiveAnswerer:
 
 def refers_back(sentence: str) -> bool:
     """Whether the sentence speaks of what the one before it names: a pronoun or demonstrative as
-    its first word, or after one opening word ("Its existence was first proved in 1962", "Dieses
-    wurde als … bekannt", "Today, this is known as the Miasma theory", "However its role …",
-    "When they arrived, …").
+    its first word, or in lower case after an opening preposition, conjunction or connective
+    (_OPENERS) or an opening word and a comma ("Its existence was first proved in 1962", "Dieses wurde als … bekannt", "Today, this is
+    known as the Miasma theory", "However its role …", "When they arrived, …"). Not after a verb
+    ("Give them your views", "Lesen Sie auch …": a command, and formal "Sie").
 
     >>> refers_back("They then beat the Patriots, 20–18."), refers_back("In this way, they …")
     (True, True)
-    >>> refers_back("The Broncos won."), refers_back("IT services grew."), refers_back("The team beat them.")
+    >>> refers_back("The Broncos won."), refers_back("IT services grew."), refers_back("Give them a call.")
     (False, False, False)
+    >>> refers_back("Lesen Sie auch, wie der Preis stieg."), refers_back("Während sie wuchs, …")
+    (False, True)
     """
-    for word in re.findall(r"\w+", sentence)[:2]:
-        if word.isupper() and len(word) > 1:
-            return False  # an acronym ("IT services grew"), not a pronoun
-        if fold(word) in ANAPHORS:
-            return True
-    return False
+    words = re.findall(r"\w+", sentence)[:2]
+    if not words or (words[0].isupper() and len(words[0]) > 1):
+        return False  # an acronym ("IT services grew"), not a pronoun
+    if fold(words[0]) in ANAPHORS:
+        return True
+    if len(words) < 2 or not words[1].islower() or words[1] not in ANAPHORS:
+        return False
+    return words[0].casefold() in _OPENERS or re.match(r"\W*\w+\s*,", sentence) is not None
 
 
 # "he" / "she" / "er" among a sentence's first six words: it opens the sentence, or follows a fronted

@@ -288,6 +288,8 @@ class Engine:
         llm = self._llm
         deadline, limit = llm.deadline() if llm is not None else (None, 0.0)
         asked, query = self._condense(q, history or [], deadline, limit, timings)
+        if query != q:  # joined with (or rewritten from) the conversation, whose questions are kept as typed
+            query = self._respell(st, query)[0]
         if llm is not None and self.settings.llm_expand_query:
             query = self._translate(st, query, deadline, limit)
         memo = st.extractive.memo(query)  # this question's only: re-ranking and the answer share it

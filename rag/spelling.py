@@ -13,7 +13,8 @@ was Ghandi's work called?"). A word is re-read only when
 - a document word is one slip away, never at the first letter (slips there are rare, and
   re-reading them turns names into other words: "Aaron" / "Taron"): a letter deleted, inserted,
   replaced by a neighbouring key, or moved up to MAX_MOVE places ("Ghandi" → "Gandhi", a swap of
-  neighbours being the shortest move). Dropping a last letter is not a slip but an ending: a
+  neighbours being the shortest move). An ending is not a slip: dropping a last letter, or a
+  reading whose stem the typed word merely extends, unless that reading is a dictionary word; a
   name's female or transliterated form ("Aliyeva", "Berdimuhamedow") stays as typed. Of several
   words, the one most chunks hold; two different words that tie leave the question as typed.
 The engine shows each re-reading as a note, so the user sees how the question was read.
@@ -98,17 +99,24 @@ def _slips(word: str) -> list[str]:
 Counts = Callable[[list[str]], list[tuple[int, str]]]
 
 
-def correction(word: str, chunks_holding: Counts) -> str | None:
+def correction(word: str, chunks_holding: Counts, known: Callable[[str], bool]) -> str | None:
     """The word one slip from `word` that the most chunks hold, or None (none, or two different
     words tie). Slips that reach the same stem ("pokalfinale", "pokalfinael") are one word: the
-    likelier slip is taken. Accents are kept as typed ("Präsidnet" → "Präsident")."""
+    likelier slip is taken. Accents are kept as typed ("Präsidnet" → "Präsident").
+
+    A stem that `word` merely extends is an ending, not a slip: "Aliyeva" + "l" stems to the
+    documents' "aliyev", but she is not him. Such a reading stands only when it is a dictionary
+    word (`known`): "agenchy" → "agency"."""
     candidates = _slips(word.lower())  # not casefold: it writes ß as ss
     found = chunks_holding([fold(c) for c in candidates])
     top = max((n for n, _ in found), default=0)
-    best = [c for c, (n, _) in zip(candidates, found) if n == top]
-    if top <= 0 or len({st for n, st in found if n == top}) > 1:
+    best = [(c, st) for c, (n, st) in zip(candidates, found) if n == top]
+    if top <= 0 or len({st for _, st in best}) > 1:
         return None
-    return best[0][0].upper() + best[0][1:] if word[0].isupper() else best[0]
+    read, stem = best[0]
+    if fold(word).startswith(stem) and not known(read):
+        return None
+    return read[0].upper() + read[1:] if word[0].isupper() else read
 
 
 class Dictionaries:
@@ -151,7 +159,8 @@ def respell(question: str, chunks_holding: Counts, known: Callable[[str], bool])
                 words.setdefault(w.casefold(), w)
     typed = list(words.values())
     absent = [w for w, (n, _) in zip(typed, chunks_holding([fold(w) for w in typed])) if n == 0][:MAX_WORDS]
-    read = {w.casefold(): better for w in absent if (better := correction(w, chunks_holding)) and not known(w)}
+    read = {w.casefold(): better for w in absent
+            if (better := correction(w, chunks_holding, known)) and not known(w)}
     if not read:
         return question, []
     readings = [Reading(words[k], r) for k, r in read.items()]
@@ -169,4 +178,4 @@ def respell(question: str, chunks_holding: Counts, known: Callable[[str], bool])
 def _plain(run: str) -> bool:
     """Whether a run of characters between spaces is words and punctuation, not an identifier,
     a URL or an address ("Tokaeyv2", "example.org/Tokaev", "a@b.kz")."""
-    return not _NOT_A_WORD.search(run.strip(".,;:!?\"'()[]"))
+    return not _NOT_A_WORD.search(re.sub(r"^[\W_]+|[\W_]+$", "", run))

@@ -813,6 +813,9 @@ def test_a_misspelt_name_is_read_as_the_document_word_with_a_note(engine, people
     assert not a.abstained and "Yerlan Koshanov" in a.text, a.text
     assert 'read "Mazhlis" as "Mazhilis"' in [n.text for n in a.notes]
     assert a.question == "Who is the Chairman of the Mazhlis?"  # what the user asked, for the logs
+    # a follow-up joins the conversation's question as it was typed: it is read the same way
+    follow = engine.ask("When was he elected?", history=[("Who is the Chairman of the Mazhlis?", a.text)])
+    assert not follow.abstained, follow.text
     exact = Engine(engine.settings.with_(respell=False))  # RAG_RESPELL=false: read as typed
     a = exact.ask("Who is the Chairman of the Mazhlis?")
     assert a.abstained and not [n for n in a.notes if n.text.startswith("read ")], a.text

@@ -57,6 +57,24 @@ def test_a_word_is_kept_as_typed(question, held):
     assert read(question, held) == (question, [])
 
 
+def stemmed(held: dict[str, int]):
+    """chunks_holding over a table of document stems, through the real English stemmer."""
+    from rag.languages import stem_words
+
+    return lambda words: [(held.get(st, 0), st) for st in stem_words(words, "en")]
+
+
+def test_an_ending_the_documents_lack_is_not_a_slip_unless_the_reading_is_a_word():
+    """"Aliyeva" + "l" stems to the documents' "aliyev": an ending of a name, not a slip, and she is
+    not him. "agenchy" also extends the stem "agenc", but "agency" is a word, so it is read."""
+    assert respell("What did Aliyeva say?", stemmed({"aliyev": 4}), DICTIONARIES.knows) == ("What did Aliyeva say?", [])
+    assert respell("Which agenchy checked it?", stemmed({"agenc": 4}), DICTIONARIES.knows)[1] == [Reading("agenchy", "agency")]
+
+
+def test_a_word_with_an_inner_capital_is_spelt_as_meant():
+    assert read("Who founded McDonlad's?", {"mcdonald": 5}) == ("Who founded McDonlad's?", [])
+
+
 def test_slips_to_the_same_stem_are_one_word():
     """"Pokalfinlae": "Pokalfinale" (a swap) and "Pokalfinael" (a move) are the same word to the
     index, so they do not tie; the likelier slip is the one shown."""
