@@ -165,7 +165,9 @@ class Index(Protocol):
     def documents(self) -> list[DocInfo]: ...
 
     def document_frequencies(self, kind: str) -> Mapping[str, int]:
-        """Chunks containing each token of channel `kind` (the answerer's IDF)."""
+        """Chunks containing each token of channel `kind` (the answerer's IDF). A store whose
+        lookups cost a round trip also offers `get_many(tokens) -> dict[str, int]`, one trip for
+        all (rag.answer.ExtractiveAnswerer.chunks_holding uses it when present)."""
 
 
 def top_positive(scores: np.ndarray, depth: int) -> np.ndarray:
