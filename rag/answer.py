@@ -376,7 +376,7 @@ class ExtractiveAnswerer:
         return found
 
     def _idf(self, word: str) -> float:
-        df = self.chunks_holding([word])[0][0]
+        df = max((self._df.get(st, 0) for st in self._stems(word)), default=0)  # cached per token on PostgreSQL
         return math.log(1 + (self._n_chunks - df + 0.5) / (df + 0.5))
 
     def key_terms(self, question: str, kind: str | None = None) -> list[Term]:
